@@ -1,0 +1,1 @@
+"""The provider registry: YAML files → typed, cross-checked models."""

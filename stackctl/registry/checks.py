@@ -1,0 +1,276 @@
+"""Cross-file checks: what pydantic cannot see because it spans entries or files."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .catalog import declared_models, exclusive_groups, profile_of
+from .load import MAPPINGS, PROVIDERS, STACK, Registry
+from .problems import Problem, did_you_mean
+from .source import Loc
+
+SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
+ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\}$")
+ENFORCEABLE_STRATEGIES = {None, "direct", "simple-shuffle", "weighted_round_robin", "weighted"}
+
+
+class Checker:
+    def __init__(self, reg: Registry):
+        self.reg = reg
+        self.problems: list[Problem] = []
+        self.providers = reg.providers.providers
+        self.mappings = reg.mappings
+        self.models = declared_models(reg)
+
+    def run(self) -> list[Problem]:
+        self.check_providers()
+        self.check_exact_matches()
+        self.check_patterns()
+        self.check_load_balancing()
+        self.check_fallback_chains()
+        self.check_capabilities()
+        self.check_unenforced_rules()
+        self.check_ports()
+        self.check_gpu_groups()
+        return self.problems
+
+    # -- helpers ----------------------------------------------------------------------------
+    def err(self, file: str, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.reg.sources[file].problem("error", loc, message, hint))
+
+    def warn(self, file: str, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.reg.sources[file].problem("warning", loc, message, hint))
+
+    def provider_ref(self, name: str, loc: Loc) -> None:
+        """A provider named in the mappings must exist and be enabled."""
+        prov = self.providers.get(name)
+        if prov is None:
+            hint = did_you_mean(name, self.providers)
+            if name in self.models:
+                hint = f"{name!r} is a model; name the provider that serves it"
+            self.err(MAPPINGS, loc, f"unknown provider {name!r}", hint)
+        elif not prov.enabled:
+            self.err(MAPPINGS, loc, f"provider {name!r} is {prov.status}",
+                     f"set providers.{name}.status: active in {PROVIDERS}, or drop this entry")
+
+    def model_ref(self, name: str, loc: Loc) -> bool:
+        """A model named in the mappings must be declared and served by an enabled provider."""
+        if name in self.models:
+            served = self._enabled_model(name)
+            if not served:
+                self.err(MAPPINGS, loc, f"model {name!r} is served only by a disabled provider",
+                         "enable its provider or remove it here")
+            return served
+        if name in self.providers:
+            own = [m for m, e in self.mappings.exact_matches.items() if e.provider == name]
+            hint = ("did you mean one of its models: " + ", ".join(own)) if own else None
+            self.err(MAPPINGS, loc, f"{name!r} is a provider, not a model", hint)
+        else:
+            self.err(MAPPINGS, loc, f"unknown model {name!r}",
+                     did_you_mean(name, self.models) or
+                     "declare it under exact_matches or load_balancing")
+        return False
+
+    def _enabled_model(self, name: str) -> bool:
+        match = self.mappings.exact_matches.get(name)
+        if match and (p := self.providers.get(match.provider)) and p.enabled:
+            return True
+        group = self.mappings.load_balancing.get(name)
+        return bool(group and any((p := self.providers.get(w.provider)) and p.enabled
+                                  for w in group.providers))
+
+    # -- providers.yaml ---------------------------------------------------------------------
+    def check_providers(self) -> None:
+        for name, prov in self.providers.items():
+            loc: Loc = ("providers", name)
+            if prov.enabled and prov.is_local and prov.container is None:
+                self.err(PROVIDERS, loc, f"local provider {name!r} has no container section",
+                         "add container: {image, port, profile, health} so stackctl can run it, "
+                         "or set status: disabled")
+            if prov.enabled and not prov.is_local and prov.requires_api_key and not prov.env_var:
+                self.err(PROVIDERS, loc + ("requires_api_key",),
+                         "an API key is required but no env_var names where it comes from",
+                         "add env_var: PROVIDER_API_KEY and put the key in .env")
+            if prov.env_var and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prov.env_var):
+                self.err(PROVIDERS, loc + ("env_var",),
+                         "env_var must be the NAME of an environment variable, not a key",
+                         "e.g. env_var: OPENAI_API_KEY")
+            if prov.container:
+                for key, value in prov.container.env.items():
+                    if SECRET_NAME.search(key) and not ENV_REF.match(value):
+                        self.err(PROVIDERS, loc + ("container", "env", key),
+                                 f"secret {key!r} is written inline",
+                                 f"write {key}: ${{{key}}} and put the value in .env")
+
+    # -- model-mappings.yaml ----------------------------------------------------------------
+    def check_exact_matches(self) -> None:
+        for name, match in self.mappings.exact_matches.items():
+            loc: Loc = ("exact_matches", name)
+            self.provider_ref(match.provider, loc + ("provider",))
+            prov = self.providers.get(match.provider)
+            if prov and match.backend_model and prov.models and \
+                    match.backend_model not in prov.model_names:
+                self.err(MAPPINGS, loc + ("backend_model",),
+                         f"provider {match.provider!r} does not serve {match.backend_model!r}",
+                         did_you_mean(match.backend_model, prov.model_names)
+                         or "it serves: " + ", ".join(prov.model_names))
+            if match.fallback:
+                self.model_ref(match.fallback, loc + ("fallback",))
+                if match.fallback == name:
+                    self.err(MAPPINGS, loc + ("fallback",), f"{name!r} falls back to itself")
+            for i, alias in enumerate(match.aliases):
+                if alias in self.models:
+                    self.err(MAPPINGS, loc + ("aliases", i),
+                             f"alias {alias!r} is already a model name")
+
+    def check_patterns(self) -> None:
+        for i, pat in enumerate(self.mappings.patterns):
+            loc: Loc = ("patterns", i)
+            try:
+                re.compile(pat.pattern)
+            except re.error as exc:
+                self.err(MAPPINGS, loc + ("pattern",), f"pattern does not compile: {exc}")
+            self.provider_ref(pat.provider, loc + ("provider",))
+            if pat.fallback:
+                self.model_ref(pat.fallback, loc + ("fallback",))
+            self.warn(MAPPINGS, loc, "pattern routing is not enforced by the gateway",
+                      "clients must use a declared model name; add an exact_matches entry")
+
+    def check_load_balancing(self) -> None:
+        for name, group in self.mappings.load_balancing.items():
+            loc: Loc = ("load_balancing", name)
+            total = 0.0
+            for i, wp in enumerate(group.providers):
+                ploc = loc + ("providers", i)
+                self.provider_ref(wp.provider, ploc + ("provider",))
+                if wp.weight <= 0:
+                    self.err(MAPPINGS, ploc + ("weight",), f"weight must be positive, got {wp.weight}")
+                total += wp.weight
+                if wp.condition:
+                    self.warn(MAPPINGS, ploc + ("condition",),
+                              f"condition {wp.condition!r} cannot be enforced by the gateway",
+                              "traffic is split by weight alone")
+            if group.providers and abs(total - 1.0) > 1e-6:
+                self.err(MAPPINGS, loc + ("providers",),
+                         f"weights sum to {total:g}, not 1", "scale them so they add up to 1")
+            if group.strategy not in ENFORCEABLE_STRATEGIES:
+                self.warn(MAPPINGS, loc + ("strategy",),
+                          f"strategy {group.strategy!r} cannot be enforced by the gateway",
+                          "weighted shuffle is used")
+
+    def check_fallback_chains(self) -> None:
+        graph: dict[str, list[str]] = {}
+        for name, chain in self.mappings.fallback_chains.items():
+            loc: Loc = ("fallback_chains", name)
+            if name != "default":
+                self.model_ref(name, loc)
+            for item, count in Counter(chain.chain).items():
+                if count > 1:
+                    self.err(MAPPINGS, loc + ("chain",), f"{item!r} appears {count} times")
+            for i, item in enumerate(chain.chain):
+                if item == name:
+                    self.err(MAPPINGS, loc + ("chain", i), f"{name!r} falls back to itself")
+                else:
+                    self.model_ref(item, loc + ("chain", i))
+            if name != "default":
+                graph[name] = [m for m in chain.chain if m != name]
+        for match_name, match in self.mappings.exact_matches.items():
+            if match.fallback and match_name not in graph:
+                graph[match_name] = [match.fallback]
+        for cycle in _cycles(graph):
+            self.err(MAPPINGS, ("fallback_chains", cycle[0]),
+                     "fallback cycle: " + " → ".join(cycle + [cycle[0]]),
+                     "a chain must end at a model with no further fallback")
+
+    def check_capabilities(self) -> None:
+        for name, cap in self.mappings.capabilities.items():
+            loc: Loc = ("capabilities", name)
+            for i, model in enumerate(cap.preferred_models):
+                self.model_ref(model, loc + ("preferred_models", i))
+            if cap.provider:
+                self.provider_ref(cap.provider, loc + ("provider",))
+            if cap.fallback:
+                if cap.fallback in self.providers:
+                    self.provider_ref(cap.fallback, loc + ("fallback",))
+                else:
+                    self.model_ref(cap.fallback, loc + ("fallback",))
+            if cap.routing_strategy not in ENFORCEABLE_STRATEGIES:
+                target = f"'{name}' is served as an alias of {cap.preferred_models[0]!r}" \
+                    if cap.preferred_models else "it is documentation only"
+                self.warn(MAPPINGS, loc + ("routing_strategy",),
+                          f"routing_strategy {cap.routing_strategy!r} cannot be enforced by the "
+                          f"gateway", target)
+
+    def check_unenforced_rules(self) -> None:
+        for section in ("routing_rules", "special_cases"):
+            value = getattr(self.mappings, section)
+            if value:
+                self.warn(MAPPINGS, (section,), f"{section} cannot be enforced by the gateway",
+                          "only exact names, load balancing and fallback chains are routed")
+
+    # -- stack-wide -------------------------------------------------------------------------
+    def check_ports(self) -> None:
+        used: dict[int, str] = {}
+        stack = self.reg.stack
+
+        def claim(port: int | None, owner: str, file: str, loc: Loc) -> None:
+            if port is None:
+                return
+            if port in used:
+                if file in self.reg.sources:
+                    self.err(file, loc, f"host port {port} is already used by {used[port]}",
+                             "give each service its own host port")
+                else:
+                    self.err(PROVIDERS, loc, f"host port {port} is already used by {used[port]}")
+            else:
+                used[port] = owner
+
+        claim(stack.gateway.host_port, "the gateway", STACK, ("gateway", "host_port"))
+        if stack.cache.enabled:
+            claim(stack.cache.host_port, "the cache", STACK, ("cache", "host_port"))
+        for svc in ("prometheus", "grafana", "loki", "alloy"):
+            claim(getattr(stack.monitoring, svc).host_port, svc, STACK,
+                  ("monitoring", svc, "host_port"))
+        for name, prov in self.providers.items():
+            if prov.enabled and prov.container:
+                claim(prov.host_port, f"provider {name!r}", PROVIDERS,
+                      ("providers", name, "base_url"))
+
+    def check_gpu_groups(self) -> None:
+        for group, members in exclusive_groups(self.reg).items():
+            by_profile: dict[str, list[str]] = {}
+            for m in members:
+                by_profile.setdefault(profile_of(m, self.providers[m]), []).append(m)
+            for profile, names in by_profile.items():
+                if len(names) > 1:
+                    self.err(PROVIDERS, ("providers", names[1], "container", "profile"),
+                             f"profile {profile!r} would start {' and '.join(names)} together, "
+                             f"but they share exclusive GPU group {group!r}",
+                             "give each member its own profile; `stackctl switch` moves between them")
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Elementary cycles found by DFS, each reported once (rotation-normalised)."""
+    seen: set[tuple[str, ...]] = set()
+    out: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for nxt in graph.get(node, []):
+            if nxt in path:
+                cycle = path[path.index(nxt):]
+                i = cycle.index(min(cycle))
+                key = tuple(cycle[i:] + cycle[:i])
+                if key not in seen:
+                    seen.add(key)
+                    out.append(list(key))
+            elif len(path) < 50:
+                visit(nxt, path + [nxt])
+
+    for start in graph:
+        visit(start, [start])
+    return out
+
+
+def check(reg: Registry) -> list[Problem]:
+    return Checker(reg).run()

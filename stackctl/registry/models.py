@@ -1,0 +1,259 @@
+"""Typed registry: providers.yaml, model-mappings.yaml and stack.yaml.
+
+The provider and mapping schema is the one of the system stackctl replaces (its descriptive
+keys are accepted and ignored); `container` and stack.yaml are stackctl's additions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LOCAL_TYPES = ("ollama", "llama_cpp", "vllm")
+ProviderType = Literal["ollama", "llama_cpp", "vllm", "openai", "anthropic", "openai_compatible"]
+Status = Literal["active", "disabled", "template"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealthProbe(Strict):
+    """How Docker and stackctl decide that a container is ready."""
+
+    endpoint: str | None = Field(None, description="HTTP path probed inside the container; "
+                                 "default per provider type")
+    via: Literal["python", "curl", "ollama-cli"] | None = Field(
+        None, description="tool the image has for the probe (LiteLLM/vLLM: python, "
+        "Ollama: ollama-cli, llama.cpp: curl); default per provider type")
+    expect: str | None = Field(None, description="substring the response must contain "
+                               "(e.g. the served model name in /v1/models)")
+    start_period: float = Field(60, gt=0, description="seconds of start-up before failures count")
+    interval: float = Field(5, gt=0, description="seconds between Docker probes")
+    timeout: float = Field(5, gt=0, description="seconds one probe may take")
+    retries: int = Field(3, ge=1, description="failed probes before 'unhealthy'")
+
+
+class Gpu(Strict):
+    count: int = Field(1, ge=0, description="GPUs reserved (0: none, e.g. a CPU stub)")
+    exclusive_group: str | None = Field(None, description="members of one group never run "
+                                        "together; `stackctl switch` moves between them")
+
+
+class Container(Strict):
+    """What the provider's container needs (stackctl's extension of the provider entry)."""
+
+    image: str = Field(description="image with a pinned tag (not :latest)")
+    command: list[str] = Field(default_factory=list, description="arguments after the entrypoint")
+    port: int = Field(ge=1, le=65535, description="port the server listens on in the container")
+    host_port: int | None = Field(None, ge=1, le=65535,
+                                  description="published on 127.0.0.1; default: base_url's port")
+    volumes: dict[str, str] = Field(default_factory=dict,
+                                    description="named volume → mount path (model caches)")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="environment; secrets only as ${VAR} references")
+    gpu: Gpu | None = None
+    profile: str | None = Field(None, description="compose profile; default: provider name")
+    health: HealthProbe = Field(default_factory=HealthProbe)
+    stop_grace_period: float = Field(10, gt=0, description="seconds between SIGTERM and SIGKILL")
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        name = value.split("@", 1)[0]
+        tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else None
+        if "@" not in value and (tag is None or tag == "latest"):
+            raise ValueError(f"image {value!r} is not pinned: give an explicit tag such as "
+                             f"{name.split(':')[0]}:1.2.3 (not :latest)")
+        return value
+
+
+class ProviderModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)  # size, quantization…: descriptive
+    name: str
+
+
+class Provider(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ProviderType
+    base_url: str
+    status: Status = "active"
+    models: list[ProviderModel] = Field(default_factory=list)
+    health_endpoint: str | None = None
+    env_var: str | None = Field(None, description="environment variable holding the API key")
+    requires_api_key: bool = False
+    container: Container | None = None
+    # Descriptive keys of the original schema, accepted and not used.
+    description: str | None = None
+    features: list[Any] | None = None
+    docs: str | None = None
+    location: str | None = None
+    configuration: dict[str, Any] | None = None
+    service_file: str | None = None
+    api_format: str | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    hardware_requirements: dict[str, Any] | None = None
+    rate_limits: dict[str, Any] | None = None
+    cost_per_1k_tokens: dict[str, Any] | None = None
+    notes: str | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_as_models(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def is_local(self) -> bool:
+        host = urlparse(self.base_url).hostname or ""
+        return self.type in LOCAL_TYPES and host in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    @property
+    def host_port(self) -> int | None:
+        if self.container and self.container.host_port:
+            return self.container.host_port
+        return urlparse(self.base_url).port
+
+
+class ProvidersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    providers: dict[str, Provider]
+    metadata: dict[str, Any] | None = None
+    health_checks: dict[str, Any] | None = None
+
+
+class ExactMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: str
+    backend_model: str | None = Field(None, description="model name on the provider; "
+                                      "default: the public name")
+    aliases: list[str] = Field(default_factory=list, description="other names clients may use")
+    fallback: str | None = Field(None, description="one model to try when this one fails "
+                                 "(fallback_chains is the richer form)")
+    priority: str | None = None
+    description: str | None = None
+
+
+class Pattern(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pattern: str
+    provider: str
+    fallback: str | None = None
+    description: str | None = None
+
+
+class Capability(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)  # thresholds etc. are descriptive
+    description: str | None = None
+    preferred_models: list[str] = Field(default_factory=list)
+    routing_strategy: str | None = None
+    provider: str | None = None
+    fallback: str | None = None
+
+
+class WeightedProvider(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    provider: str
+    weight: float
+    preferred_model: str | None = None
+    condition: str | None = None
+
+
+class LoadBalancing(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    providers: list[WeightedProvider]
+    strategy: str = "weighted_round_robin"
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class FallbackChain(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    chain: list[str]
+    description: str | None = None
+    tier: str | None = None
+    notes: str | None = None
+
+
+class MappingsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    exact_matches: dict[str, ExactMatch] = Field(default_factory=dict)
+    patterns: list[Pattern] = Field(default_factory=list)
+    capabilities: dict[str, Capability] = Field(default_factory=dict)
+    load_balancing: dict[str, LoadBalancing] = Field(default_factory=dict)
+    fallback_chains: dict[str, FallbackChain] = Field(default_factory=dict)
+    routing_rules: dict[str, Any] | None = None
+    special_cases: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    notes: str | None = None
+
+
+class Router(Strict):
+    """LiteLLM router tuning; the defaults are chosen for exclusive-GPU switching."""
+
+    num_retries: int = Field(1, ge=0, description="retries on the same model group")
+    retry_after: float = Field(0, ge=0, description="minimum seconds before a retry")
+    timeout: float = Field(120, gt=0, description="seconds per request to a provider")
+    allowed_fails: int = Field(1, ge=0, description="failures before a deployment cools down")
+    cooldown_time: float = Field(3, ge=0, description="seconds a failed deployment is skipped; "
+                                 "short, so a switched-in model gets traffic back quickly")
+
+
+class Gateway(Strict):
+    image: str = "ghcr.io/berriai/litellm:v1.79.1-stable"
+    host_port: int = Field(4000, ge=1, le=65535)
+    master_key_env: str = "LITELLM_MASTER_KEY"
+    router: Router = Field(default_factory=Router)
+    start_period: float = Field(60, gt=0)
+
+
+class Cache(Strict):
+    enabled: bool = True
+    image: str = "redis:7.4.1-alpine"
+    host_port: int | None = Field(6379, ge=1, le=65535, description="null: not published")
+    namespace: str = "stackctl"
+    ttl: int = Field(3600, gt=0, description="seconds a cached response lives")
+
+
+class MonitoringService(Strict):
+    image: str
+    host_port: int | None = Field(None, ge=1, le=65535)
+
+
+class Monitoring(Strict):
+    config_dir: str = Field("../monitoring", description="relative to the config folder")
+    dashboards_dir: str = Field("../grafana-dashboards", description="relative to the config folder")
+    prometheus: MonitoringService = MonitoringService(image="prom/prometheus:v3.7.3", host_port=9090)
+    grafana: MonitoringService = MonitoringService(image="grafana/grafana:12.2.1", host_port=3000)
+    loki: MonitoringService = MonitoringService(image="grafana/loki:3.5.7", host_port=3100)
+    alloy: MonitoringService = MonitoringService(image="grafana/alloy:v1.11.3", host_port=None)
+    grafana_password_env: str = "GRAFANA_ADMIN_PASSWORD"
+
+
+class StackFile(Strict):
+    project: str = Field("stackctl", pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                         description="compose project name")
+    bind_address: str = Field("127.0.0.1", description="host address ports are published on")
+    output_dir: str = Field("../compose", description="where generated files go, "
+                            "relative to the config folder")
+    env_file: str = Field("../.env", description="secrets file, relative to the config folder")
+    gateway: Gateway = Field(default_factory=Gateway)
+    cache: Cache = Field(default_factory=Cache)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    default_profiles: list[str] = Field(default_factory=list,
+                                        description="profiles `stackctl up` starts when none given")
+    images: dict[str, str] = Field(default_factory=dict,
+                                   description="service name → image, overriding the registry")

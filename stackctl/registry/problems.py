@@ -1,0 +1,55 @@
+"""A problem found in the registry, located by file, line, column and key path."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Iterable, Literal
+
+from pydantic import BaseModel
+
+
+class Problem(BaseModel):
+    severity: Literal["error", "warning"]
+    file: str
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+    message: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.path}:" if self.path else ""
+        text = f"{where}: {self.severity}:{key} {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class RegistryError(Exception):
+    """Raised when the registry cannot be loaded at all; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint naming the closest choices, or None."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def display_path(path: Path) -> str:
+    """Paths relative to the working directory when possible: shorter and machine-independent."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Pure renderers: registry → generated documents (as data, then as text)."""

@@ -1,0 +1,184 @@
+"""Registry → docker compose document (as a dict)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..registry.catalog import models_of_provider, profile_of
+from ..registry.load import Registry
+from ..registry.models import Provider
+from .litellm import served_backend
+from .probes import compose_healthcheck, provider_probe, python_http
+
+GATEWAY, CACHE = "litellm", "redis"
+MONITORING = "monitoring"
+LABEL = "org.stackctl"
+
+
+def _labels(role: str, **extra: str) -> dict[str, str]:
+    return {f"{LABEL}.role": role, **{f"{LABEL}.{k.replace('_', '-')}": v for k, v in extra.items()}}
+
+
+def _port(bind: str, host: int | None, container: int) -> list[str]:
+    return [f"{bind}:{host}:{container}"] if host else []
+
+
+def _image(reg: Registry, service: str, default: str) -> str:
+    return reg.stack.images.get(service, default)
+
+
+def gateway_service(reg: Registry) -> dict[str, Any]:
+    gw, stack = reg.stack.gateway, reg.stack
+    env = {gw.master_key_env: f"${{{gw.master_key_env}:?set {gw.master_key_env} in .env}}",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
+    for prov in reg.providers.providers.values():
+        if prov.enabled and prov.env_var:
+            env[prov.env_var] = f"${{{prov.env_var}:?set {prov.env_var} in .env}}"
+    svc: dict[str, Any] = {
+        "image": _image(reg, GATEWAY, gw.image),
+        "command": ["--config", "/app/config.yaml", "--port", "4000", "--host", "0.0.0.0"],
+        "environment": env,
+        "volumes": ["./litellm/config.yaml:/app/config.yaml:ro"],
+        "ports": _port(stack.bind_address, gw.host_port, 4000),
+        "healthcheck": compose_healthcheck(
+            python_http("http://127.0.0.1:4000/health/liveliness", 4), 5, 5, 3, gw.start_period),
+        "labels": _labels("gateway"),
+        "restart": "unless-stopped",
+    }
+    if stack.cache.enabled:
+        svc["depends_on"] = {CACHE: {"condition": "service_healthy"}}
+    return svc
+
+
+def cache_service(reg: Registry) -> dict[str, Any]:
+    cache = reg.stack.cache
+    return {
+        "image": _image(reg, CACHE, cache.image),
+        "command": ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        "ports": _port(reg.stack.bind_address, cache.host_port, 6379),
+        "healthcheck": compose_healthcheck(["CMD", "redis-cli", "ping"], 5, 3, 5, 10),
+        "labels": _labels("cache"),
+        "restart": "unless-stopped",
+    }
+
+
+def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]:
+    c = prov.container
+    assert c is not None
+    test, health = provider_probe(prov, served_backend(reg, name))
+    extra = {"provider": name, "models": ",".join(models_of_provider(reg, name))}
+    if c.gpu and c.gpu.exclusive_group:
+        extra["gpu_group"] = c.gpu.exclusive_group
+    svc: dict[str, Any] = {
+        "image": _image(reg, name, c.image),
+        "profiles": [profile_of(name, prov)],
+    }
+    if c.command:
+        svc["command"] = list(c.command)
+    if c.env:
+        svc["environment"] = dict(c.env)
+    if c.volumes:
+        svc["volumes"] = [f"{vol}:{path}" for vol, path in c.volumes.items()]
+    svc["ports"] = _port(reg.stack.bind_address, prov.host_port, c.port)
+    svc["healthcheck"] = compose_healthcheck(test, health.interval, health.timeout,
+                                             health.retries, health.start_period)
+    if c.gpu and c.gpu.count > 0:
+        svc["deploy"] = {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "count": c.gpu.count, "capabilities": ["gpu"]}]}}}
+    svc["stop_grace_period"] = f"{c.stop_grace_period:g}s"
+    svc["labels"] = _labels("provider", **extra)
+    svc["restart"] = "unless-stopped"
+    return svc
+
+
+def monitoring_services(reg: Registry) -> dict[str, Any]:
+    mon, bind = reg.stack.monitoring, reg.stack.bind_address
+    cfg = os.path.relpath(reg.resolve(mon.config_dir), reg.output_dir)
+    dashboards = os.path.relpath(reg.resolve(mon.dashboards_dir), reg.output_dir)
+    common = {"profiles": [MONITORING], "labels": _labels("monitoring"),
+              "restart": "unless-stopped"}
+
+    def wget(url: str) -> list[str]:
+        return ["CMD", "wget", "-q", "-O", "/dev/null", url]
+
+    return {
+        "prometheus": {
+            "image": _image(reg, "prometheus", mon.prometheus.image),
+            "command": ["--config.file=/etc/prometheus/prometheus.yml",
+                        "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d"],
+            "volumes": [f"{cfg}/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+                        f"{cfg}/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro",
+                        "prometheus-data:/prometheus"],
+            "secrets": ["litellm_master_key"],
+            "ports": _port(bind, mon.prometheus.host_port, 9090),
+            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:9090/-/ready"), 10, 5, 3, 30),
+            **common,
+        },
+        "grafana": {
+            "image": _image(reg, "grafana", mon.grafana.image),
+            "environment": {
+                "GF_SECURITY_ADMIN_PASSWORD":
+                    f"${{{mon.grafana_password_env}:?set {mon.grafana_password_env} in .env}}",
+                "GF_USERS_ALLOW_SIGN_UP": "false"},
+            "volumes": [f"{cfg}/grafana/provisioning:/etc/grafana/provisioning:ro",
+                        f"{dashboards}:/var/lib/grafana/dashboards:ro",
+                        "grafana-data:/var/lib/grafana"],
+            "ports": _port(bind, mon.grafana.host_port, 3000),
+            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:3000/api/health"), 10, 5, 3, 30),
+            **common,
+        },
+        "loki": {
+            "image": _image(reg, "loki", mon.loki.image),
+            "command": ["-config.file=/etc/loki/loki.yaml"],
+            "volumes": [f"{cfg}/loki/loki.yaml:/etc/loki/loki.yaml:ro", "loki-data:/loki"],
+            "ports": _port(bind, mon.loki.host_port, 3100),
+            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:3100/ready"), 10, 5, 3, 30),
+            **common,
+        },
+        "alloy": {
+            "image": _image(reg, "alloy", mon.alloy.image),
+            "command": ["run", "--server.http.listen-addr=0.0.0.0:12345",
+                        "--storage.path=/var/lib/alloy/data", "/etc/alloy/config.alloy"],
+            "volumes": [f"{cfg}/alloy/config.alloy:/etc/alloy/config.alloy:ro",
+                        "/var/run/docker.sock:/var/run/docker.sock:ro"],
+            "ports": _port(bind, mon.alloy.host_port, 12345),
+            # the Alloy image has neither curl nor wget: check its HTTP port with bash
+            "healthcheck": compose_healthcheck(
+                ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/12345"], 10, 5, 3, 30),
+            "depends_on": {"loki": {"condition": "service_healthy"}},
+            **common,
+        },
+    }
+
+
+def render_compose(reg: Registry) -> dict[str, Any]:
+    services: dict[str, Any] = {GATEWAY: gateway_service(reg)}
+    if reg.stack.cache.enabled:
+        services[CACHE] = cache_service(reg)
+    volumes: dict[str, dict] = {}
+    for name, prov in reg.providers.providers.items():
+        if prov.enabled and prov.container is not None:
+            services[name] = provider_service(reg, name, prov)
+            for vol in prov.container.volumes:
+                volumes[vol] = {}
+    services.update(monitoring_services(reg))
+    for vol in ("prometheus-data", "grafana-data", "loki-data"):
+        volumes[vol] = {}
+    return {
+        "name": reg.stack.project,
+        "services": services,
+        "volumes": volumes,
+        "secrets": {"litellm_master_key": {"environment": reg.stack.gateway.master_key_env}},
+    }
+
+
+def profiles(reg: Registry) -> list[str]:
+    """Every profile the stack defines, registry order, monitoring last."""
+    out: list[str] = []
+    for name, prov in reg.providers.providers.items():
+        if prov.enabled and prov.container is not None:
+            p = profile_of(name, prov)
+            if p not in out:
+                out.append(p)
+    return out + [MONITORING]

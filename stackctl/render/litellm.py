@@ -1,0 +1,106 @@
+"""Registry → LiteLLM proxy config (as a dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..registry.catalog import Deployment, backend_for, deployments, fallbacks
+from ..registry.load import Registry
+from ..registry.models import Provider
+
+PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
+          "openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai"}
+CACHE_HOST = "redis"
+
+
+def api_base(name: str, prov: Provider) -> str:
+    """Inside the compose network a local provider is reached by its service name."""
+    if prov.container is not None:
+        base = f"http://{name}:{prov.container.port}"
+        return base if prov.type == "ollama" else base + "/v1"
+    return prov.base_url
+
+
+def litellm_params(dep: Deployment, prov: Provider) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": f"{PREFIX[prov.type]}/{dep.backend}",
+                              "api_base": api_base(dep.provider, prov)}
+    if prov.env_var:
+        params["api_key"] = f"os.environ/{prov.env_var}"
+    elif prov.type in ("llama_cpp", "openai_compatible", "vllm"):
+        params["api_key"] = "none"  # the OpenAI client insists on some key; these servers ignore it
+    if dep.weight is not None:
+        params["weight"] = dep.weight
+    return params
+
+
+def render_litellm(reg: Registry) -> dict[str, Any]:
+    providers = reg.providers.providers
+    deps = deployments(reg)
+    model_list = []
+    for public, members in deps.items():
+        for dep in members:
+            prov = providers[dep.provider]
+            model_list.append({
+                "model_name": public,
+                "litellm_params": litellm_params(dep, prov),
+                "model_info": {"id": f"{public}@{dep.provider}", "provider": dep.provider},
+            })
+
+    router = reg.stack.gateway.router
+    settings: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",  # honours deployment weights
+        "num_retries": router.num_retries,
+        "retry_after": router.retry_after,
+        "timeout": router.timeout,
+        "allowed_fails": router.allowed_fails,
+        "cooldown_time": router.cooldown_time,
+    }
+    chains = [{m: [c for c in chain if c in deps]} for m, chain in fallbacks(reg).items()
+              if m in deps and any(c in deps for c in chain)]
+    if chains:
+        settings["fallbacks"] = chains
+    default = reg.mappings.fallback_chains.get("default")
+    if default and (usable := [m for m in default.chain if m in deps]):
+        settings["default_fallbacks"] = usable
+    aliases = _aliases(reg, deps)
+    if aliases:
+        settings["model_group_alias"] = aliases
+
+    litellm_settings: dict[str, Any] = {"drop_params": True, "callbacks": ["prometheus"]}
+    cache = reg.stack.cache
+    if cache.enabled:
+        litellm_settings["cache"] = True
+        litellm_settings["cache_params"] = {"type": "redis", "host": CACHE_HOST, "port": 6379,
+                                            "namespace": cache.namespace, "ttl": cache.ttl}
+    return {
+        "model_list": model_list,
+        "router_settings": settings,
+        "litellm_settings": litellm_settings,
+        "general_settings": {"master_key": f"os.environ/{reg.stack.gateway.master_key_env}"},
+    }
+
+
+def _aliases(reg: Registry, deps: dict[str, list[Deployment]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, match in reg.mappings.exact_matches.items():
+        for alias in match.aliases:
+            if name in deps:
+                out[alias] = name
+    for name, cap in reg.mappings.capabilities.items():
+        first = next((m for m in cap.preferred_models if m in deps), None)
+        if first and name not in deps:
+            out.setdefault(name, first)
+    return out
+
+
+def served_backend(reg: Registry, provider: str) -> str | None:
+    """The first model name a provider is asked for (used as its readiness expectation)."""
+    prov = reg.providers.providers[provider]
+    for members in deployments(reg).values():
+        for dep in members:
+            if dep.provider == provider:
+                return dep.backend
+    return prov.models[0].name if prov.models else None
+
+
+__all__ = ["render_litellm", "served_backend", "backend_for"]

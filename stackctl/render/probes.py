@@ -1,0 +1,42 @@
+"""Healthcheck commands that work inside each real image (several have no curl)."""
+
+from __future__ import annotations
+
+from ..registry.models import HealthProbe, Provider
+
+DEFAULT_ENDPOINT = {"vllm": "/v1/models", "llama_cpp": "/health", "ollama": "/api/version"}
+DEFAULT_VIA = {"vllm": "python", "llama_cpp": "curl", "ollama": "ollama-cli"}
+
+
+def python_http(url: str, timeout: float, expect: str | None = None) -> list[str]:
+    """`python3 -c` probe: non-zero on connection error, HTTP error or missing `expect`."""
+    code = f"import urllib.request as u; b=u.urlopen({url!r},timeout={timeout:g}).read()"
+    if expect:
+        code = f"import sys; {code}; sys.exit(0 if {expect!r}.encode() in b else 1)"
+    return ["CMD", "python3", "-c", code]
+
+
+def provider_probe(prov: Provider, expect_default: str | None) -> tuple[list[str], HealthProbe]:
+    assert prov.container is not None
+    health = prov.container.health
+    endpoint = health.endpoint or DEFAULT_ENDPOINT.get(prov.type, "/health")
+    via = health.via or DEFAULT_VIA.get(prov.type, "python")
+    url = f"http://127.0.0.1:{prov.container.port}{endpoint}"
+    if via == "ollama-cli":
+        return ["CMD", "ollama", "list"], health
+    if via == "curl":
+        return ["CMD", "curl", "-fsS", "-o", "/dev/null", url], health
+    return python_http(url, health.timeout, health.expect or expect_default), health
+
+
+def compose_healthcheck(test: list[str], interval: float, timeout: float, retries: int,
+                        start_period: float) -> dict:
+    return {
+        "test": test,
+        "interval": f"{interval:g}s",
+        "timeout": f"{timeout:g}s",
+        "retries": retries,
+        "start_period": f"{start_period:g}s",
+        # probe often while starting, so readiness is seen within a second (Compose ≥ 2.20)
+        "start_interval": "1s",
+    }
