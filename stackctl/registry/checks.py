@@ -238,7 +238,22 @@ class Checker:
                       ("providers", name, "base_url"))
 
     def check_gpu_groups(self) -> None:
-        for group, members in exclusive_groups(self.reg).items():
+        known = {profile_of(n, p) for n, p in self.providers.items() if p.enabled and p.container}
+        known.add("monitoring")
+        groups = exclusive_groups(self.reg)
+        for i, profile in enumerate(self.reg.stack.default_profiles):
+            if profile not in known:
+                self.err(STACK, ("default_profiles", i), f"unknown profile {profile!r}",
+                         did_you_mean(profile, known) or "profiles: " + ", ".join(sorted(known)))
+        for group, members in groups.items():
+            chosen = [m for m in members
+                      if profile_of(m, self.providers[m]) in self.reg.stack.default_profiles]
+            if len(chosen) > 1:
+                self.err(STACK, ("default_profiles",),
+                         f"default profiles start {' and '.join(chosen)} together, but they "
+                         f"share exclusive GPU group {group!r}", "keep one; `stackctl switch` "
+                         "moves between them")
+        for group, members in groups.items():
             by_profile: dict[str, list[str]] = {}
             for m in members:
                 by_profile.setdefault(profile_of(m, self.providers[m]), []).append(m)
