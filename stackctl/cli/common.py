@@ -38,3 +38,25 @@ def load_or_fail(config_dir: Path) -> Registry:
 def _summary(problems: list) -> str:
     lines = [p.render() for p in problems]
     return f"the registry has {len(lines)} error(s):\n" + "\n".join(lines)
+
+
+def prepare_files(reg: Registry, console) -> None:  # type: ignore[no-untyped-def]
+    """Create missing secrets in .env and regenerate stale files before touching Docker."""
+    from ..engine.envfile import ensure_secrets
+    from ..render.files import render_all, write_all
+
+    names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
+    for name in ensure_secrets(reg.env_file, names):
+        console.print(f"created {name} in {reg.env_file.name} (random; not shown)")
+    for path in write_all(render_all(reg)):
+        console.print(f"regenerated {path.name} (the registry had changed)")
+
+
+def docker_for(reg: Registry):  # type: ignore[no-untyped-def]
+    """The Docker adapter for this stack; a clear error when no engine answers."""
+    from ..engine.docker import Docker
+
+    compose = reg.output_dir / "compose.yaml"
+    if not compose.exists():
+        raise click.ClickException(f"{compose} is missing: run `stackctl generate`")
+    return Docker(compose, reg.stack.project, reg.env_file)

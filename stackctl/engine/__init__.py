@@ -1,0 +1,1 @@
+"""Doing: the Docker adapter and the operations built on it (up, down, status, switch)."""

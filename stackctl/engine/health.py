@@ -1,0 +1,93 @@
+"""Health gating: wait until services are running-or-healthy, fail fast on exited/unhealthy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .state import ContainerState, by_service
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+@dataclass
+class GateFailure(Exception):
+    service: str
+    reason: str
+    container: ContainerState | None = None
+    logs: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.service} {self.reason}"
+        if self.logs.strip():
+            tail = "\n".join("    " + line for line in self.logs.rstrip().splitlines())
+            text += f"\n  last log lines of {self.container.name if self.container else self.service}:\n{tail}"
+        return text
+
+
+@dataclass
+class Gate:
+    """Per-service outcome: seconds to ready, for the report."""
+
+    ready_after: dict[str, float] = field(default_factory=dict)
+
+
+def verdict(service: str, state: ContainerState | None) -> str:
+    """'ready', 'failed' or 'waiting' for one service: the pure core of the gate."""
+    if state is None:
+        return "waiting"
+    if state.failed:
+        return "failed"
+    return "ready" if state.ready else "waiting"
+
+
+def describe_failure(state: ContainerState) -> str:
+    if state.health == "unhealthy":
+        return f"is unhealthy (container {state.name}, state {state.state})"
+    return f"exited with code {state.exit_code} (container {state.name})"
+
+
+def wait_healthy(
+    services: list[str],
+    observe: Callable[[], list[ContainerState]],
+    timeout: float,
+    logs: Callable[[str], str] = lambda name: "",
+    on_change: Callable[[str, str, float], None] = lambda svc, verdict, t: None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+    poll: float = 0.25,
+) -> Gate:
+    """Block until every service is ready; raise GateFailure naming the first that failed.
+
+    Polls Docker's view (running + healthcheck); the first look comes after `poll` seconds,
+    then every `poll` seconds, like llama-swap's 250 ms start.
+    """
+    start = clock()
+    gate = Gate()
+    last: dict[str, str] = {}
+    pending = list(services)
+    while True:
+        states = by_service(observe())
+        now = clock() - start
+        for svc in list(pending):
+            v = verdict(svc, states.get(svc))
+            if v != last.get(svc):
+                last[svc] = v
+                on_change(svc, v, now)
+            if v == "failed":
+                st = states[svc]
+                raise GateFailure(svc, describe_failure(st), st, logs(st.name))
+            if v == "ready":
+                gate.ready_after[svc] = now
+                pending.remove(svc)
+        if not pending:
+            return gate
+        if now >= timeout:
+            svc = pending[0]
+            st = states.get(svc)
+            raise GateFailure(svc, f"not healthy after {timeout:g}s"
+                              + (f" (state {st.state}, health {st.health})" if st else
+                                 " (no container)"), st, logs(st.name) if st else "")
+        sleep(poll)

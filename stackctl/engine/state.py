@@ -1,0 +1,40 @@
+"""Observed state of the stack's containers, as plain typed data (what planners decide on)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+LABEL = "org.stackctl"
+Health = Literal["healthy", "unhealthy", "starting", "none"]
+
+
+class ContainerState(BaseModel):
+    name: str
+    service: str
+    state: str = Field(description="Docker's status: created, running, exited, restarting, dead…")
+    health: Health = "none"
+    exit_code: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def gpu_group(self) -> str | None:
+        return self.labels.get(f"{LABEL}.gpu-group")
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def ready(self) -> bool:
+        """Running, and healthy when the image has a healthcheck."""
+        return self.running and self.health in ("healthy", "none")
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("exited", "dead") or self.health == "unhealthy"
+
+
+def by_service(states: list[ContainerState]) -> dict[str, ContainerState]:
+    return {s.service: s for s in states}

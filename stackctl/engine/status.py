@@ -1,0 +1,151 @@
+"""`status`: what runs, how healthy it is, what it serves; all probes in parallel."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from ..registry.catalog import exclusive_groups, profile_of
+from ..registry.load import Registry
+from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
+from ..render.probes import DEFAULT_ENDPOINT
+from .docker import Docker
+from .state import ContainerState, by_service
+from .up import gateway_for
+
+
+class ServiceStatus(BaseModel):
+    name: str
+    role: str = Field(description="gateway, cache, provider or monitoring")
+    profile: str | None = Field(description="compose profile; null: always on")
+    state: str = Field(description="Docker state, or 'absent' when no container exists")
+    health: str = Field(description="healthy, unhealthy, starting or none (no healthcheck)")
+    port: int | None = Field(description="host port on 127.0.0.1")
+    latency_ms: float | None = Field(description="probe round trip; null when not probed/failed")
+    models: list[str] = Field(default_factory=list, description="models the server lists")
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "running" and self.health in ("healthy", "none")
+
+
+class GatewayStatus(BaseModel):
+    url: str
+    healthy: bool
+    models: list[str] = Field(default_factory=list)
+    latency_ms: float | None = None
+
+
+class GroupStatus(BaseModel):
+    active: str | None = Field(description="member whose container runs; null: none")
+    members: list[str]
+
+
+class StackStatus(BaseModel):
+    project: str
+    gateway: GatewayStatus
+    services: list[ServiceStatus]
+    gpu_groups: dict[str, GroupStatus]
+    healthy: bool = Field(description="gateway up and every present container healthy")
+
+    @property
+    def exit_code(self) -> int:
+        if not self.gateway.healthy:
+            return 2
+        return 0 if self.healthy else 1
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float | None]:
+    start = time.perf_counter()
+    try:
+        value = fn()
+    except Exception:
+        return None, None
+    return value, round((time.perf_counter() - start) * 1000, 1)
+
+
+def _http_json(url: str, timeout: float) -> Any:
+    import requests
+
+    r = requests.get(url, timeout=timeout)
+    r.raise_for_status()
+    return r.json() if r.content else {}
+
+
+def _redis_ping(port: int, timeout: float) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(b"PING\r\n")
+        if not s.recv(16).startswith(b"+PONG"):
+            raise ConnectionError("no PONG")
+    return True
+
+
+def _provider_probe(kind: str, port: int, timeout: float) -> Callable[[], list[str]]:
+    def probe() -> list[str]:
+        if kind == "ollama":
+            tags = _http_json(f"http://127.0.0.1:{port}/api/tags", timeout)
+            return [m["name"] for m in tags.get("models", [])]
+        data = _http_json(f"http://127.0.0.1:{port}/v1/models", timeout)
+        return [m["id"] for m in data.get("data", [])]
+    return probe
+
+
+def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> StackStatus:
+    states = by_service(docker.containers())
+    providers = reg.providers.providers
+    rows: list[tuple[str, str, str | None, int | None, Callable[[], Any] | None]] = []
+    rows.append((GATEWAY, "gateway", None, reg.stack.gateway.host_port, None))
+    if reg.stack.cache.enabled:
+        port = reg.stack.cache.host_port
+        rows.append((CACHE, "cache", None, port,
+                     (lambda p=port: _redis_ping(p, timeout) and []) if port else None))
+    for name, prov in providers.items():
+        if prov.enabled and prov.container:
+            port = prov.host_port
+            rows.append((name, "provider", profile_of(name, prov), port,
+                         _provider_probe(prov.type, port, timeout) if port else None))
+    for name in monitoring_services(reg):
+        rows.append((name, "monitoring", MONITORING,
+                     getattr(reg.stack.monitoring, name).host_port, None))
+
+    gw = gateway_for(reg)
+    with ThreadPoolExecutor(max_workers=len(rows) + 2) as pool:
+        live = pool.submit(_timed, lambda: gw.live(timeout) or None)
+        listed = pool.submit(_timed, lambda: gw.models(timeout))
+        futures = {}
+        for name, _, _, _, probe in rows:
+            st = states.get(name)
+            if probe is not None and st is not None and st.running:
+                futures[name] = pool.submit(_timed, probe)
+        results = {n: f.result() for n, f in futures.items()}
+        (alive, gw_latency), (gw_models, _) = live.result(), listed.result()
+
+    services = [_service(name, role, profile, port, states.get(name), results.get(name))
+                for name, role, profile, port, _ in rows]
+    groups = {g: GroupStatus(active=next((m for m in members if states.get(m) and
+                                          states[m].running), None), members=members)
+              for g, members in exclusive_groups(reg).items()}
+    gateway = GatewayStatus(url=gw.url, healthy=bool(alive), models=gw_models or [],
+                            latency_ms=gw_latency)
+    present_ok = all(s.ok for s in services if s.state != "absent")
+    core_ok = all(s.state != "absent" for s in services if s.profile is None)
+    return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
+                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok)
+
+
+def _service(name: str, role: str, profile: str | None, port: int | None,
+             st: ContainerState | None, probed: tuple[Any, float | None] | None) -> ServiceStatus:
+    value, latency = probed if probed else (None, None)
+    return ServiceStatus(
+        name=name, role=role, profile=profile,
+        state=st.state if st else "absent", health=st.health if st else "none",
+        port=port, latency_ms=latency,
+        models=value if isinstance(value, list) else [])
+
+
+__all__ = ["collect_status", "StackStatus", "DEFAULT_ENDPOINT"]
