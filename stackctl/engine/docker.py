@@ -74,6 +74,9 @@ class Docker:
     def stop(self, container: str, timeout: float) -> None:
         self._run(self.client.container.stop, container, time=int(round(timeout)))
 
+    def remove(self, container: str) -> None:
+        self._run(self.client.container.remove, container, force=True)
+
     def start_service(self, profiles: list[str], service: str) -> None:
         """Create/start one service with its profile, leaving the others untouched."""
         self._run(self._compose(profiles).compose.up, services=[service], detach=True,
