@@ -95,7 +95,7 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
     while True:
         try:
             r = requests.post(f"{gw.url}/v1/chat/completions", headers=gw._headers(), timeout=30,
-                              json={"model": model, "max_tokens": 1, "caching": False,
+                              json={"model": model, "max_tokens": 1, "cache": {"no-cache": True},
                                     "messages": [{"role": "user", "content": "ping"}]})
             if r.ok and r.headers.get("x-litellm-model-id") == deployment_id:
                 return True

@@ -1,0 +1,122 @@
+"""Issue 4 on the real engine: switching the exclusive GPU group under load, rollback, locking."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from .traffic import Traffic
+
+pytestmark = pytest.mark.integration
+QWEN, DOLPHIN = "qwen-coder-vllm", "dolphin-uncensored-vllm"
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):
+    s = stack_factory("stackctl-sw")
+    r = s.cli("up", "--timeout", "180")
+    assert r.exit_code == 0, r.output
+    return s
+
+
+def running(stack) -> set[str]:
+    out = subprocess.run(["docker", "ps", "--format", "{{.Names}}", "--filter",
+                          f"label=com.docker.compose.project={stack.project}"],
+                         capture_output=True, text=True, check=True).stdout
+    return {n.removeprefix(f"{stack.project}-").rsplit("-", 1)[0] for n in out.split()}
+
+
+def test_switch_and_back_under_load_fails_no_request(stack):
+    with Traffic(stack.url, stack.key, [QWEN, DOLPHIN]) as traffic:
+        time.sleep(3)
+        t1 = time.monotonic()
+        r = stack.run("switch", "dolphin")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "switched GPU group 'gpu0' to vllm-dolphin" in r.stdout
+        for part in ("stop", "start", "ready", "routable"):
+            assert f"{part} " in r.stdout
+        t2 = time.monotonic()
+        assert running(stack) >= {"vllm-dolphin"} and "vllm-qwen" not in running(stack)
+        time.sleep(3)
+        r = stack.run("switch", "qwen")
+        assert r.returncode == 0, r.stdout + r.stderr
+        t3 = time.monotonic()
+        time.sleep(3)
+    answers = traffic.answers
+    assert len(answers) >= 5 * (t3 - t1), "the load was lighter than 5 requests/s"
+    assert traffic.failures() == [], traffic.failures()[:5]
+
+    # while qwen was switched out, its alias was served by its fallback (Ollama stub)
+    gap = traffic.between(t1 + 1, t2 - 0.5, QWEN)
+    assert gap and any("[stub ollama]" in a.text for a in gap)
+    mid = traffic.between(t2 + 0.5, t2 + 3, QWEN)
+    assert mid and all(a.deployment == "qwen2.5-coder:7b@ollama" for a in mid)
+    # dolphin before its switch: served by its fallback (real SmolLM2 tokens, no stub)
+    before = traffic.between(0, t1, DOLPHIN)
+    assert before and all(a.deployment == "smollm2@llama_cpp" for a in before)
+    # after the switches, each alias is answered by its own member again
+    qwen_after = traffic.between(t3, t3 + 3, QWEN)
+    assert qwen_after and all("[stub vllm-qwen]" in a.text for a in qwen_after)
+    dolphin_mid = traffic.between(t2, t2 + 3, DOLPHIN)
+    assert dolphin_mid and all("[stub vllm-dolphin]" in a.text for a in dolphin_mid)
+
+
+def test_switch_to_active_member_is_a_noop(stack):
+    r = stack.run("switch", "vllm-qwen")
+    assert r.returncode == 0
+    assert "already the active member" in r.stdout
+
+
+def test_dry_run_prints_plan_and_changes_nothing(stack):
+    r = stack.run("switch", "dolphin", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "plan: stop vllm-qwen" in r.stdout and "plan: start vllm-dolphin" in r.stdout
+    assert "vllm-qwen" in running(stack) and "vllm-dolphin" not in running(stack)
+
+
+def test_unknown_and_ambiguous_members(stack):
+    r = stack.run("switch", "dolphn")
+    assert r.returncode == 1 and "did you mean 'vllm-dolphin'" in r.stderr
+    r = stack.run("switch", "vllm")
+    assert r.returncode == 1 and "ambiguous" in r.stderr
+
+
+def test_concurrent_switches_one_wins_the_other_fails_cleanly(stack):
+    results = {}
+
+    def go(name: str) -> None:
+        results[name] = stack.run("switch", name)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in ("dolphin", "vllm-dolphin")]
+    for t in threads:
+        t.start()
+        time.sleep(0.3)
+    for t in threads:
+        t.join()
+    codes = sorted(r.returncode for r in results.values())
+    assert codes == [0, 1], {k: (v.stdout, v.stderr) for k, v in results.items()}
+    loser = next(r for r in results.values() if r.returncode == 1)
+    assert "in progress" in loser.stderr and "Traceback" not in loser.stderr
+    assert "vllm-dolphin" in running(stack) and "vllm-qwen" not in running(stack)
+
+
+def test_target_that_never_becomes_healthy_is_rolled_back(stack):
+    # back to qwen first, then break dolphin and try to switch to it
+    assert stack.run("switch", "qwen").returncode == 0
+
+    def never_ready(data: dict) -> None:
+        data["providers"]["vllm-dolphin"]["container"]["env"]["STUB_NEVER_READY"] = "1"
+    stack.edit("providers.yaml", never_ready)
+    assert stack.run("generate").returncode == 0
+    r = stack.run("switch", "dolphin", "--timeout", "8")
+    assert r.returncode == 1, r.stdout
+    assert "vllm-dolphin not healthy after 8s" in r.stderr
+    assert "rolled back: vllm-qwen is healthy and routable again" in r.stderr
+    assert "never ready" in r.stderr  # the target's last log lines
+    assert running(stack) >= {"vllm-qwen", "litellm", "redis"}
+    assert "vllm-dolphin" not in running(stack)
+    st = stack.run("status", "--json")
+    assert st.returncode == 0, st.stdout
