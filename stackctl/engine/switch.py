@@ -107,7 +107,13 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
 
 
 def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
-                  say: Callable[[str], None] = lambda s: None) -> SwitchResult:
+                  say: Callable[[str], None] = lambda s: None,
+                  routable: Callable[[str, str], bool] | None = None) -> SwitchResult:
+    """Make `opts.member` the one running member of its group; roll back if it fails.
+
+    `routable(model, deployment_id)` confirms the gateway routes to the new member (default:
+    a real request through the gateway); tests inject their own.
+    """
     providers = reg.providers.providers
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
         observed = docker.containers()
@@ -115,15 +121,21 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
         result = SwitchResult(plan=plan)
         if plan.noop or opts.dry_run:
             return result
-        names = {s.service: s.name for s in observed}
-        gw = gateway_for(reg)
+        if routable is None:
+            gw = gateway_for(reg)
+
+            def routable(model: str, dep: str) -> bool:
+                return confirm_routable(gw, model, dep, opts.routable_timeout)
         t0 = time.monotonic()
 
         def stop(member: str) -> None:
+            """Graceful stop (in-flight requests finish), then remove: the member is absent."""
             grace = providers[member].container.stop_grace_period  # type: ignore[union-attr]
-            say(f"stopping {member}")
-            docker.stop(names.get(member, member), grace)
-            docker.remove(names.get(member, member))
+            for st in docker.containers():
+                if st.service == member:
+                    say(f"stopping {member}")
+                    docker.stop(st.name, grace)
+                    docker.remove(st.name)
 
         def start_and_gate(member: str) -> dict[str, float]:
             t = time.monotonic()
@@ -133,8 +145,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs)
             ready = time.monotonic()
             model = next(iter(models_of_provider(reg, member)), None)
-            if model and not confirm_routable(gw, model, f"{model}@{member}",
-                                              opts.routable_timeout):
+            if model and not routable(model, f"{model}@{member}"):
                 raise GateFailure(member, f"is healthy but the gateway did not route {model!r} "
                                   f"to it within {opts.routable_timeout:g}s")
             return {"start": started - t, "ready": ready - started,
@@ -152,8 +163,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                                 if s.service == plan.target), plan.target)
             logs = failure.logs or docker.logs(target_name)
             say(f"{plan.target} failed: {failure.reason}; rolling back")
-            stop(plan.target) if any(s.service == plan.target for s in docker.containers()) \
-                else None
+            stop(plan.target)
             if previous is None:
                 raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running "
                                    f"before, so GPU group {plan.group!r} is empty"

@@ -1,0 +1,62 @@
+"""A fake of stackctl.engine.docker.Docker that records calls and simulates containers.
+
+`behaviour[service]` decides what a started container does: "healthy" (default),
+"never" (stays starting), "exit" (exits with code 1), "unhealthy".
+"""
+
+from __future__ import annotations
+
+from stackctl.engine.state import ContainerState
+
+
+class FakeDocker:
+    def __init__(self, project: str = "p", running: dict[str, dict[str, str]] | None = None):
+        self.project = project
+        self.calls: list[tuple] = []
+        self.behaviour: dict[str, str] = {}
+        self.state: dict[str, ContainerState] = {}
+        for service, labels in (running or {}).items():
+            self._make(service, "healthy", labels)
+
+    def _make(self, service: str, how: str, labels: dict[str, str] | None = None) -> None:
+        name = f"{self.project}-{service}-1"
+        kinds = {"healthy": ("running", "healthy", None), "never": ("running", "starting", None),
+                 "exit": ("exited", "none", 1), "unhealthy": ("running", "unhealthy", None)}
+        st, health, code = kinds[how]
+        self.state[service] = ContainerState(name=name, service=service, state=st,
+                                             health=health, exit_code=code,
+                                             labels=labels or {})
+
+    def containers(self) -> list[ContainerState]:
+        return list(self.state.values())
+
+    def up(self, profiles: list[str], services: list[str] | None = None) -> None:
+        self.calls.append(("up", tuple(profiles), tuple(services or ())))
+        for s in services or ():
+            self._make(s, self.behaviour.get(s, "healthy"))
+
+    def start_service(self, profiles: list[str], service: str) -> None:
+        self.calls.append(("start", service))
+        self._make(service, self.behaviour.get(service, "healthy"))
+
+    def stop(self, container: str, timeout: float) -> None:
+        self.calls.append(("stop", container))
+        for s in self.state.values():
+            if s.name == container:
+                s.state, s.health = "exited", "none"
+
+    def remove(self, container: str) -> None:
+        self.calls.append(("remove", container))
+        self.state = {k: v for k, v in self.state.items() if v.name != container}
+
+    def logs(self, container: str, tail: int = 20) -> str:
+        return f"log of {container}\nloading..."
+
+    def down(self, profiles: list[str], volumes: bool = False) -> None:
+        self.calls.append(("down", tuple(profiles), volumes))
+        self.state.clear()
+
+    def remove_services(self, services: list[str], volumes: bool = False) -> None:
+        self.calls.append(("rm", tuple(services), volumes))
+        for s in services:
+            self.state.pop(s, None)

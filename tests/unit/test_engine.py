@@ -1,0 +1,245 @@
+"""Planners and the health gate as data; switching against a fake Docker adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackctl.engine.health import GateFailure, wait_healthy
+from stackctl.engine.lock import Busy, stack_lock
+from stackctl.engine.plan import PlanError, plan_up
+from stackctl.engine.state import ContainerState
+from stackctl.engine.switch import SwitchFailed, SwitchOptions, ensure_active, plan_switch
+from stackctl.registry.load import load_registry
+
+from .fake_docker import FakeDocker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def offline():
+    return load_registry(REPO / "examples/offline/config")
+
+
+@pytest.fixture
+def shipped():
+    return load_registry(REPO / "config")
+
+
+def cs(service: str, state: str = "running", health: str = "healthy", code=None):
+    return ContainerState(name=f"p-{service}-1", service=service, state=state, health=health,
+                          exit_code=code)
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+
+# -- plan_up -------------------------------------------------------------------------------
+
+def test_default_profiles_start_gateway_cache_and_their_providers(offline):
+    plan = plan_up(offline, [], [])
+    assert plan.profiles == ["llamacpp", "ollama", "vllm-qwen"]
+    assert plan.services == ["litellm", "redis", "llama_cpp", "ollama", "vllm-qwen"]
+    assert plan.expected_models == ["smollm2", "qwen2.5-coder:7b", "qwen-coder-vllm"]
+
+
+def test_monitoring_profile_adds_its_services(shipped):
+    plan = plan_up(shipped, ["monitoring"], [])
+    assert plan.services == ["litellm", "redis", "prometheus", "grafana", "loki", "alloy"]
+
+
+def test_two_members_of_one_gpu_group_are_refused(offline):
+    with pytest.raises(PlanError, match="share exclusive GPU group 'gpu0'.*stackctl switch"):
+        plan_up(offline, ["vllm-qwen", "vllm-dolphin"], [])
+
+
+def test_up_of_other_member_while_one_runs_points_to_switch(offline):
+    with pytest.raises(PlanError) as exc:
+        plan_up(offline, ["vllm-dolphin"], [cs("vllm-qwen")])
+    assert "vllm-qwen is running" in str(exc.value)
+    assert "stackctl switch vllm-dolphin" in str(exc.value)
+
+
+def test_up_of_running_member_again_is_fine(offline):
+    assert "vllm-qwen" in plan_up(offline, ["vllm-qwen"], [cs("vllm-qwen")]).services
+
+
+def test_unknown_profile_gets_did_you_mean(offline):
+    with pytest.raises(PlanError, match="unknown profile 'olama'; did you mean 'ollama'"):
+        plan_up(offline, ["olama"], [])
+
+
+# -- health gate (fake time) ---------------------------------------------------------------
+
+def test_gate_waits_until_every_service_is_ready():
+    t = FakeTime()
+    frames = iter([[cs("a", health="starting")], [cs("a"), cs("b", health="starting")],
+                   [cs("a"), cs("b")]])
+    last = []
+
+    def observe():
+        nonlocal last
+        last = next(frames, last)
+        return last
+    gate = wait_healthy(["a", "b"], observe, timeout=10, clock=t.clock, sleep=t.sleep)
+    assert gate.ready_after == {"a": 0.25, "b": 0.5}
+
+
+def test_container_without_healthcheck_counts_when_running():
+    t = FakeTime()
+    gate = wait_healthy(["a"], lambda: [cs("a", health="none")], 5, clock=t.clock, sleep=t.sleep)
+    assert gate.ready_after == {"a": 0.0}
+
+
+def test_gate_fails_fast_on_exit_with_code_and_logs():
+    t = FakeTime()
+    with pytest.raises(GateFailure) as exc:
+        wait_healthy(["a"], lambda: [cs("a", state="exited", health="none", code=3)], 60,
+                     logs=lambda name: f"boom in {name}", clock=t.clock, sleep=t.sleep)
+    assert t.now == 0  # no waiting for the timeout
+    text = str(exc.value)
+    assert "a exited with code 3 (container p-a-1)" in text and "boom in p-a-1" in text
+
+
+def test_gate_fails_fast_on_unhealthy():
+    t = FakeTime()
+    with pytest.raises(GateFailure, match="a is unhealthy"):
+        wait_healthy(["a"], lambda: [cs("a", health="unhealthy")], 60, clock=t.clock,
+                     sleep=t.sleep)
+
+
+def test_gate_times_out_naming_the_service():
+    t = FakeTime()
+    with pytest.raises(GateFailure) as exc:
+        wait_healthy(["a", "b"], lambda: [cs("a"), cs("b", health="starting")], 12,
+                     logs=lambda n: "still loading", clock=t.clock, sleep=t.sleep)
+    assert str(exc.value).startswith("b not healthy after 12s (state running, health starting)")
+    assert "still loading" in str(exc.value)
+    assert 12 <= t.now <= 12.5
+
+
+def test_gate_timeout_without_container():
+    t = FakeTime()
+    with pytest.raises(GateFailure, match=r"a not healthy after 3s \(no container\)"):
+        wait_healthy(["a"], lambda: [], 3, clock=t.clock, sleep=t.sleep)
+
+
+# -- lock -----------------------------------------------------------------------------------
+
+def test_second_holder_fails_fast_naming_the_first():
+    with stack_lock("p", "switch"):
+        with pytest.raises(Busy, match=r"`stackctl switch` \(pid \d+\) is in progress"):
+            with stack_lock("p", "up"):
+                pass
+    with stack_lock("p", "up"):  # released
+        pass
+
+
+def test_lock_wait_gives_up_after_the_wait():
+    with stack_lock("p", "switch"):
+        with pytest.raises(Busy):
+            with stack_lock("p", "up", wait=0.3):
+                pass
+
+
+# -- switch ---------------------------------------------------------------------------------
+
+GPU = {"org.stackctl.gpu-group": "gpu0"}
+
+
+def test_plan_switch_short_name_and_noop(offline):
+    plan = plan_switch(offline, "dolphin", [cs("vllm-qwen")])
+    assert (plan.group, plan.target, plan.stop, plan.noop) == \
+        ("gpu0", "vllm-dolphin", ["vllm-qwen"], False)
+    assert plan_switch(offline, "qwen", [cs("vllm-qwen")]).noop
+
+
+def test_plan_switch_stops_every_other_running_member(offline):
+    plan = plan_switch(offline, "qwen", [cs("vllm-qwen"), cs("vllm-dolphin")])
+    assert plan.stop == ["vllm-dolphin"] and not plan.noop
+
+
+@pytest.mark.parametrize("name, message", [
+    ("dolphn", "did you mean 'vllm-dolphin'"),
+    ("vllm", "ambiguous: it matches vllm-qwen, vllm-dolphin"),
+    ("ollama", "not a member of an exclusive GPU group"),
+])
+def test_plan_switch_bad_names(offline, name, message):
+    with pytest.raises(PlanError, match=message):
+        plan_switch(offline, name, [])
+
+
+def test_switch_stops_then_starts_then_confirms(offline):
+    docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
+    asked = []
+    result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+                           routable=lambda m, d: asked.append((m, d)) or True)
+    assert docker.calls == [("stop", "p-vllm-qwen-1"), ("remove", "p-vllm-qwen-1"),
+                            ("start", "vllm-dolphin")]
+    assert asked == [("dolphin-uncensored-vllm", "dolphin-uncensored-vllm@vllm-dolphin")]
+    assert set(result.timings) == {"stop", "start", "ready", "routable", "total"}
+    assert "litellm" in docker.state  # the gateway is never touched
+
+
+def test_dry_run_and_noop_change_nothing(offline):
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    r = ensure_active(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
+    assert docker.calls == [] and r.plan.describe()[0] == "stop vllm-qwen (graceful)"
+    r = ensure_active(offline, docker, SwitchOptions(member="qwen"))
+    assert docker.calls == [] and "already the active member" in r.plan.describe()[0]
+
+
+@pytest.mark.parametrize("how, reason", [("never", "not healthy after 0.5s"),
+                                         ("exit", "exited with code 1")])
+def test_failed_target_is_rolled_back(offline, how, reason):
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    docker.behaviour["vllm-dolphin"] = how
+    with pytest.raises(SwitchFailed) as exc:
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+                      routable=lambda m, d: True)
+    text = str(exc.value)
+    assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
+    assert "loading..." in text  # the target's last log lines
+    assert [c[0] for c in docker.calls] == ["stop", "remove", "start", "stop", "remove", "start"]
+    assert docker.calls[-1] == ("start", "vllm-qwen")
+    assert set(docker.state) == {"vllm-qwen"} and docker.state["vllm-qwen"].ready
+
+
+def test_target_healthy_but_not_routable_is_rolled_back(offline):
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
+                      routable=lambda m, d: "qwen" in m)
+    assert set(docker.state) == {"vllm-qwen"}
+
+
+def test_failed_rollback_says_the_group_is_empty(offline):
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
+    with pytest.raises(SwitchFailed, match="rollback to vllm-qwen ALSO failed"):
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+                      routable=lambda m, d: True)
+
+
+def test_switch_while_locked_fails_fast(offline):
+    docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
+    with stack_lock("stackctl-offline", "up"):
+        with pytest.raises(Busy, match="`stackctl up`"):
+            ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+                          routable=lambda m, d: True)
+    assert docker.calls == []
