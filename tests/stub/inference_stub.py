@@ -1,0 +1,1148 @@
+#!/usr/bin/env python3
+"""Stub inference server used by stackctl tests in place of vLLM / Ollama.
+
+It answers with canned text that always says "stub" and names the instance, so a
+test can tell which backend served a request.  It never runs a model.
+
+Standard library only (runs on Debian bookworm's python3 3.11 with no pip
+packages).  Start it with ``python3 inference_stub.py``; as a Docker healthcheck
+use ``python3 inference_stub.py --healthcheck`` (exit 0 when ready, else 1).
+
+Environment variables
+---------------------
+==================== ============== ================================================
+Variable             Default        Meaning
+==================== ============== ================================================
+STUB_FLAVOR          vllm           ``vllm`` (OpenAI API as served by vLLM) or
+                                    ``ollama`` (Ollama API + its OpenAI /v1 routes).
+STUB_MODELS          stub-model     Comma-separated served model names (vLLM
+                                    ``--served-model-name``; Ollama tags such as
+                                    ``qwen2.5-coder:7b``; a bare Ollama name gets
+                                    ``:latest``, as in Ollama).  vLLM requests
+                                    without ``model`` use the first one.
+STUB_NAME            <flavor>-stub  Instance name put in every completion:
+                                    ``[stub NAME] reply to: <first 40 chars>``.
+STUB_PORT            8000           TCP port (0 = any free port; the log says which).
+STUB_HOST            0.0.0.0        Bind address.
+STUB_STARTUP_DELAY   0              Seconds (float) of simulated model loading.  The
+                                    HTTP server is up at once but answers 503 (JSON
+                                    error, ``Retry-After: 1``) on every route except
+                                    /stub/* until loading is over.
+STUB_NEVER_READY     (unset)        ``1``/``true``/``yes``/``on``: stay loading forever.
+STUB_LATENCY_MS      0              Extra delay per request on model/completion
+                                    routes (not on /health, /api/version, / or
+                                    /stub/*).
+STUB_ERROR_RATE      0              Probability 0..1 of answering 500 on completion
+                                    routes (after the model name was validated).
+STUB_TOKEN_DELAY_MS  5              Delay between streamed chunks.
+STUB_SHUTDOWN_GRACE  10             Seconds in-flight requests (streams included)
+                                    may still run after SIGTERM/SIGINT.
+==================== ============== ================================================
+
+Invalid values make the process exit 2 with a "configuration error" log line.
+
+Routes
+------
+vllm flavor:   GET /health (200, empty body), GET /v1/models,
+               POST /v1/chat/completions, POST /v1/completions.
+ollama flavor: GET|HEAD / ("Ollama is running"), GET /api/version, GET /api/tags,
+               POST /api/chat, POST /api/generate (``stream`` defaults to true:
+               NDJSON), GET /v1/models, POST /v1/chat/completions,
+               POST /v1/completions.
+both:          GET /stub/config, POST /stub/config (JSON with any of latency_ms,
+               error_rate, token_delay_ms, ready), GET /stub/stats (request counts
+               per route, model and status), DELETE /stub/stats (reset).
+               /stub/* answers even while loading and is not counted in the stats.
+
+OpenAI routes stream as ``text/event-stream`` (role chunk, one chunk per word,
+final chunk with finish_reason, optional usage chunk when
+``stream_options.include_usage``, then ``data: [DONE]``).  ``max_tokens`` /
+``max_completion_tokens`` (Ollama: ``options.num_predict``) caps the number of
+words; a capped answer ends with finish_reason / done_reason ``length``.
+
+Shutdown: on SIGTERM or SIGINT the listening socket is closed at once, requests
+already being served run to completion (up to STUB_SHUTDOWN_GRACE seconds), then
+the process exits 0.  A second signal exits immediately with status 1.
+
+Every request is logged to stderr as one line: method, path, status, duration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+OLLAMA_VERSION = "0.12.6"
+MAX_MODEL_LEN = 4096
+MAX_BODY_BYTES = 16 * 1024 * 1024
+SNIPPET_CHARS = 40
+TRUTHY = {"1", "true", "yes", "on"}
+FLAVORS = ("vllm", "ollama")
+
+
+# --------------------------------------------------------------------------- config
+
+
+class ConfigError(Exception):
+    """An environment variable has an unusable value."""
+
+
+def _env_number(env, name, default, *, lo=0.0, hi=None, integer=False):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < lo or (hi is not None and value > hi):
+        bounds = f"a finite number >= {lo:g}" if hi is None else f"between {lo:g} and {hi:g}"
+        raise ConfigError(f"{name}={raw!r} must be {bounds}")
+    return value
+
+
+def ollama_canonical(name):
+    """Ollama treats ``llama3`` and ``llama3:latest`` as the same model."""
+    name = name.strip()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+class Settings:
+    def __init__(self, env):
+        self.flavor = env.get("STUB_FLAVOR", "vllm").strip().lower() or "vllm"
+        if self.flavor not in FLAVORS:
+            raise ConfigError(f"STUB_FLAVOR={self.flavor!r} must be one of {', '.join(FLAVORS)}")
+        models = []
+        for raw in env.get("STUB_MODELS", "").split(","):
+            raw = raw.strip()
+            if not raw:
+                continue
+            name = ollama_canonical(raw) if self.flavor == "ollama" else raw
+            if name not in models:
+                models.append(name)
+        if not models:
+            models = [ollama_canonical("stub-model") if self.flavor == "ollama" else "stub-model"]
+        self.models = tuple(models)
+        self.name = env.get("STUB_NAME", "").strip() or f"{self.flavor}-stub"
+        self.host = env.get("STUB_HOST", "").strip() or "0.0.0.0"
+        self.port = _env_number(env, "STUB_PORT", 8000, hi=65535, integer=True)
+        self.startup_delay = _env_number(env, "STUB_STARTUP_DELAY", 0.0)
+        self.never_ready = env.get("STUB_NEVER_READY", "").strip().lower() in TRUTHY
+        self.latency_ms = _env_number(env, "STUB_LATENCY_MS", 0.0)
+        self.error_rate = _env_number(env, "STUB_ERROR_RATE", 0.0, hi=1.0)
+        self.token_delay_ms = _env_number(env, "STUB_TOKEN_DELAY_MS", 5.0)
+        self.shutdown_grace = _env_number(env, "STUB_SHUTDOWN_GRACE", 10.0)
+
+
+# --------------------------------------------------------------------------- logging
+
+_log_lock = threading.Lock()
+_log_name = "stub"
+
+
+def log(message):
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    line = f"{stamp} stub[{_log_name}] {message}\n"
+    with _log_lock:
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+# --------------------------------------------------------------------------- runtime state
+
+
+class Runtime:
+    """Mutable state shared by all request threads."""
+
+    CONFIG_KEYS = ("latency_ms", "error_rate", "token_delay_ms", "ready")
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.latency_ms = settings.latency_ms
+        self.error_rate = settings.error_rate
+        self.token_delay_ms = settings.token_delay_ms
+        self.ready = threading.Event()
+        self.started = time.time()
+        self._timer = None
+        self.reset_stats()
+
+    # loading -------------------------------------------------------------
+    def begin_loading(self):
+        s = self.settings
+        if s.never_ready:
+            log("loading... never ready (STUB_NEVER_READY=1): every route answers 503")
+            return
+        if s.startup_delay <= 0:
+            self._mark_ready()
+            return
+        log(f"loading... (STUB_STARTUP_DELAY={s.startup_delay:g}s): answering 503 until ready")
+        self._timer = threading.Timer(s.startup_delay, self._mark_ready)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _mark_ready(self):
+        self.ready.set()
+        log(f"ready: flavor={self.settings.flavor} models={','.join(self.settings.models)}")
+
+    def cancel_loading(self):
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # runtime config ------------------------------------------------------
+    def config(self):
+        with self.lock:
+            return {
+                "latency_ms": self.latency_ms,
+                "error_rate": self.error_rate,
+                "token_delay_ms": self.token_delay_ms,
+                "ready": self.ready.is_set(),
+            }
+
+    def update_config(self, data):
+        """Apply a /stub/config body; returns an error message or None."""
+        if not isinstance(data, dict):
+            return "body must be a JSON object"
+        unknown = sorted(set(data) - set(self.CONFIG_KEYS))
+        if unknown:
+            return f"unknown key(s) {unknown}; allowed: {list(self.CONFIG_KEYS)}"
+        numbers = {}
+        for key in ("latency_ms", "error_rate", "token_delay_ms"):
+            if key not in data:
+                continue
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                return f"{key} must be a number >= 0"
+            if key == "error_rate" and value > 1:
+                return "error_rate must be between 0 and 1"
+            numbers[key] = float(value)
+        if "ready" in data and not isinstance(data["ready"], bool):
+            return "ready must be true or false"
+        with self.lock:
+            for key, value in numbers.items():
+                setattr(self, key, value)
+        if data.get("ready") is True and not self.ready.is_set():
+            self.cancel_loading()
+            self._mark_ready()
+        elif data.get("ready") is False and self.ready.is_set():
+            self.ready.clear()
+            log("not ready (set via /stub/config): answering 503")
+        return None
+
+    def latency(self):
+        with self.lock:
+            return self.latency_ms / 1000.0
+
+    def token_delay(self):
+        with self.lock:
+            return self.token_delay_ms / 1000.0
+
+    def should_fail(self):
+        with self.lock:
+            rate = self.error_rate
+        return rate > 0 and random.random() < rate
+
+    # stats ---------------------------------------------------------------
+    def reset_stats(self):
+        with self.lock:
+            self.total = 0
+            self.routes = Counter()
+            self.models = Counter()
+            self.statuses = Counter()
+
+    def record(self, route, model, status):
+        with self.lock:
+            self.total += 1
+            self.routes[route] += 1
+            if model is not None:
+                self.models[model] += 1
+            self.statuses[str(status)] += 1
+
+    def stats(self, in_flight):
+        with self.lock:
+            return {
+                "name": self.settings.name,
+                "flavor": self.settings.flavor,
+                "ready": self.ready.is_set(),
+                "uptime_s": round(time.time() - self.started, 3),
+                "in_flight": in_flight,
+                "requests_total": self.total,
+                "routes": dict(self.routes),
+                "models": dict(self.models),
+                "statuses": dict(self.statuses),
+            }
+
+
+# --------------------------------------------------------------------------- text generation
+
+
+class Generation:
+    """The canned answer for one request, split into word-sized tokens."""
+
+    def __init__(self, name, last_user, prompt_text, limit):
+        snippet = " ".join(last_user.split())[:SNIPPET_CHARS].rstrip()
+        text = f"[stub {name}] reply to: {snippet or '(no user message)'}"
+        pieces = re.findall(r"\s*\S+", text)
+        self.finish_reason = "stop"
+        if limit is not None and len(pieces) > limit:
+            pieces = pieces[:limit]
+            self.finish_reason = "length"
+        self.pieces = pieces
+        self.text = "".join(pieces)
+        self.prompt_tokens = max(1, len(prompt_text.split()))
+        self.completion_tokens = len(pieces)
+
+    def usage(self):
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+def content_text(content):
+    """Text of an OpenAI/Ollama message content (string or list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return " ".join(parts)
+    return ""
+
+
+def chat_texts(messages):
+    """(last user message text, all message text) of a chat request."""
+    last_user = ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            last_user = content_text(message.get("content"))
+            break
+    everything = " ".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
+    return last_user, everything
+
+
+def iso_now():
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+def sse(obj):
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def ndjson(obj):
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+class RequestError(Exception):
+    """Abort handling with an HTTP error (already formatted per route style)."""
+
+    def __init__(self, status, message, etype=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.etype = etype
+
+
+# --------------------------------------------------------------------------- server
+
+
+class StubHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows which connections are serving a request.
+
+    A connection counts as busy from accept() until its first request is
+    answered, and again while any later (keep-alive) request is handled; idle
+    keep-alive connections do not hold up shutdown.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, runtime):
+        self.runtime = runtime
+        self.draining = False
+        self._cond = threading.Condition()
+        self._busy = {}
+        super().__init__(address, StubHandler)
+
+    def process_request(self, request, client_address):
+        with self._cond:
+            self._busy[request] = True
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._cond:
+            self._busy.pop(request, None)
+            self._cond.notify_all()
+        super().shutdown_request(request)
+
+    def set_busy(self, request, busy):
+        with self._cond:
+            if request in self._busy:
+                self._busy[request] = busy
+            self._cond.notify_all()
+
+    def in_flight(self):
+        with self._cond:
+            return sum(1 for busy in self._busy.values() if busy)
+
+    def wait_idle(self, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(self._busy.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "inference-stub/1.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are dropped after this
+
+    def version_string(self):
+        return self.server_version
+
+    # ----------------------------------------------------------------- plumbing
+    def handle_one_request(self):
+        self._t0 = None
+        self._status = None
+        self._note = ""
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+            self._note = " (client disconnected)"
+        finally:
+            if self._t0 is not None and self._status is not None:
+                ms = (time.monotonic() - self._t0) * 1000
+                log(f"{self.command} {self.path} {self._status} {ms:.1f}ms{self._note}")
+            self.server.set_busy(self.request, False)
+
+    def parse_request(self):
+        self.server.set_busy(self.request, True)
+        self._t0 = time.monotonic()
+        self._route = None
+        self._model = None
+        self._head = False
+        return super().parse_request()
+
+    def log_request(self, code="-", size="-"):
+        pass  # one line per request is written by handle_one_request
+
+    def log_message(self, format, *args):
+        message = format % args
+        if not message.startswith("Request timed out"):
+            log(f"{self.address_string()} {message}")
+
+    @property
+    def settings(self):
+        return self.server.runtime.settings
+
+    @property
+    def runtime(self):
+        return self.server.runtime
+
+    def _start(self, status, ctype, length=None, headers=()):
+        """Send status line and headers; length None means a streamed body."""
+        self._status = status
+        if self._route is not None:
+            self.runtime.record(self._route, self._model, status)
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        self._chunked = False
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        elif self.request_version == "HTTP/1.1":
+            self.send_header("Transfer-Encoding", "chunked")
+            self._chunked = not self._head
+        else:
+            self.close_connection = True
+        for key, value in headers:
+            self.send_header(key, value)
+        if self.server.draining or self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+
+    def _send(self, status, body, ctype, headers=()):
+        self._start(status, ctype, len(body), headers)
+        if not self._head:
+            self.wfile.write(body)
+
+    def _send_json(self, status, obj, headers=()):
+        body = json.dumps(obj).encode()
+        self._send(status, body, "application/json", headers)
+
+    def _write(self, data):
+        if self._head:
+            return
+        if self._chunked:
+            data = f"{len(data):X}\r\n".encode() + data + b"\r\n"
+        self.wfile.write(data)
+
+    def _end_stream(self):
+        if self._chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _pause(self, seconds):
+        if seconds > 0:
+            time.sleep(seconds)
+
+    # ----------------------------------------------------------------- errors
+    def _error_style(self):
+        if self.settings.flavor == "vllm":
+            return "openai"
+        return "ollama-openai" if self._path.startswith("/v1/") else "ollama"
+
+    def _send_error(self, status, message, etype=None, headers=()):
+        style = self._error_style()
+        if style == "ollama":
+            body = {"error": message}
+        elif style == "ollama-openai":
+            kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+            body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+        else:
+            default = {
+                400: "BadRequestError",
+                404: "NotFoundError",
+                413: "RequestEntityTooLarge",
+                500: "InternalServerError",
+                503: "ServiceUnavailableError",
+            }.get(status, "Error")
+            body = {
+                "error": {
+                    "message": message,
+                    "type": etype or default,
+                    "param": None,
+                    "code": status,
+                }
+            }
+        self._send_json(status, body, headers)
+
+    def _no_route(self, allowed):
+        if allowed:
+            if self.settings.flavor == "vllm":
+                return self._send_json(
+                    405, {"detail": "Method Not Allowed"}, [("Allow", ", ".join(allowed))]
+                )
+            return self._send(
+                405, b"405 method not allowed", "text/plain", [("Allow", ", ".join(allowed))]
+            )
+        if self.settings.flavor == "vllm":
+            return self._send_json(404, {"detail": "Not Found"})
+        return self._send(404, b"404 page not found", "text/plain")
+
+    # ----------------------------------------------------------------- dispatch
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_HEAD(self):
+        self._dispatch("HEAD")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self):
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method):
+        path = urlsplit(self.path).path
+        if len(path) > 1:
+            path = path.rstrip("/")
+        self._path = path
+        self._head = method == "HEAD"
+        lookup = "GET" if self._head else method
+        try:
+            self._body = self._read_body()
+        except RequestError as exc:
+            self.close_connection = True
+            return self._send_error(exc.status, exc.message)
+
+        if path.startswith("/stub/"):
+            handler = CONTROL_ROUTES.get(path, {}).get(lookup)
+            if handler is None:
+                return self._no_route(sorted(CONTROL_ROUTES.get(path, {})))
+            return handler(self)
+
+        table = ROUTES[self.settings.flavor]
+        entry = table.get(path, {})
+        handler, kind = entry.get(lookup, (None, None))
+        self._route = f"{lookup} {path}" if handler else "unmatched"
+
+        if not self.runtime.ready.is_set():
+            return self._send_error(
+                503,
+                "Loading model: the stub inference server is not ready yet",
+                headers=[("Retry-After", "1")],
+            )
+        if handler is None:
+            return self._no_route(sorted(entry))
+        if kind != "liveness":
+            self._pause(self.runtime.latency())
+        try:
+            handler(self)
+        except RequestError as exc:
+            self._send_error(exc.status, exc.message, exc.etype)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            raise
+        except Exception as exc:  # a bug in the stub: answer 500 rather than hang up
+            log(f"internal error in {method} {path}: {exc!r}")
+            if self._status is not None:  # already streaming: just drop the connection
+                raise
+            self._send_error(500, f"stub internal error: {exc!r}")
+
+    def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise RequestError(400, "malformed chunked request body") from None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise RequestError(413, "request body too large")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(8)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            raise RequestError(400, "invalid Content-Length") from None
+        if size < 0:
+            raise RequestError(400, "invalid Content-Length")
+        if size > MAX_BODY_BYTES:
+            raise RequestError(413, "request body too large")
+        return self.rfile.read(size)
+
+    def _json_body(self):
+        try:
+            data = json.loads(self._body or b"")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"invalid JSON body: {exc}") from None
+        if not isinstance(data, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        return data
+
+    # ----------------------------------------------------------------- model helpers
+    def _resolve_model(self, req):
+        """Served model name for the request, or RequestError 400/404."""
+        requested = req.get("model")
+        if self.settings.flavor == "vllm":
+            if requested is None:  # vLLM falls back to its (first) served model
+                requested = self.settings.models[0]
+            if not isinstance(requested, str):
+                raise RequestError(400, "model must be a string")
+            self._model = requested
+            if requested not in self.settings.models:
+                raise RequestError(404, f"The model `{requested}` does not exist.")
+            return requested
+        if not isinstance(requested, str) or not requested.strip():
+            raise RequestError(400, "model is required")
+        canonical = ollama_canonical(requested)
+        self._model = canonical
+        if canonical not in self.settings.models:
+            raise RequestError(404, f'model "{requested}" not found, try pulling it first')
+        return canonical
+
+    def _maybe_fail(self):
+        if self.runtime.should_fail():
+            raise RequestError(500, "stub: injected error (STUB_ERROR_RATE / /stub/config)")
+
+    @staticmethod
+    def _limit_openai(req):
+        for key in ("max_completion_tokens", "max_tokens"):
+            value = req.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RequestError(400, f"{key} must be at least 1, got {value!r}.")
+            return value
+        return None
+
+    @staticmethod
+    def _limit_ollama(req):
+        options = req.get("options") or {}
+        if not isinstance(options, dict):
+            raise RequestError(400, "options must be an object")
+        value = options.get("num_predict")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RequestError(400, "num_predict must be an integer")
+        return value if value > 0 else None  # -1 / -2 mean "no limit" in Ollama
+
+    # ----------------------------------------------------------------- liveness routes
+    def h_health(self):
+        self._send(200, b"", None)  # vLLM: 200, empty body
+
+    def h_ollama_root(self):
+        self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
+
+    def h_ollama_version(self):
+        self._send_json(200, {"version": OLLAMA_VERSION})
+
+    # ----------------------------------------------------------------- model lists
+    def h_openai_models(self):
+        created = int(self.runtime.started)
+        data = []
+        for model in self.settings.models:
+            if self.settings.flavor == "vllm":
+                data.append(
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "vllm",
+                        "root": model,
+                        "parent": None,
+                        "max_model_len": MAX_MODEL_LEN,
+                        "permission": [
+                            {
+                                "id": f"modelperm-{uuid.uuid4().hex}",
+                                "object": "model_permission",
+                                "created": created,
+                                "allow_create_engine": False,
+                                "allow_sampling": True,
+                                "allow_logprobs": True,
+                                "allow_search_indices": False,
+                                "allow_view": True,
+                                "allow_fine_tuning": False,
+                                "organization": "*",
+                                "group": None,
+                                "is_blocking": False,
+                            }
+                        ],
+                    }
+                )
+            else:
+                owner = model.split("/")[-2] if "/" in model else "library"
+                data.append({"id": model, "object": "model", "created": created, "owned_by": owner})
+        self._send_json(200, {"object": "list", "data": data})
+
+    def h_ollama_tags(self):
+        modified = datetime.fromtimestamp(self.runtime.started, UTC)
+        modified_at = modified.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+        models = []
+        for model in self.settings.models:
+            digest = hashlib.sha256(model.encode()).hexdigest()
+            match = re.search(r"(\d+(?:\.\d+)?)([bm])\b", model.rsplit(":", 1)[-1], re.IGNORECASE)
+            size_label = f"{match.group(1)}{match.group(2).upper()}" if match else "unknown"
+            models.append(
+                {
+                    "name": model,
+                    "model": model,
+                    "modified_at": modified_at,
+                    "size": 100_000_000 + int(digest[:8], 16) % 4_000_000_000,
+                    "digest": digest,
+                    "details": {
+                        "parent_model": "",
+                        "format": "gguf",
+                        "family": "stub",
+                        "families": ["stub"],
+                        "parameter_size": size_label,
+                        "quantization_level": "Q4_K_M",
+                    },
+                }
+            )
+        self._send_json(200, {"models": models})
+
+    # ----------------------------------------------------------------- OpenAI completions
+    def h_openai_chat(self):
+        req = self._json_body()
+        model = self._resolve_model(req)
+        messages = req.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError(400, "messages must be a non-empty list")
+        limit = self._limit_openai(req)
+        self._maybe_fail()
+        last_user, everything = chat_texts(messages)
+        gen = Generation(self.settings.name, last_user, everything, limit)
+        self._openai_respond(req, model, gen, chat=True)
+
+    def h_openai_completions(self):
+        req = self._json_body()
+        model = self._resolve_model(req)
+        prompt = req.get("prompt")
+        if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+            prompt = prompt[0]
+        elif isinstance(prompt, list) and prompt:
+            prompt = "(token ids)"
+        if not isinstance(prompt, str):
+            raise RequestError(400, "prompt must be a string or a list of strings")
+        limit = self._limit_openai(req)
+        self._maybe_fail()
+        gen = Generation(self.settings.name, prompt, prompt, limit)
+        self._openai_respond(req, model, gen, chat=False)
+
+    def _openai_respond(self, req, model, gen, chat):
+        vllm = self.settings.flavor == "vllm"
+        if vllm:
+            rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        else:
+            rid = ("chatcmpl-" if chat else "cmpl-") + str(random.randint(0, 999))
+        created = int(time.time())
+        base = {
+            "id": rid,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": created,
+            "model": model,
+        }
+        if not vllm:
+            base["system_fingerprint"] = "fp_ollama"
+
+        def choice(**fields):
+            out = {"index": 0}
+            out.update(fields)
+            if vllm:
+                out.setdefault("logprobs", None)
+            return out
+
+        stream = bool(req.get("stream", False))
+        if not stream:
+            if chat:
+                message = {"role": "assistant", "content": gen.text}
+                if vllm:
+                    message.update({"reasoning_content": None, "tool_calls": []})
+                ch = choice(message=message, finish_reason=gen.finish_reason)
+            else:
+                ch = choice(text=gen.text, finish_reason=gen.finish_reason)
+            if vllm:
+                ch["stop_reason"] = None
+            body = dict(base, choices=[ch], usage=gen.usage())
+            if vllm:
+                body["prompt_logprobs"] = None
+            return self._send_json(200, body)
+
+        options = req.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        if chat:
+            base["object"] = "chat.completion.chunk"
+        self._start(
+            200, "text/event-stream; charset=utf-8", headers=[("Cache-Control", "no-cache")]
+        )
+        delay = self.runtime.token_delay()
+        first = True
+
+        def emit(obj):
+            nonlocal first
+            if not first:
+                self._pause(delay)
+            first = False
+            self._write(sse(obj))
+
+        if chat:
+            emit(
+                dict(
+                    base,
+                    choices=[
+                        choice(delta={"role": "assistant", "content": ""}, finish_reason=None)
+                    ],
+                )
+            )
+        for piece in gen.pieces:
+            if chat:
+                ch = choice(delta={"content": piece}, finish_reason=None)
+            else:
+                ch = choice(text=piece, finish_reason=None)
+            emit(dict(base, choices=[ch]))
+        final = (
+            choice(delta={}, finish_reason=gen.finish_reason)
+            if chat
+            else choice(text="", finish_reason=gen.finish_reason)
+        )
+        if vllm:
+            final["stop_reason"] = None
+        emit(dict(base, choices=[final]))
+        if include_usage:
+            emit(dict(base, choices=[], usage=gen.usage()))
+        self._write(b"data: [DONE]\n\n")
+        self._end_stream()
+
+    # ----------------------------------------------------------------- Ollama native
+    def h_ollama_chat(self):
+        req = self._json_body()
+        model = self._resolve_model(req)
+        messages = req.get("messages")
+        if messages is not None and not isinstance(messages, list):
+            raise RequestError(400, "messages must be a list")
+        limit = self._limit_ollama(req)
+        if not messages:  # Ollama: chat without messages just loads the model
+            return self._send_json(
+                200,
+                {
+                    "model": model,
+                    "created_at": iso_now(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done_reason": "load",
+                    "done": True,
+                },
+            )
+        self._maybe_fail()
+        last_user, everything = chat_texts(messages)
+        gen = Generation(self.settings.name, last_user, everything, limit)
+        self._ollama_respond(req, model, gen, chat=True)
+
+    def h_ollama_generate(self):
+        req = self._json_body()
+        model = self._resolve_model(req)
+        prompt = req.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise RequestError(400, "prompt must be a string")
+        limit = self._limit_ollama(req)
+        if not prompt:  # Ollama: generate without prompt just loads the model
+            return self._send_json(
+                200,
+                {
+                    "model": model,
+                    "created_at": iso_now(),
+                    "response": "",
+                    "done": True,
+                    "done_reason": "load",
+                },
+            )
+        self._maybe_fail()
+        system = req.get("system") if isinstance(req.get("system"), str) else ""
+        gen = Generation(self.settings.name, prompt, f"{system} {prompt}", limit)
+        self._ollama_respond(req, model, gen, chat=False)
+
+    def _ollama_respond(self, req, model, gen, chat):
+        t0 = time.monotonic_ns()
+        stream = req.get("stream", True)  # Ollama streams unless told otherwise
+        stream = True if stream is None else bool(stream)
+
+        def partial(text):
+            out = {"model": model, "created_at": iso_now()}
+            if chat:
+                out["message"] = {"role": "assistant", "content": text}
+            else:
+                out["response"] = text
+            return out
+
+        def final(text):
+            out = partial(text)
+            total = max(time.monotonic_ns() - t0, 1000)
+            out.update(
+                {
+                    "done": True,
+                    "done_reason": gen.finish_reason,
+                    "total_duration": total,
+                    "load_duration": min(total, 250_000),
+                    "prompt_eval_count": gen.prompt_tokens,
+                    "prompt_eval_duration": min(total, 1_000_000),
+                    "eval_count": gen.completion_tokens,
+                    "eval_duration": total,
+                }
+            )
+            if not chat:
+                out["context"] = list(range(1, gen.prompt_tokens + gen.completion_tokens + 1))
+            return out
+
+        if not stream:
+            return self._send_json(200, final(gen.text))
+        self._start(200, "application/x-ndjson")
+        delay = self.runtime.token_delay()
+        for index, piece in enumerate(gen.pieces):
+            if index:
+                self._pause(delay)
+            chunk = partial(piece)
+            chunk["done"] = False
+            self._write(ndjson(chunk))
+        self._pause(delay)
+        self._write(ndjson(final("")))
+        self._end_stream()
+
+    # ----------------------------------------------------------------- /stub control
+    def h_stub_config_get(self):
+        self._send_json(200, self.runtime.config())
+
+    def h_stub_config_post(self):
+        try:
+            data = self._json_body()
+        except RequestError as exc:
+            return self._send_json(400, {"error": exc.message})
+        problem = self.runtime.update_config(data)
+        if problem:
+            return self._send_json(400, {"error": problem})
+        config = self.runtime.config()
+        log(f"config updated: {json.dumps(config, sort_keys=True)}")
+        self._send_json(200, config)
+
+    def h_stub_stats(self):
+        self._send_json(200, self.runtime.stats(self.server.in_flight()))
+
+    def h_stub_stats_reset(self):
+        self.runtime.reset_stats()
+        self._send_json(200, self.runtime.stats(self.server.in_flight()))
+
+
+H = StubHandler
+ROUTES = {
+    "vllm": {
+        "/health": {"GET": (H.h_health, "liveness")},
+        "/v1/models": {"GET": (H.h_openai_models, "api")},
+        "/v1/chat/completions": {"POST": (H.h_openai_chat, "api")},
+        "/v1/completions": {"POST": (H.h_openai_completions, "api")},
+    },
+    "ollama": {
+        "/": {"GET": (H.h_ollama_root, "liveness")},
+        "/api/version": {"GET": (H.h_ollama_version, "liveness")},
+        "/api/tags": {"GET": (H.h_ollama_tags, "api")},
+        "/api/chat": {"POST": (H.h_ollama_chat, "api")},
+        "/api/generate": {"POST": (H.h_ollama_generate, "api")},
+        "/v1/models": {"GET": (H.h_openai_models, "api")},
+        "/v1/chat/completions": {"POST": (H.h_openai_chat, "api")},
+        "/v1/completions": {"POST": (H.h_openai_completions, "api")},
+    },
+}
+CONTROL_ROUTES = {
+    "/stub/config": {"GET": H.h_stub_config_get, "POST": H.h_stub_config_post},
+    "/stub/stats": {"GET": H.h_stub_stats, "DELETE": H.h_stub_stats_reset},
+}
+LIVENESS_PATH = {"vllm": "/health", "ollama": "/api/version"}
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def healthcheck(env):
+    """Probe the local server; 0 if it answers 200, else 1 (Docker HEALTHCHECK)."""
+    try:
+        flavor = env.get("STUB_FLAVOR", "vllm").strip().lower() or "vllm"
+        port = _env_number(env, "STUB_PORT", 8000, lo=1, hi=65535, integer=True)
+    except ConfigError as exc:
+        print(f"unhealthy: {exc}")
+        return 1
+    url = f"http://127.0.0.1:{port}{LIVENESS_PATH.get(flavor, '/health')}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(url, timeout=3) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}")
+        return 1
+    print(f"{'healthy' if status == 200 else 'unhealthy'}: {url} -> {status}")
+    return 0 if status == 200 else 1
+
+
+def serve(settings):
+    global _log_name
+    _log_name = settings.name
+    runtime = Runtime(settings)
+    stop = threading.Event()
+    received = []
+
+    def on_signal(signum, _frame):
+        if stop.is_set():
+            log(f"{signal.Signals(signum).name} again: exiting without waiting")
+            os._exit(1)
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    try:
+        server = StubHTTPServer((settings.host, settings.port), runtime)
+    except OSError as exc:
+        log(f"cannot listen on {settings.host}:{settings.port}: {exc}")
+        return 1
+    port = server.server_address[1]
+    log(
+        f"listening on {settings.host}:{port} flavor={settings.flavor} "
+        f"models={','.join(settings.models)} (stub inference server, not a real model)"
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="http-accept", daemon=True
+    )
+    thread.start()
+    runtime.begin_loading()
+
+    while not stop.wait(0.5):
+        pass
+
+    server.draining = True
+    busy = server.in_flight()
+    log(
+        f"{received[0] if received else 'signal'} received: not accepting new connections; "
+        f"waiting for {busy} in-flight request(s) (up to {settings.shutdown_grace:g}s)"
+    )
+    server.shutdown()
+    server.server_close()
+    runtime.cancel_loading()
+    if server.wait_idle(settings.shutdown_grace):
+        log("shutdown complete")
+        return 0
+    log(f"shutdown grace expired with {server.in_flight()} request(s) in flight; exiting")
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    if argv == ["--healthcheck"]:
+        return healthcheck(os.environ)
+    if argv:
+        print(f"usage: {os.path.basename(sys.argv[0])} [--healthcheck]", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings(os.environ)
+    except ConfigError as exc:
+        log(f"configuration error: {exc}")
+        return 2
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
