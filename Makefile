@@ -40,6 +40,7 @@ install: $(BIN)/stackctl
 
 engine:
 	bash scripts/ensure-docker.sh
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 images: install engine
 	$(STACKCTL) images build

@@ -140,6 +140,7 @@ def monitoring_services(reg: Registry) -> dict[str, Any]:
             "image": _image(reg, "alloy", mon.alloy.image),
             "command": ["run", "--server.http.listen-addr=0.0.0.0:12345",
                         "--storage.path=/var/lib/alloy/data", "/etc/alloy/config.alloy"],
+            "environment": {"STACKCTL_COMPOSE_PROJECT": reg.stack.project},  # logs of ours only
             "volumes": [f"{cfg}/alloy/config.alloy:/etc/alloy/config.alloy:ro",
                         "/var/run/docker.sock:/var/run/docker.sock:ro"],
             "ports": _port(bind, mon.alloy.host_port, 12345),
