@@ -26,6 +26,7 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     """
     from rich.console import Console
 
+    from ..engine.docker import DockerError
     from ..engine.health import GateFailure
     from ..engine.lock import Busy
     from ..engine.plan import PlanError
@@ -43,7 +44,7 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     try:
         result = bring_up(reg, docker, UpOptions(profiles=list(profiles), timeout=timeout,
                                                  lock_wait=lock_wait), on_change)
-    except (PlanError, Busy, GatewayCheckFailed) as exc:
+    except (PlanError, Busy, GatewayCheckFailed, DockerError) as exc:
         raise click.ClickException(str(exc)) from None
     except GateFailure as exc:
         raise click.ClickException(str(exc) + "\n(`stackctl status` shows the rest; "

@@ -42,7 +42,7 @@ def gateway_service(reg: Registry) -> dict[str, Any]:
         "volumes": ["./litellm/config.yaml:/app/config.yaml:ro"],
         "ports": _port(stack.bind_address, gw.host_port, 4000),
         "healthcheck": compose_healthcheck(
-            python_http("http://127.0.0.1:4000/health/liveliness", 4), 5, 5, 3, gw.start_period),
+            python_http("http://127.0.0.1:4000/health/liveliness", 4), 2, 5, 3, gw.start_period),
         "labels": _labels("gateway"),
         "restart": "unless-stopped",
     }
@@ -57,7 +57,7 @@ def cache_service(reg: Registry) -> dict[str, Any]:
         "image": _image(reg, CACHE, cache.image),
         "command": ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
         "ports": _port(reg.stack.bind_address, cache.host_port, 6379),
-        "healthcheck": compose_healthcheck(["CMD", "redis-cli", "ping"], 5, 3, 5, 10),
+        "healthcheck": compose_healthcheck(["CMD", "redis-cli", "ping"], 1, 3, 5, 10),
         "labels": _labels("cache"),
         "restart": "unless-stopped",
     }

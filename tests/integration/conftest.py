@@ -22,7 +22,7 @@ from stackctl.engine.envfile import read_env
 
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"
-IMAGES = ["stackctl-local/litellm:1.109.1", "stackctl-local/redis:7",
+IMAGES = ["stackctl-local/litellm:1.106.2", "stackctl-local/redis:7",
           "stackctl-local/llama-server:0.3.36", "stackctl-local/inference-stub:1"]
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
