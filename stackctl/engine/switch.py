@@ -85,6 +85,28 @@ def plan_switch(reg: Registry, target: str, observed: list[ContainerState]) -> S
                       noop=target in running and not others)
 
 
+def ready_probe(reg: Registry, member: str) -> Callable[[str], bool]:
+    """The member's healthcheck, run from the host: switching waits on it, not on the
+    interval of Docker's probe."""
+    import requests
+
+    from ..render.litellm import served_backend
+    from ..render.probes import host_check
+
+    prov = reg.providers.providers[member]
+    if prov.host_port is None:
+        return lambda service: False
+    url, expect = host_check(prov, served_backend(reg, member))
+
+    def probe(service: str) -> bool:
+        try:
+            r = requests.get(url, timeout=1)
+        except requests.RequestException:
+            return False
+        return r.ok and (expect is None or expect in r.text)
+    return probe
+
+
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
@@ -108,11 +130,14 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
 
 def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                   say: Callable[[str], None] = lambda s: None,
-                  routable: Callable[[str, str], bool] | None = None) -> SwitchResult:
+                  routable: Callable[[str, str], bool] | None = None,
+                  ready: Callable[[str], bool] | None = None) -> SwitchResult:
     """Make `opts.member` the one running member of its group; roll back if it fails.
 
     `routable(model, deployment_id)` confirms the gateway routes to the new member (default:
-    a real request through the gateway); tests inject their own.
+    a real request through the gateway); `ready(member)` sees readiness before Docker's next
+    healthcheck does (default: the healthcheck's own request, sent to the host port).
+    Tests inject their own.
     """
     providers = reg.providers.providers
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
@@ -142,14 +167,15 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             say(f"starting {member}")
             docker.start_service([profile_of(member, providers[member])], member)
             started = time.monotonic()
-            wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs)
-            ready = time.monotonic()
+            wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
+                         probe=ready_probe(reg, member) if ready is None else ready)
+            healthy = time.monotonic()
             model = next(iter(models_of_provider(reg, member)), None)
             if model and not routable(model, f"{model}@{member}"):
                 raise GateFailure(member, f"is healthy but the gateway did not route {model!r} "
                                   f"to it within {opts.routable_timeout:g}s")
-            return {"start": started - t, "ready": ready - started,
-                    "routable": time.monotonic() - ready}
+            return {"start": started - t, "ready": healthy - started,
+                    "routable": time.monotonic() - healthy}
 
         for member in plan.stop:
             stop(member)

@@ -42,3 +42,13 @@ def compose_healthcheck(test: list[str], interval: float, timeout: float, retrie
         "start_period": f"{start_period:g}s",
         # no start_interval: it needs Docker Engine 25+, and Debian 12 ships 20.10
     }
+
+
+def host_check(prov: Provider, expect_default: str | None) -> tuple[str, str | None]:
+    """(URL on 127.0.0.1, expected substring): the container's own probe, seen from the host."""
+    assert prov.container is not None
+    health = prov.container.health
+    endpoint = health.endpoint or DEFAULT_ENDPOINT.get(prov.type, "/health")
+    if endpoint not in ("/v1/models", "/api/tags"):
+        expect_default = None
+    return f"http://127.0.0.1:{prov.host_port}{endpoint}", health.expect or expect_default

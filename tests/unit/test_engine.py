@@ -188,7 +188,7 @@ def test_switch_stops_then_starts_then_confirms(offline):
     docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
     asked = []
     result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
-                           routable=lambda m, d: asked.append((m, d)) or True)
+                           ready=lambda s: False, routable=lambda m, d: asked.append((m, d)) or True)
     assert docker.calls == [("stop", "p-vllm-qwen-1"), ("remove", "p-vllm-qwen-1"),
                             ("start", "vllm-dolphin")]
     assert asked == [("dolphin-uncensored-vllm", "dolphin-uncensored-vllm@vllm-dolphin")]
@@ -211,7 +211,7 @@ def test_failed_target_is_rolled_back(offline, how, reason):
     docker.behaviour["vllm-dolphin"] = how
     with pytest.raises(SwitchFailed) as exc:
         ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
-                      routable=lambda m, d: True)
+                      ready=lambda s: False, routable=lambda m, d: True)
     text = str(exc.value)
     assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
     assert "loading..." in text  # the target's last log lines
@@ -224,7 +224,7 @@ def test_target_healthy_but_not_routable_is_rolled_back(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
         ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
-                      routable=lambda m, d: "qwen" in m)
+                      ready=lambda s: False, routable=lambda m, d: "qwen" in m)
     assert set(docker.state) == {"vllm-qwen"}
 
 
@@ -233,7 +233,7 @@ def test_failed_rollback_says_the_group_is_empty(offline):
     docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
     with pytest.raises(SwitchFailed, match="rollback to vllm-qwen ALSO failed"):
         ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
-                      routable=lambda m, d: True)
+                      ready=lambda s: False, routable=lambda m, d: True)
 
 
 def test_switch_while_locked_fails_fast(offline):
@@ -241,5 +241,19 @@ def test_switch_while_locked_fails_fast(offline):
     with stack_lock("stackctl-offline", "up"):
         with pytest.raises(Busy, match="`stackctl up`"):
             ensure_active(offline, docker, SwitchOptions(member="dolphin"),
-                          routable=lambda m, d: True)
+                          ready=lambda s: False, routable=lambda m, d: True)
     assert docker.calls == []
+
+
+def test_host_probe_sees_readiness_before_dockers_next_healthcheck():
+    t = FakeTime()
+    gate = wait_healthy(["a"], lambda: [cs("a", health="starting")], 10,
+                        probe=lambda s: t.now >= 1.0, clock=t.clock, sleep=t.sleep)
+    assert gate.ready_after == {"a": 1.0}
+
+
+def test_host_probe_never_overrides_a_failed_container():
+    t = FakeTime()
+    with pytest.raises(GateFailure, match="exited with code 2"):
+        wait_healthy(["a"], lambda: [cs("a", state="exited", health="none", code=2)], 10,
+                     probe=lambda s: True, clock=t.clock, sleep=t.sleep)
