@@ -217,7 +217,8 @@ class Gateway(Strict):
     host_port: int = Field(4000, ge=1, le=65535)
     master_key_env: str = "LITELLM_MASTER_KEY"
     router: Router = Field(default_factory=Router)
-    start_period: float = Field(60, gt=0)
+    start_period: float = Field(120, gt=0,
+                                description="seconds LiteLLM may take to start (slow imports)")
 
 
 class Cache(Strict):
