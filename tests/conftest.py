@@ -1,0 +1,182 @@
+"""Shared fixtures and the `--no-skip` switch for the whole test suite.
+
+Fixtures
+    runner          click CliRunner; call it with `catch_exceptions=False` in tests.
+    registry_dir    factory copying the shipped registry (`config/`) or the offline example
+                    (`examples/offline/config/`) into tmp_path with the same sibling layout,
+                    so `../compose` (and `../../../monitoring`) resolve inside tmp_path.
+    yaml_edit       apply an edit to a YAML file with ruamel.yaml round-trip (comments,
+                    order and layout of untouched lines are kept, so line numbers stay true).
+
+`--no-skip` (or env STACKCTL_NO_SKIP=1)
+    every skip — `pytest.skip`, `skipif`, `importorskip`, a skipped module — is reported as a
+    failure carrying the skip reason. CI runs with it so a missing tool (docker compose,
+    litellm, a Docker engine) cannot turn a red suite into a green one. Expected failures
+    (`xfail`) are not skips and are left alone. A skip during setup (a skip mark, a fixture
+    that skips) shows as ERROR, one in the test body as FAILED; a module skipped at import is
+    listed in a summary section and sets the exit status to 1.
+
+Integration fixtures live in tests/integration/conftest.py; keep this file generic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name → folder in the repo; it is copied to the same relative place under tmp_path
+REGISTRIES: dict[str, Path] = {
+    "shipped": Path("config"),
+    "offline": Path("examples/offline/config"),
+}
+
+
+# -- --no-skip ------------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-skip", action="store_true", default=False,
+        help="report every skipped test as failed (also: env STACKCTL_NO_SKIP=1)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs a real Docker engine and the local image set")
+
+
+def no_skip(config: pytest.Config) -> bool:
+    env = os.environ.get("STACKCTL_NO_SKIP", "").strip().lower()
+    return bool(config.getoption("--no-skip", default=False)) or env in ("1", "true", "yes")
+
+
+def _skip_reason(longrepr: Any) -> str:
+    # a skip's longrepr is (path, lineno, "Skipped: reason")
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _as_failure(report: Any, what: str) -> None:
+    reason = _skip_reason(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"{what} was skipped, which --no-skip/STACKCTL_NO_SKIP=1 makes a " \
+                      f"failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and no_skip(item.config):
+        _as_failure(report, item.nodeid)
+
+
+_COLLECT_SKIPS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A module skipped at import (`pytest.importorskip`, `allow_module_level`) fails the run.
+
+    Turning the collect report itself into a failure would abort the whole session
+    ("Interrupted: 1 error during collection"), so the skip is recorded here, listed in the
+    summary and the exit status is set to 1 at the end, after every other test has run.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and no_skip(collector.config):
+        collector.config.stash.setdefault(_COLLECT_SKIPS, []).append(
+            f"{collector.nodeid or 'collection'}: {_skip_reason(report.longrepr)}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = config.stash.get(_COLLECT_SKIPS, [])
+    if skipped:
+        terminalreporter.section("skipped modules (failures under --no-skip)", red=True)
+        for line in skipped:
+            terminalreporter.line(line)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.stash.get(_COLLECT_SKIPS, []) and exitstatus in (0, 5):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Factory: `registry_dir("shipped" | "offline", with_output=False, chdir=True)` → config dir.
+
+    The registry lands at the same relative place under tmp_path as in the repo
+    (tmp/config or tmp/examples/offline/config), so the registry's relative paths (output
+    `../compose`, monitoring `../../../monitoring`) resolve inside tmp_path and the generated
+    text equals the one generated in the repo. `with_output` also copies the committed
+    generated folder next to it; `chdir` makes tmp_path the working directory, so the
+    problem messages name files as `config/providers.yaml` like in the repo.
+    `registry_dir(files={"providers.yaml": "...", ...})` writes an ad-hoc registry to
+    tmp/config instead.
+    """
+
+    def make(name: str = "shipped", *, with_output: bool = False, chdir: bool = True,
+             files: dict[str, str] | None = None) -> Path:
+        if files is not None:
+            dest = tmp_path / "config"
+            dest.mkdir(parents=True, exist_ok=True)
+            for fname, text in files.items():
+                (dest / fname).write_text(text, encoding="utf-8")
+        else:
+            rel = REGISTRIES[name]
+            dest = tmp_path / rel
+            shutil.copytree(REPO / rel, dest, dirs_exist_ok=True)
+            if with_output:
+                out = rel.parent / "compose"
+                shutil.copytree(REPO / out, tmp_path / out, dirs_exist_ok=True)
+        if chdir:
+            monkeypatch.chdir(tmp_path)
+        return dest
+
+    return make
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def apply_yaml_edit(path: Path, edit: Callable[[Any], Any]) -> Path:
+    """Load `path` round-trip, call `edit(data)` to mutate the tree in place, save it back.
+
+    The return value of `edit` is ignored (so `lambda d: d["x"].pop("y")` is fine).
+    """
+    yaml = _yaml()
+    data = yaml.load(path.read_text(encoding="utf-8"))
+    edit(data)
+    with path.open("w", encoding="utf-8") as fh:
+        yaml.dump(data, fh)
+    return path
+
+
+@pytest.fixture
+def yaml_edit() -> Callable[[Path, Callable[[Any], Any]], Path]:
+    return apply_yaml_edit
