@@ -61,7 +61,7 @@ def main() -> int:
     }
     samples: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        for name, cmd in commands.items():  # warm-up: file cache, .pyc files
+        for cmd in commands.values():  # warm-up: file cache, .pyc files
             time_once(cmd)
         for _ in range(runs):
             for name, cmd in commands.items():

@@ -17,9 +17,8 @@ from pathlib import Path
 from common import median, offline_copy, stackctl, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.integration.traffic import Traffic  # noqa: E402
-
 from stackctl.engine.envfile import read_env  # noqa: E402
+from tests.integration.traffic import Traffic  # noqa: E402
 
 
 def _ts(value: str) -> float:

@@ -49,8 +49,13 @@ def images() -> None:
 
 
 @images.command()
-@click.option("--only", "only", multiple=True, metavar="NAME",
-              help="Build only this image (and its parents); repeatable.")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Build only this image (and its parents); repeatable.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when the content hash matches.")
 def build(only: tuple[str, ...], force: bool) -> None:
     """Build missing or changed images, base first; report built / up to date per image."""
@@ -73,14 +78,16 @@ def build(only: tuple[str, ...], force: bool) -> None:
             console.print(f"[cyan]up to date[/]  {r.tag}  (cached) {r.seconds:.1f}s")
 
     try:
-        results = build_images(ops, BuildOptions(only=only, force=force),
-                               on_step=on_step, on_done=on_done)
+        results = build_images(
+            ops, BuildOptions(only=only, force=force), on_step=on_step, on_done=on_done
+        )
     except (ImageBuildError, ImageOpsError) as exc:
         raise click.ClickException(str(exc)) from None
     built = sum(r.action == "built" for r in results)
     total = sum(r.seconds for r in results)
-    console.print(f"{len(results)} image(s): {built} built, {len(results) - built} up to date "
-                  f"in {total:.1f}s")
+    console.print(
+        f"{len(results)} image(s): {built} built, {len(results) - built} up to date in {total:.1f}s"
+    )
 
 
 @images.command(name="list")

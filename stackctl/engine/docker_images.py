@@ -76,7 +76,7 @@ class ImageOps:
             tag=tag,
             id=str(getattr(image, "id", "")),
             size=int(getattr(image, "size", 0) or 0),
-            created=getattr(image, "created"),
+            created=image.created,  # type: ignore[attr-defined]
             labels=labels,
         )
 
@@ -112,9 +112,7 @@ class ImageOps:
             raise ImageOpsError(f"docker build of {tag} failed:\n{detail}") from exc
         return str(image.id)
 
-    def import_rootfs(
-        self, stream: IO[bytes], tag: str, *, changes: Iterable[str] = ()
-    ) -> str:
+    def import_rootfs(self, stream: IO[bytes], tag: str, *, changes: Iterable[str] = ()) -> str:
         """``docker image import - TAG`` fed from ``stream`` (an uncompressed rootfs tar,
         e.g. the stdout of ``mmdebstrap ... -``). ``changes`` are Dockerfile instructions
         (``LABEL k=v``, ``CMD [...]``, ``ENV ...``). Returns the image id.
@@ -124,7 +122,7 @@ class ImageOps:
         for change in changes:
             cmd += ["--change", change]
         cmd += ["-", tag]
-        proc = subprocess.run(cmd, stdin=stream, capture_output=True, text=True)
+        proc = subprocess.run(cmd, stdin=stream, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ImageOpsError(
                 f"docker image import of {tag} failed (exit {proc.returncode}):\n"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .state import ContainerState, by_service
 
@@ -18,13 +18,15 @@ class GateFailure(Exception):
     reason: str
     container: ContainerState | None = None
     logs: str = ""
+    also: list[GateFailure] = field(default_factory=list)  # other services still waiting
 
     def __str__(self) -> str:
         text = f"{self.service} {self.reason}"
         if self.logs.strip():
+            name = self.container.name if self.container else self.service
             tail = "\n".join("    " + line for line in self.logs.rstrip().splitlines())
-            text += f"\n  last log lines of {self.container.name if self.container else self.service}:\n{tail}"
-        return text
+            text += f"\n  last log lines of {name}:\n{tail}"
+        return "\n".join([text] + [str(other) for other in self.also])
 
 
 @dataclass
@@ -90,9 +92,14 @@ def wait_healthy(
         if not pending:
             return gate
         if now >= timeout:
-            svc = pending[0]
-            st = states.get(svc)
-            raise GateFailure(svc, f"not healthy after {timeout:g}s"
-                              + (f" (state {st.state}, health {st.health})" if st else
-                                 " (no container)"), st, logs(st.name) if st else "")
+            late = [_timed_out(svc, states.get(svc), timeout, logs) for svc in pending]
+            late[0].also = late[1:]
+            raise late[0]
         sleep(poll)
+
+
+def _timed_out(svc: str, st: ContainerState | None, timeout: float,
+               logs: Callable[[str], str]) -> GateFailure:
+    detail = f" (state {st.state}, health {st.health})" if st else " (no container)"
+    return GateFailure(svc, f"not healthy after {timeout:g}s{detail}", st,
+                       logs(st.name) if st else "")

@@ -7,7 +7,7 @@ the decision and the action all happen under the stack lock.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 

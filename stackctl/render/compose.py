@@ -117,10 +117,12 @@ def monitoring_services(reg: Registry) -> dict[str, Any]:
         },
         "grafana": {
             "image": _image(reg, "grafana", mon.grafana.image),
+            # a secret, not ${VAR:?}: Compose interpolates every service, so a required
+            # variable here would be required by stacks without monitoring too
             "environment": {
-                "GF_SECURITY_ADMIN_PASSWORD":
-                    f"${{{mon.grafana_password_env}:?set {mon.grafana_password_env} in .env}}",
+                "GF_SECURITY_ADMIN_PASSWORD__FILE": "/run/secrets/grafana_admin_password",
                 "GF_USERS_ALLOW_SIGN_UP": "false"},
+            "secrets": ["grafana_admin_password"],
             "volumes": [f"{cfg}/grafana/provisioning:/etc/grafana/provisioning:ro",
                         f"{dashboards}:/var/lib/grafana/dashboards:ro",
                         "grafana-data:/var/lib/grafana"],
@@ -170,7 +172,10 @@ def render_compose(reg: Registry) -> dict[str, Any]:
         "name": reg.stack.project,
         "services": services,
         "volumes": volumes,
-        "secrets": {"litellm_master_key": {"environment": reg.stack.gateway.master_key_env}},
+        "secrets": {
+            "litellm_master_key": {"environment": reg.stack.gateway.master_key_env},
+            "grafana_admin_password": {"environment": reg.stack.monitoring.grafana_password_env},
+        },
     }
 
 

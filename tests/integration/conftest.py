@@ -11,8 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -57,7 +57,7 @@ class Stack:
         self.config = root / "config"
         self.project = project
 
-    def cli(self, *args: str) -> "object":
+    def cli(self, *args: str) -> object:
         runner = CliRunner()
         return runner.invoke(cli, [args[0], "-C", str(self.config), *args[1:]],
                              catch_exceptions=False)

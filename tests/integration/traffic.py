@@ -48,7 +48,7 @@ class Traffic:
             self.answers.append(Answer(started, model, ok, text or "", dep))
             time.sleep(max(0.0, 1.0 / self.rate - (time.monotonic() - started)))
 
-    def __enter__(self) -> "Traffic":
+    def __enter__(self) -> Traffic:
         for m in self.models:
             for _ in range(2):  # two clients per model, so a slow answer does not lower the rate
                 t = threading.Thread(target=self._loop, args=(m,), daemon=True)

@@ -257,3 +257,14 @@ def test_host_probe_never_overrides_a_failed_container():
     with pytest.raises(GateFailure, match="exited with code 2"):
         wait_healthy(["a"], lambda: [cs("a", state="exited", health="none", code=2)], 10,
                      probe=lambda s: True, clock=t.clock, sleep=t.sleep)
+
+
+def test_timeout_names_every_service_still_waiting():
+    t = FakeTime()
+    with pytest.raises(GateFailure) as exc:
+        wait_healthy(["gw", "a", "b"], lambda: [cs("gw", health="starting"), cs("a"),
+                                                cs("b", health="starting")], 5,
+                     logs=lambda n: f"log {n}", clock=t.clock, sleep=t.sleep)
+    text = str(exc.value)
+    assert "gw not healthy after 5s" in text and "b not healthy after 5s" in text
+    assert "log p-b-1" in text and "a not healthy" not in text

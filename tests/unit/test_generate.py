@@ -339,7 +339,9 @@ def test_no_secret_value_in_generated_text(generated):
     env = generated["compose"]["services"]["litellm"]["environment"]
     assert env["LITELLM_MASTER_KEY"].startswith("${LITELLM_MASTER_KEY:?")
     grafana = generated["compose"]["services"]["grafana"]["environment"]
-    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert generated["compose"]["secrets"]["grafana_admin_password"] == \
+        {"environment": "GRAFANA_ADMIN_PASSWORD"}
 
 
 def test_deployment_prefixes_and_api_bases(generated):

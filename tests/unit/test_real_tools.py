@@ -189,10 +189,6 @@ def test_compose_refuses_to_run_without_master_key(compose_env, outputs):
            "set LITELLM_MASTER_KEY in .env" in p.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: render.compose.monitoring_services writes "
-                   "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD:?...}; Compose "
-                   "interpolates every service, also those of unselected profiles, so a stack "
-                   "without monitoring cannot start until a Grafana password is set")
 @pytest.mark.parametrize("name", ["shipped", "offline"])
 def test_core_stack_needs_only_the_master_key(compose_env, outputs, name):
     env_file = _env_file(outputs[name], "master-key-only.env",

@@ -446,11 +446,8 @@ def test_console_script_reports_without_traceback(registry_dir, yaml_edit):
     assert_no_traceback(p.stdout + p.stderr)
 
 
-# -- bugs found (strict xfail: they turn red when fixed, so the marker gets removed) ---------
+# -- regressions: bugs found while writing these tests -------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: checks.check_ports → Provider.host_port calls "
-                   "urlparse(base_url).port, which raises ValueError on a non-numeric or "
-                   "out-of-range port; validate crashes with a traceback")
 @pytest.mark.parametrize("url", ["http://127.0.0.1:PORT", "http://127.0.0.1:99999"])
 def test_bad_port_in_base_url_is_reported_not_crashed(runner, registry_dir, yaml_edit, url):
     cfg = registry_dir("shipped")
@@ -463,8 +460,6 @@ def test_bad_port_in_base_url_is_reported_not_crashed(runner, registry_dir, yaml
     assert "providers.vllm-dolphin.base_url" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a host port clash declared with container.host_port "
-                   "is reported at providers.<name>.base_url (the line of a different port)")
 def test_duplicate_container_host_port_points_at_host_port(runner, registry_dir, yaml_edit):
     cfg = registry_dir("shipped")
     yaml_edit(cfg / "providers.yaml",
@@ -472,12 +467,10 @@ def test_duplicate_container_host_port_points_at_host_port(runner, registry_dir,
     line = line_of(cfg / "providers.yaml", key("vllm-dolphin"), key("container"), key("host_port"))
     r = validate(runner)
     assert r.exit_code == 1, r.output
-    assert (f"config/providers.yaml:{line}:5: error: providers.vllm-dolphin.container.host_port: "
+    assert (f"config/providers.yaml:{line}:7: error: providers.vllm-dolphin.container.host_port: "
             "host port 8001 is already used by provider 'vllm-qwen'") in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checks.ENV_REF accepts ${VAR:-default} with any "
-                   "default, so a secret written as the default value passes validation")
 def test_inline_secret_as_env_default_is_an_error(runner, registry_dir, yaml_edit):
     cfg = registry_dir("shipped")
     yaml_edit(cfg / "providers.yaml", set_in(
@@ -488,9 +481,6 @@ def test_inline_secret_as_env_default_is_an_error(runner, registry_dir, yaml_edi
     assert "secret 'OPENAI_API_KEY' is written inline" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: only container.image is checked for a pinned tag; "
-                   "stack.yaml gateway/cache/monitoring images and `images:` overrides accept "
-                   ":latest and untagged names")
 @pytest.mark.parametrize("edit, path", [
     (set_in("gateway", "image", "ghcr.io/berriai/litellm:latest"), "gateway.image"),
     (set_in("cache", "image", "redis"), "cache.image"),
@@ -504,8 +494,6 @@ def test_stack_images_must_be_pinned(runner, registry_dir, yaml_edit, edit, path
     assert f" {path}: " in r.output and "not pinned" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: stack.yaml `images:` keys are not checked against "
-                   "the service names; a typo is silently ignored")
 def test_image_override_for_unknown_service(runner, registry_dir, yaml_edit):
     cfg = registry_dir("shipped")
     yaml_edit(cfg / "stack.yaml", set_in("images", {"olama": "ollama/ollama:0.12.11"}))
@@ -514,8 +502,6 @@ def test_image_override_for_unknown_service(runner, registry_dir, yaml_edit):
     assert "images.olama" in r.output and "did you mean 'ollama'" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the same alias on two models is not reported; "
-                   "render.litellm._aliases silently keeps the last one")
 def test_alias_declared_by_two_models(runner, registry_dir, yaml_edit):
     cfg = registry_dir("shipped")
     yaml_edit(cfg / "model-mappings.yaml", both(
@@ -526,9 +512,6 @@ def test_alias_declared_by_two_models(runner, registry_dir, yaml_edit):
     assert "alias 'general'" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checks.model_ref (line 62) says 'served only by a "
-                   "disabled provider' for every reference to a model whose provider is UNKNOWN; "
-                   "one typo yields 6 errors, 5 of them wrong")
 def test_unknown_provider_is_not_called_disabled(runner, registry_dir, yaml_edit):
     cfg = registry_dir("shipped")
     yaml_edit(cfg / "model-mappings.yaml",

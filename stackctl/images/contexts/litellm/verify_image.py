@@ -9,7 +9,16 @@ want = sys.argv[1]
 have = importlib.metadata.version("litellm")
 if have != want:
     sys.exit(f"litellm {have} installed, {want} expected")
-for module in ("litellm", "litellm.proxy.proxy_server", "prometheus_client", "redis",
-               "redis.asyncio", "uvicorn", "fastapi", "backoff", "orjson"):
+for module in (
+    "litellm",
+    "litellm.proxy.proxy_server",
+    "prometheus_client",
+    "redis",
+    "redis.asyncio",
+    "uvicorn",
+    "fastapi",
+    "backoff",
+    "orjson",
+):
     importlib.import_module(module)
 print(f"litellm {have} OK on Python {sys.version.split()[0]}")

@@ -1,0 +1,335 @@
+"""The local image set against the real Docker engine: build, cache hit, smoke runs.
+
+Traffic goes only to 127.0.0.1 (ports published on loopback) and between this test's own
+containers on a private network. The first build on a cold machine compiles llama.cpp
+(several minutes); later runs are cache hits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackctl.images import specs
+from stackctl.images.build import BuildOptions, BuildResult, build_images
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+STUB = REPO / "tests" / "stub" / "inference_stub.py"
+MASTER_KEY = "sk-stackctl-imgtest"
+PREFIX = f"stackctl-imgtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def docker() -> Any:
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    client = DockerClient()
+    try:
+        client.system.info()
+    except (DockerException, FileNotFoundError) as exc:
+        pytest.fail(f"no Docker engine answers: run scripts/ensure-docker.sh ({exc})")
+    return client
+
+
+@pytest.fixture(scope="module")
+def ops(docker: Any) -> Any:
+    from stackctl.engine.docker_images import ImageOps
+
+    return ImageOps(docker)
+
+
+@pytest.fixture(scope="module")
+def first_build(ops: Any) -> list[BuildResult]:
+    return build_images(ops, BuildOptions(stub_file=STUB))
+
+
+@pytest.fixture()
+def containers(docker: Any) -> Iterator[list[str]]:
+    """Names of containers/networks to remove after the test."""
+    names: list[str] = []
+    yield names
+    for name in reversed(names):
+        if docker.container.exists(name):
+            docker.container.remove(name, force=True, volumes=True)
+        elif docker.network.exists(name):
+            docker.network.remove(name)
+
+
+def _run(
+    docker: Any,
+    containers: list[str],
+    image: str,
+    name: str,
+    port: int | None = None,
+    **kwargs: Any,
+) -> str:
+    full = f"{PREFIX}-{name}"
+    containers.append(full)
+    publish = [("127.0.0.1:", port)] if port else []
+    docker.run(image, name=full, detach=True, publish=publish, **kwargs)
+    return full
+
+
+def _host_port(docker: Any, container: str, port: int) -> int:
+    bindings = docker.container.inspect(container).network_settings.ports[f"{port}/tcp"]
+    return int(bindings[0]["HostPort"])
+
+
+def _http(
+    url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 60
+) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_http(
+    docker: Any, container: str, url: str, timeout: float = 120, headers: dict | None = None
+) -> float:
+    start = time.monotonic()
+    last: object = None
+    while time.monotonic() - start < timeout:
+        state = docker.container.inspect(container).state
+        if not state.running:
+            logs = docker.container.logs(container)[-3000:]
+            pytest.fail(f"{container} exited with {state.exit_code}:\n{logs}")
+        try:
+            status, _ = _http(url, headers=headers, timeout=5)
+            if status == 200:
+                return time.monotonic() - start
+            last = status
+        except OSError as exc:
+            last = exc
+        time.sleep(0.25)
+    logs = docker.container.logs(container)[-3000:]
+    pytest.fail(f"{url} not ready after {timeout:.0f}s (last: {last}):\n{logs}")
+
+
+def _wait_healthy(docker: Any, container: str, timeout: float = 120) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        health = docker.container.inspect(container).state.health
+        if health is not None and health.status == "healthy":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{container} not healthy after {timeout:.0f}s")
+
+
+# --- build -------------------------------------------------------------------------------------
+
+
+def test_every_image_exists_with_its_hash_label(first_build: list[BuildResult], ops: Any) -> None:
+    assert [r.name for r in first_build] == [s.name for s in specs.IMAGE_SPECS]
+    for result in first_build:
+        info = ops.inspect(result.tag)
+        assert info is not None, result.tag
+        assert info.labels[specs.CONTENT_HASH_LABEL] == result.content_hash
+
+
+def test_second_build_is_a_cache_hit(first_build: list[BuildResult], ops: Any) -> None:
+    ids = {r.tag: ops.inspect(r.tag).id for r in first_build}
+    again = build_images(ops, BuildOptions(stub_file=STUB))
+    assert [(r.name, r.action) for r in again] == [(r.name, "cached") for r in first_build]
+    assert [r.content_hash for r in again] == [r.content_hash for r in first_build]
+    assert {r.tag: ops.inspect(r.tag).id for r in again} == ids  # nothing was rebuilt
+
+
+def test_only_builds_the_named_image_and_its_parent(
+    first_build: list[BuildResult], ops: Any
+) -> None:
+    results = build_images(ops, BuildOptions(only=("redis",), stub_file=STUB))
+    assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "cached")]
+
+
+# --- smoke runs --------------------------------------------------------------------------------
+
+
+def test_redis_answers_ping(
+    first_build: list[BuildResult], docker: Any, containers: list[str]
+) -> None:
+    import redis
+
+    name = _run(docker, containers, specs.REDIS_TAG, "redis", port=6379)
+    port = _host_port(docker, name, 6379)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert client.ping() is True
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+    assert docker.execute(name, ["redis-cli", "ping"]).strip() == "PONG"
+    _wait_healthy(docker, name)
+
+
+def test_llama_server_generates_real_tokens(
+    first_build: list[BuildResult], docker: Any, containers: list[str]
+) -> None:
+    name = _run(docker, containers, specs.LLAMA_SERVER_TAG, "llama", port=8080)
+    base = f"http://127.0.0.1:{_host_port(docker, name, 8080)}"
+    _wait_http(docker, name, f"{base}/health", timeout=60)
+    status, body = _http(
+        f"{base}/v1/chat/completions",
+        {
+            "model": specs.SMOLLM2_ALIAS,
+            "messages": [{"role": "user", "content": "Name three colours."}],
+            "max_tokens": 24,
+            "temperature": 0,
+        },
+    )
+    assert status == 200, body
+    reply = json.loads(body)
+    assert reply["model"] == specs.SMOLLM2_ALIAS
+    assert reply["choices"][0]["message"]["content"].strip()
+    assert reply["usage"]["completion_tokens"] > 0
+    _wait_healthy(docker, name, timeout=30)
+
+
+def test_litellm_image_imports_litellm(first_build: list[BuildResult], docker: Any) -> None:
+    code = "import litellm, prometheus_client, redis; print(litellm.__name__)"
+    out = docker.run(
+        specs.LITELLM_TAG, ["-c", code], entrypoint="python3", remove=True, networks=["none"]
+    )
+    assert out.strip().endswith("litellm")
+
+
+def test_inference_stub_serves(
+    first_build: list[BuildResult], docker: Any, containers: list[str]
+) -> None:
+    name = _run(
+        docker,
+        containers,
+        specs.INFERENCE_STUB_TAG,
+        "stub",
+        port=8000,
+        envs={"STUB_MODELS": "stub-a"},
+    )
+    base = f"http://127.0.0.1:{_host_port(docker, name, 8000)}"
+    _wait_http(docker, name, f"{base}/v1/models", timeout=30)
+    status, body = _http(f"{base}/v1/models")
+    assert status == 200
+    assert "stub-a" in [m["id"] for m in json.loads(body)["data"]]
+
+
+_IN_CONTAINER_HTTP = """
+import json, sys, urllib.error, urllib.request
+url, body, key = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(url, data=body.encode() or None, headers={
+    "Content-Type": "application/json", **({"Authorization": "Bearer " + key} if key else {})})
+try:
+    with urllib.request.urlopen(req, timeout=120) as r:
+        status, headers, data = r.status, dict(r.headers), r.read()
+except urllib.error.HTTPError as e:
+    status, headers, data = e.code, dict(e.headers), e.read()
+print(json.dumps({"status": status, "headers": {k.lower(): v for k, v in headers.items()},
+                  "body": data.decode(errors="replace")}))
+"""
+
+
+def _http_in(
+    docker: Any, container: str, url: str, body: dict | None = None, key: str = ""
+) -> dict:
+    """HTTP from inside ``container`` (python3 urllib): for networks without egress."""
+    out = docker.execute(
+        container,
+        [
+            "python3",
+            "-c",
+            _IN_CONTAINER_HTTP,
+            url,
+            json.dumps(body) if body is not None else "",
+            key,
+        ],
+    )
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_litellm_proxy_serves_llama_through_redis_cache(
+    first_build: list[BuildResult], docker: Any, containers: list[str], tmp_path: Path
+) -> None:
+    """The three images together on an internal network (no route out of it): LiteLLM
+    proxy -> llama-server with a Redis response cache; real tokens, then a cache hit."""
+    import subprocess
+
+    net = f"{PREFIX}-net"
+    # --internal: python-on-whales cannot set it; without egress nothing can leave.
+    subprocess.run(
+        ["docker", "network", "create", "--internal", net], check=True, capture_output=True
+    )
+    containers.append(net)
+    _run(docker, containers, specs.REDIS_TAG, "cache", networks=[net], network_aliases=["redis"])
+    _run(
+        docker,
+        containers,
+        specs.LLAMA_SERVER_TAG,
+        "smollm2",
+        networks=[net],
+        network_aliases=["llama"],
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: smollm2\n"
+        "    litellm_params:\n"
+        "      model: openai/smollm2\n"
+        "      api_base: http://llama:8080/v1\n"
+        "      api_key: none\n"
+        "litellm_settings:\n"
+        '  callbacks: ["prometheus"]\n'
+        "  cache: true\n"
+        "  cache_params: {type: redis, host: redis, port: 6379}\n"
+    )
+    config.chmod(0o644)
+    gw = _run(
+        docker,
+        containers,
+        specs.LITELLM_TAG,
+        "gateway",
+        networks=[net],
+        envs={"LITELLM_MASTER_KEY": MASTER_KEY},
+        volumes=[(str(config), "/app/config.yaml", "ro")],
+    )
+    _wait_healthy(docker, gw, timeout=180)  # the image's HEALTHCHECK: /health/liveliness
+    local = "http://127.0.0.1:4000"
+    request = {
+        "model": "smollm2",
+        "max_tokens": 16,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hi."}],
+    }
+    first = _http_in(docker, gw, f"{local}/v1/chat/completions", request, MASTER_KEY)
+    assert first["status"] == 200, first
+    reply = json.loads(first["body"])
+    assert reply["choices"][0]["message"]["content"].strip()
+    assert reply["usage"]["completion_tokens"] > 0
+    second = _http_in(docker, gw, f"{local}/v1/chat/completions", request, MASTER_KEY)
+    assert second["status"] == 200, second
+    assert "x-litellm-cache-key" in second["headers"]  # served from Redis
+    assert json.loads(second["body"])["id"] == reply["id"]
+    assert _http_in(docker, gw, f"{local}/metrics/")["status"] == 401  # key needed
+    metrics = _http_in(docker, gw, f"{local}/metrics/", key=MASTER_KEY)
+    assert metrics["status"] == 200
+    assert "litellm_proxy_total_requests_metric" in metrics["body"]

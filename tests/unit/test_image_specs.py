@@ -1,0 +1,262 @@
+"""Pure parts of the image set: content hashes, selection, names; the skip logic of
+build_images against a recording fake (no Docker)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from stackctl.images import specs
+from stackctl.images.build import BuildOptions, build_images, image_status
+from stackctl.images.specs import (
+    CONTENT_HASH_LABEL,
+    UnknownImageError,
+    content_hash,
+    context_files,
+    get_spec,
+    image_hashes,
+    select,
+)
+
+
+@pytest.fixture()
+def contexts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the committed build contexts, used by every spec."""
+    copy = tmp_path / "contexts"
+    shutil.copytree(specs.CONTEXTS_DIR, copy)
+    monkeypatch.setattr(specs, "CONTEXTS_DIR", copy)
+    return copy
+
+
+@pytest.fixture()
+def stub(tmp_path: Path) -> Path:
+    path = tmp_path / "inference_stub.py"
+    path.write_text("print('stub')\n")
+    return path
+
+
+def _hashes(stub: Path) -> dict[str, str]:
+    return image_hashes(select(), {"inference-stub": {"inference_stub.py": stub}})
+
+
+# --- content_hash ----------------------------------------------------------------------------
+
+
+def test_content_hash_is_stable_and_order_independent(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    a.write_text("x")
+    h1 = content_hash({"a": a, "b": b"y"}, recipe={"v": 1}, build_args={"K": "1", "L": "2"})
+    h2 = content_hash({"b": b"y", "a": a}, recipe={"v": 1}, build_args={"L": "2", "K": "1"})
+    assert h1 == h2
+    assert len(h1) == 64
+
+
+def test_content_hash_follows_file_content_not_mtime(tmp_path: Path) -> None:
+    f = tmp_path / "Dockerfile"
+    f.write_text("FROM x\n")
+    before = content_hash({"Dockerfile": f})
+    f.write_text("FROM x\n")  # same bytes, new mtime
+    assert content_hash({"Dockerfile": f}) == before
+    f.write_text("FROM y\n")
+    assert content_hash({"Dockerfile": f}) != before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"recipe": {"v": 2}},
+        {"build_args": {"K": "2"}},
+        {"parent_hash": "other"},
+    ],
+)
+def test_content_hash_covers_recipe_args_and_parent(change: dict) -> None:
+    base = {"recipe": {"v": 1}, "build_args": {"K": "1"}, "parent_hash": "p"}
+    assert content_hash({"f": b"1"}, **base) != content_hash({"f": b"1"}, **{**base, **change})
+
+
+def test_content_hash_covers_file_names() -> None:
+    assert content_hash({"a": b"1"}) != content_hash({"b": b"1"})
+
+
+def test_context_files_ignore_caches_and_dotfiles(tmp_path: Path) -> None:
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"0")
+    (tmp_path / ".swp").write_text("")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "f.txt").write_text("1")
+    (tmp_path / "Dockerfile").write_text("FROM x")
+    assert list(context_files(tmp_path)) == ["Dockerfile", "sub/f.txt"]
+
+
+# --- the real set ------------------------------------------------------------------------------
+
+
+def test_hashes_are_stable_for_unchanged_contexts(contexts: Path, stub: Path) -> None:
+    assert _hashes(stub) == _hashes(stub)
+
+
+def test_changing_a_context_file_changes_only_that_image(contexts: Path, stub: Path) -> None:
+    before = _hashes(stub)
+    dockerfile = contexts / "redis" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "# changed\n")
+    after = _hashes(stub)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"redis"}
+
+
+def test_changing_the_base_changes_every_image(contexts: Path, stub: Path) -> None:
+    before = _hashes(stub)
+    packages = contexts / "base" / "packages.txt"
+    packages.write_text(packages.read_text() + "curl\n")
+    after = _hashes(stub)
+    assert all(before[name] != after[name] for name in before)
+
+
+def test_the_stub_file_is_part_of_the_stub_image_hash(contexts: Path, stub: Path) -> None:
+    before = _hashes(stub)
+    stub.write_text("print('stub v2')\n")
+    after = _hashes(stub)
+    assert {n for n in before if before[n] != after[n]} == {"inference-stub"}
+
+
+def test_every_context_has_what_its_kind_needs() -> None:
+    for spec in specs.IMAGE_SPECS:
+        files = context_files(spec.context_dir)
+        if spec.kind == "rootfs":
+            assert {"packages.txt", "mmdebstrap.args"} <= set(files), spec.name
+        else:
+            dockerfile = files["Dockerfile"].read_text()
+            assert f"FROM {specs.BASE_TAG}" in dockerfile, spec.name
+
+
+def test_tags_are_the_fixed_local_names() -> None:
+    tags = {s.name: s.tag for s in specs.IMAGE_SPECS}
+    assert tags == {
+        "base": "stackctl-local/base:bookworm",
+        "redis": "stackctl-local/redis:7",
+        "litellm": f"stackctl-local/litellm:{specs.LITELLM_VERSION}",
+        "llama-server": f"stackctl-local/llama-server:{specs.LLAMA_CPP_PYTHON_VERSION}",
+        "inference-stub": "stackctl-local/inference-stub:1",
+    }
+
+
+def test_wheel_target_lists_every_manylinux_tag_up_to_glibc_236() -> None:
+    platforms = [
+        specs.WHEEL_TARGET[i + 1] for i, a in enumerate(specs.WHEEL_TARGET) if a == "--platform"
+    ]
+    assert "manylinux_2_36_x86_64" in platforms
+    assert "manylinux_2_28_x86_64" in platforms
+    assert "manylinux2014_x86_64" in platforms
+    assert "manylinux_2_37_x86_64" not in platforms
+
+
+# --- selection and names -----------------------------------------------------------------------
+
+
+def test_select_adds_parents_and_keeps_build_order() -> None:
+    assert [s.name for s in select(["inference-stub", "redis"])] == [
+        "base",
+        "redis",
+        "inference-stub",
+    ]
+    assert select()[0].name == "base"
+
+
+def test_get_spec_accepts_a_tag() -> None:
+    assert get_spec("stackctl-local/redis:7").name == "redis"
+
+
+def test_unknown_name_suggests_the_close_one() -> None:
+    with pytest.raises(UnknownImageError, match="Did you mean 'llama-server'"):
+        get_spec("llama-sever")
+    with pytest.raises(UnknownImageError, match="Known images: base, redis"):
+        get_spec("zzz")
+
+
+# --- build_images decisions against a fake ------------------------------------------------
+
+
+@dataclass
+class _Info:
+    tag: str
+    id: str
+    labels: dict[str, str]
+    size: int = 1
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class FakeImageOps:
+    images: dict[str, _Info] = field(default_factory=dict)
+    calls: list[tuple] = field(default_factory=list)
+
+    def inspect(self, tag: str) -> _Info | None:
+        return self.images.get(tag)
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        labels=None,
+        build_args=None,
+        dockerfile=None,
+        use_cache=True,
+    ) -> str:
+        self.calls.append(("build", tag, sorted(p.name for p in context.iterdir())))
+        new_id = f"id-{len(self.calls)}"
+        self.images[tag] = _Info(tag, new_id, dict(labels or {}))
+        return new_id
+
+    def prune_dangling(self, label: str) -> int:
+        return 0
+
+    def discard(self, image_id: str) -> bool:
+        self.calls.append(("discard", image_id))
+        return True
+
+
+def _present(ops: FakeImageOps, hashes: dict[str, str]) -> None:
+    for spec in select():
+        ops.images[spec.tag] = _Info(
+            spec.tag, f"old-{spec.name}", {CONTENT_HASH_LABEL: hashes[spec.name]}
+        )
+
+
+def test_build_skips_images_whose_label_matches(tmp_path: Path, stub: Path) -> None:
+    ops = FakeImageOps()
+    _present(ops, _hashes(stub))
+    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_file=stub))
+    assert [r.action for r in results] == ["cached"] * len(specs.IMAGE_SPECS)
+    assert results[0].name == "base"
+    assert ops.calls == []
+
+
+def test_build_rebuilds_a_changed_image_only(tmp_path: Path, stub: Path) -> None:
+    ops = FakeImageOps()
+    hashes = _hashes(stub)
+    _present(ops, hashes)
+    ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
+    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_file=stub))
+    by_name = {r.name: r.action for r in results}
+    assert by_name["redis"] == "built"
+    assert [n for n, a in by_name.items() if a == "built"] == ["redis"]
+    build_calls = [c for c in ops.calls if c[0] == "build"]
+    assert build_calls == [("build", specs.REDIS_TAG, ["Dockerfile", "redis-entrypoint.sh"])]
+    assert ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] == hashes["redis"]
+    assert ("discard", "old-redis") in ops.calls
+
+
+def test_status_reports_stale_and_missing(tmp_path: Path, stub: Path) -> None:
+    ops = FakeImageOps()
+    _present(ops, _hashes(stub))
+    ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
+    del ops.images[specs.LITELLM_TAG]
+    states = {s.name: s.status for s in image_status(ops, BuildOptions(stub_file=stub))}
+    assert states["redis"] == "stale"
+    assert states["litellm"] == "missing"
+    assert states["base"] == "up to date"
