@@ -16,9 +16,9 @@ def _docker_ops():  # type: ignore[no-untyped-def]
     try:
         client.system.info()
     except (DockerException, FileNotFoundError) as exc:
+        detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines() or [""]
         raise click.ClickException(
-            "no Docker engine answers (`docker info` failed): run scripts/ensure-docker.sh\n"
-            + str(exc).strip().splitlines()[-1]
+            "no Docker engine answers (`docker info` failed): run scripts/ensure-docker.sh\n" + detail[0]
         ) from None
     return ImageOps(client)
 
@@ -78,9 +78,7 @@ def build(only: tuple[str, ...], force: bool) -> None:
             console.print(f"[cyan]up to date[/]  {r.tag}  (cached) {r.seconds:.1f}s")
 
     try:
-        results = build_images(
-            ops, BuildOptions(only=only, force=force), on_step=on_step, on_done=on_done
-        )
+        results = build_images(ops, BuildOptions(only=only, force=force), on_step=on_step, on_done=on_done)
     except (ImageBuildError, ImageOpsError) as exc:
         raise click.ClickException(str(exc)) from None
     built = sum(r.action == "built" for r in results)

