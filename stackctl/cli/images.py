@@ -56,7 +56,11 @@ def images() -> None:
     metavar="NAME",
     help="Build only this image (and its parents); repeatable.",
 )
-@click.option("--force", is_flag=True, help="Rebuild even when the content hash matches.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rebuild even when the content hash matches (with --only: just those images).",
+)
 def build(only: tuple[str, ...], force: bool) -> None:
     """Build missing or changed images, base first; report built / up to date per image."""
     from rich.console import Console
@@ -77,10 +81,14 @@ def build(only: tuple[str, ...], force: bool) -> None:
         else:
             console.print(f"[cyan]up to date[/]  {r.tag}  (cached) {r.seconds:.1f}s")
 
+    from python_on_whales.exceptions import DockerException
+
     try:
         results = build_images(ops, BuildOptions(only=only, force=force), on_step=on_step, on_done=on_done)
     except (ImageBuildError, ImageOpsError) as exc:
         raise click.ClickException(str(exc)) from None
+    except DockerException as exc:
+        raise click.ClickException(f"docker failed: {exc}") from None
     built = sum(r.action == "built" for r in results)
     total = sum(r.seconds for r in results)
     console.print(

@@ -380,6 +380,9 @@ def build_images(
     options = options or BuildOptions()
     step = on_step or _noop_step
     selected = specs.select(options.only)
+    forced: set[str] = set()
+    if options.force:
+        forced = {specs.get_spec(n).name for n in options.only} or {s.name for s in selected}
     cache = options.cache_dir or default_cache_dir()
     results: list[BuildResult] = []
     with _locked(cache):
@@ -395,7 +398,7 @@ def build_images(
                 and existing.labels.get(CONTENT_HASH_LABEL) == want
                 and spec.parent not in rebuilt
             )
-            if up_to_date and not options.force:
+            if up_to_date and spec.name not in forced:
                 action: Literal["built", "cached"] = "cached"
             else:
                 labels = {CONTENT_HASH_LABEL: want, IMAGE_NAME_LABEL: spec.name}
@@ -409,7 +412,7 @@ def build_images(
                         spec.tag,
                         labels=labels,
                         build_args=dict(spec.build_args),
-                        use_cache=not options.force,
+                        use_cache=spec.name not in forced,
                     )
                     shutil.rmtree(context, ignore_errors=True)
                     ops.prune_dangling(STAGE_LABEL)

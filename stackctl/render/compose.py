@@ -28,7 +28,7 @@ def _image(reg: Registry, service: str, default: str) -> str:
     return reg.stack.images.get(service, default)
 
 
-def gateway_service(reg: Registry) -> dict[str, Any]:
+def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
     gw, stack = reg.stack.gateway, reg.stack
     env = {gw.master_key_env: f"${{{gw.master_key_env}:?set {gw.master_key_env} in .env}}",
            "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
@@ -43,7 +43,9 @@ def gateway_service(reg: Registry) -> dict[str, Any]:
         "ports": _port(stack.bind_address, gw.host_port, 4000),
         "healthcheck": compose_healthcheck(
             python_http("http://127.0.0.1:4000/health/liveliness", 4), 2, 5, 3, gw.start_period),
-        "labels": _labels("gateway"),
+        # the config is a bind mount, whose content Compose does not watch: a digest label
+        # makes `up` recreate the gateway exactly when its config changed
+        "labels": _labels("gateway", **({"config_digest": config_digest} if config_digest else {})),
         "restart": "unless-stopped",
     }
     if stack.cache.enabled:
@@ -155,8 +157,8 @@ def monitoring_services(reg: Registry) -> dict[str, Any]:
     }
 
 
-def render_compose(reg: Registry) -> dict[str, Any]:
-    services: dict[str, Any] = {GATEWAY: gateway_service(reg)}
+def render_compose(reg: Registry, gateway_config_digest: str = "") -> dict[str, Any]:
+    services: dict[str, Any] = {GATEWAY: gateway_service(reg, gateway_config_digest)}
     if reg.stack.cache.enabled:
         services[CACHE] = cache_service(reg)
     volumes: dict[str, dict] = {}

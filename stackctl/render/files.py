@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,11 @@ class Generated:
 def render_all(reg: Registry) -> list[Generated]:
     sources = [f"{reg.config_dir.name}/{n}" for n in (PROVIDERS, MAPPINGS, STACK)]
     out = reg.output_dir
+    litellm = to_yaml(render_litellm(reg), sources)
+    digest = hashlib.sha256(litellm.encode()).hexdigest()[:16]
     return [
-        Generated(out / COMPOSE_FILE, to_yaml(render_compose(reg), sources)),
-        Generated(out / LITELLM_FILE, to_yaml(render_litellm(reg), sources)),
+        Generated(out / COMPOSE_FILE, to_yaml(render_compose(reg, digest), sources)),
+        Generated(out / LITELLM_FILE, litellm),
     ]
 
 

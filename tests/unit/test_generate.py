@@ -245,7 +245,7 @@ def test_check_after_registry_edit(runner, registry_dir, yaml_edit):
     r = generate(runner, "--check")
     assert r.exit_code == 1, r.output
     assert "-    ttl: 3600\n" in r.output and "+    ttl: 600\n" in r.output
-    assert "1 generated file(s) are stale" in r.output
+    assert "2 generated file(s) are stale" in r.output
 
 
 @pytest.mark.parametrize("name", ["shipped", "offline"])
