@@ -125,8 +125,7 @@ class ImageOps:
         proc = subprocess.run(cmd, stdin=stream, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ImageOpsError(
-                f"docker image import of {tag} failed (exit {proc.returncode}):\n"
-                + _tail(proc.stderr)
+                f"docker image import of {tag} failed (exit {proc.returncode}):\n" + _tail(proc.stderr)
             )
         return proc.stdout.strip()
 
@@ -140,27 +139,14 @@ class ImageOps:
         """Point ``new_tag`` at the image ``source`` (a tag or an id)."""
         self._docker.image.tag(source, new_tag)
 
-    def discard(self, image_id: str) -> bool:
-        """Best-effort removal of an image that lost its tag to a rebuild.
-
-        Returns False (and leaves it) when it is still tagged, used by a container or a
-        parent of another image.
-        """
-        from python_on_whales.exceptions import DockerException
-
-        try:
-            self._docker.image.remove(image_id, prune=True)
-        except DockerException:
-            return False
-        return True
-
     def prune_dangling(self, label: str) -> int:
-        """Remove untagged images carrying ``label`` (``key`` or ``key=value``), e.g. the
-        leftover intermediate stage of a multi-stage build. Returns how many went."""
+        """Remove untagged leaf images carrying ``label`` (``key`` or ``key=value``): images
+        that lost their tag to a rebuild, leftover stages of multi-stage builds. One in use
+        by a container is left alone. Returns how many went."""
         from python_on_whales.exceptions import DockerException
 
         removed = 0
-        for image in self._docker.image.list(filters={"dangling": "true", "label": label}):
+        for image in self._docker.image.list(filters=[("dangling", "true"), ("label", label)]):
             try:
                 self._docker.image.remove(image.id, prune=True)
                 removed += 1

@@ -152,9 +152,7 @@ def test_second_build_is_a_cache_hit(first_build: list[BuildResult], ops: Any) -
     assert {r.tag: ops.inspect(r.tag).id for r in again} == ids  # nothing was rebuilt
 
 
-def test_only_builds_the_named_image_and_its_parent(
-    first_build: list[BuildResult], ops: Any
-) -> None:
+def test_only_builds_the_named_image_and_its_parent(first_build: list[BuildResult], ops: Any) -> None:
     results = build_images(ops, BuildOptions(only=("redis",), stub_file=STUB))
     assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "cached")]
 
@@ -162,9 +160,7 @@ def test_only_builds_the_named_image_and_its_parent(
 # --- smoke runs --------------------------------------------------------------------------------
 
 
-def test_redis_answers_ping(
-    first_build: list[BuildResult], docker: Any, containers: list[str]
-) -> None:
+def test_redis_answers_ping(first_build: list[BuildResult], docker: Any, containers: list[str]) -> None:
     import redis
 
     name = _run(docker, containers, specs.REDIS_TAG, "redis", port=6379)
@@ -210,15 +206,11 @@ def test_llama_server_generates_real_tokens(
 
 def test_litellm_image_imports_litellm(first_build: list[BuildResult], docker: Any) -> None:
     code = "import litellm, prometheus_client, redis; print(litellm.__name__)"
-    out = docker.run(
-        specs.LITELLM_TAG, ["-c", code], entrypoint="python3", remove=True, networks=["none"]
-    )
+    out = docker.run(specs.LITELLM_TAG, ["-c", code], entrypoint="python3", remove=True, networks=["none"])
     assert out.strip().endswith("litellm")
 
 
-def test_inference_stub_serves(
-    first_build: list[BuildResult], docker: Any, containers: list[str]
-) -> None:
+def test_inference_stub_serves(first_build: list[BuildResult], docker: Any, containers: list[str]) -> None:
     name = _run(
         docker,
         containers,
@@ -249,9 +241,7 @@ print(json.dumps({"status": status, "headers": {k.lower(): v for k, v in headers
 """
 
 
-def _http_in(
-    docker: Any, container: str, url: str, body: dict | None = None, key: str = ""
-) -> dict:
+def _http_in(docker: Any, container: str, url: str, body: dict | None = None, key: str = "") -> dict:
     """HTTP from inside ``container`` (python3 urllib): for networks without egress."""
     out = docker.execute(
         container,
@@ -276,9 +266,7 @@ def test_litellm_proxy_serves_llama_through_redis_cache(
 
     net = f"{PREFIX}-net"
     # --internal: python-on-whales cannot set it; without egress nothing can leave.
-    subprocess.run(
-        ["docker", "network", "create", "--internal", net], check=True, capture_output=True
-    )
+    subprocess.run(["docker", "network", "create", "--internal", net], check=True, capture_output=True)
     containers.append(net)
     _run(docker, containers, specs.REDIS_TAG, "cache", networks=[net], network_aliases=["redis"])
     _run(
