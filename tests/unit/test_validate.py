@@ -9,6 +9,7 @@ offending key (`anchors`: regexes matched in order, each after the line the prev
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,7 +23,9 @@ import pytest
 
 from stackctl.cli import cli
 
-REFERENCE = Path("/work/shared/reference/gathewhy/config")
+# The registry of the system stackctl replaces, in shared/ beside the checkout (as in CI)
+REFERENCE = Path(os.environ.get("STACKCTL_REFERENCE_DIR") or
+                 Path(__file__).resolve().parents[3] / "shared/reference/gathewhy/config")
 PROBLEM_KEYS = {"file", "line", "column", "path", "message", "hint"}
 
 
