@@ -7,7 +7,6 @@ Everything is reached on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"
 IMAGES = ["stackctl-local/litellm:1.106.2", "stackctl-local/redis:7",
           "stackctl-local/llama-server:0.3.36", "stackctl-local/inference-stub:1"]
-
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
 def _docker_ok() -> str | None:
