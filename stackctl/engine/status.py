@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
 from ..render.probes import DEFAULT_ENDPOINT
 from .docker import Docker
+from .probes import redis_ping
 from .state import ContainerState, by_service
 from .up import gateway_for
 
@@ -78,11 +78,8 @@ def _http_json(url: str, timeout: float) -> Any:
 
 
 def _redis_ping(port: int, timeout: float) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.settimeout(timeout)
-        s.sendall(b"PING\r\n")
-        if not s.recv(16).startswith(b"+PONG"):
-            raise ConnectionError("no PONG")
+    if not redis_ping(port, timeout):
+        raise ConnectionError("no PONG")
     return True
 
 

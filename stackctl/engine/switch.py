@@ -19,6 +19,7 @@ from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
 from .plan import PlanError
+from .probes import host_probe
 from .state import ContainerState
 from .up import gateway_for
 
@@ -85,28 +86,6 @@ def plan_switch(reg: Registry, target: str, observed: list[ContainerState]) -> S
                       noop=target in running and not others)
 
 
-def ready_probe(reg: Registry, member: str) -> Callable[[str], bool]:
-    """The member's healthcheck, run from the host: switching waits on it, not on the
-    interval of Docker's probe."""
-    import requests
-
-    from ..render.litellm import served_backend
-    from ..render.probes import host_check
-
-    prov = reg.providers.providers[member]
-    if prov.host_port is None:
-        return lambda service: False
-    url, expect = host_check(prov, served_backend(reg, member))
-
-    def probe(service: str) -> bool:
-        try:
-            r = requests.get(url, timeout=1)
-        except requests.RequestException:
-            return False
-        return r.ok and (expect is None or expect in r.text)
-    return probe
-
-
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
@@ -168,7 +147,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             docker.start_service([profile_of(member, providers[member])], member)
             started = time.monotonic()
             wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
-                         probe=ready_probe(reg, member) if ready is None else ready)
+                         probe=host_probe(reg) if ready is None else ready)
             healthy = time.monotonic()
             model = next(iter(models_of_provider(reg, member)), None)
             if model and not routable(model, f"{model}@{member}"):

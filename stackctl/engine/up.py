@@ -14,6 +14,7 @@ from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy
 from .lock import stack_lock
 from .plan import UpPlan, plan_up, services_of
+from .probes import host_probe
 
 
 class UpOptions(BaseModel):
@@ -40,12 +41,18 @@ def gateway_for(reg: Registry) -> Gateway:
 
 
 def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
-             on_change: Callable[[str, str, float], None] = lambda *a: None) -> UpResult:
+             on_change: Callable[[str, str, float], None] = lambda *a: None,
+             probe: Callable[[str], bool] | None = None) -> UpResult:
+    """Plan, start and health-gate under the stack lock, then check the gateway's models.
+
+    `probe(service)` sees readiness from the host (default: the services' healthchecks sent
+    to their published ports)."""
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
         plan = plan_up(reg, opts.profiles, docker.containers())
         docker.up(plan.profiles, plan.services)
         gate: Gate = wait_healthy(plan.services, docker.containers, opts.timeout,
-                                  logs=docker.logs, on_change=on_change)
+                                  logs=docker.logs, on_change=on_change,
+                                  probe=host_probe(reg) if probe is None else probe)
     gw = gateway_for(reg)
     missing = gw.wait_models(plan.expected_models, timeout=min(opts.timeout, 30))
     if missing:
