@@ -50,8 +50,9 @@ def main() -> None:
         for i in range(args.switches):
             target = targets[i % 2]
             start = time.perf_counter()
-            stackctl("switch", target, "-C", str(cfg))
+            out = stackctl("switch", target, "-C", str(cfg)).stdout
             wall = time.perf_counter() - start
+            print("  " + out.strip().splitlines()[-1])
             member = "vllm-dolphin" if target == "dolphin" else "vllm-qwen"
             own = own_start_to_healthy(f"{project}-{member}-1")
             walls.append(wall)
