@@ -29,7 +29,14 @@ def running(stack) -> set[str]:
     return {n.removeprefix(f"{stack.project}-").rsplit("-", 1)[0] for n in out.split()}
 
 
+def gateway_started_at(stack) -> str:
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}",
+                           f"{stack.project}-litellm-1"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def test_switch_and_back_under_load_fails_no_request(stack):
+    gateway_start = gateway_started_at(stack)
     with Traffic(stack.url, stack.key, [QWEN, DOLPHIN], rate=5.5) as traffic:
         time.sleep(3)
         t1 = time.monotonic()
@@ -46,6 +53,7 @@ def test_switch_and_back_under_load_fails_no_request(stack):
         assert r.returncode == 0, r.stdout + r.stderr
         t3 = time.monotonic()
         time.sleep(3)
+    assert gateway_started_at(stack) == gateway_start  # a switch never restarts the gateway
     assert len(traffic.between(t1, t3, QWEN)) >= 5 * (t3 - t1), "lighter than 5 requests/s"
     assert len(traffic.between(t1, t3, DOLPHIN)) >= 5 * (t3 - t1), "lighter than 5 requests/s"
     assert traffic.failures() == [], traffic.failures()[:5]
