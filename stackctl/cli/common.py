@@ -49,8 +49,11 @@ def prepare_files(reg: Registry, console) -> None:  # type: ignore[no-untyped-de
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
     for name in ensure_secrets(reg.env_file, names):
         console.print(f"created {name} in {reg.env_file.name} (random; not shown)")
-    for path in write_all(render_all(reg)):
-        console.print(f"regenerated {path.name} (the registry had changed)")
+    files = render_all(reg)
+    existed = {f.path for f in files if f.path.exists()}
+    for path in write_all(files):
+        why = "the registry had changed" if path in existed else "first run"
+        console.print(f"wrote {path.name} ({why})")
 
 
 def docker_for(reg: Registry):  # type: ignore[no-untyped-def]

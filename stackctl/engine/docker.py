@@ -1,10 +1,17 @@
-"""The one Docker adapter. Everything stackctl asks of Docker goes through `Docker`.
+"""The one Docker adapter. Everything stackctl asks of the engine for a stack goes through
+`Docker`; unit tests inject a fake with the same methods, integration tests use the real
+engine.
 
-Unit tests inject a fake with the same methods; integration tests use the real engine.
+It drives the `docker` / `docker compose` CLI directly, as python-on-whales does under the
+hood: importing python-on-whales costs ~0.8 s (it builds models for every Docker object),
+which `status` and `switch` paid on every run for the handful of verbs used here. The
+image builder, which is not on a hot path, still uses python-on-whales (docker_images.py).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,90 +27,71 @@ class DockerError(Exception):
 
 class Docker:
     def __init__(self, compose_file: Path, project: str, env_file: Path | None = None):
-        from python_on_whales import DockerClient  # slow import: only when Docker is needed
-
         self.compose_file = compose_file
         self.project = project
         self.env_file = env_file if env_file and env_file.exists() else None
-        self._client_cls = DockerClient
-        self.client = self._compose([])
 
-    def _compose(self, profiles: list[str]) -> Any:
-        return self._client_cls(
-            compose_files=[self.compose_file], compose_project_name=self.project,
-            compose_profiles=list(profiles),
-            compose_env_files=[self.env_file] if self.env_file else [])
-
-    def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from python_on_whales.exceptions import DockerException
-
+    def _run(self, args: list[str], timeout: float = 600) -> str:
         try:
-            return fn(*args, **kwargs)
-        except DockerException as exc:
-            detail = (exc.stderr or exc.stdout or str(exc)).strip()
-            raise DockerError(detail.splitlines()[-1] if detail else str(exc)) from None
+            done = subprocess.run(["docker", *args], capture_output=True, text=True,
+                                  timeout=timeout)
+        except FileNotFoundError:
+            raise DockerError("the docker CLI is not installed: run scripts/ensure-docker.sh") \
+                from None
+        except subprocess.TimeoutExpired:
+            raise DockerError(f"`docker {' '.join(args[:3])} …` did not finish in "
+                              f"{timeout:g}s") from None
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise DockerError(detail[-1] if detail else f"docker {args[0]} failed")
+        return done.stdout
+
+    def _compose(self, profiles: list[str], *args: str) -> str:
+        cmd = ["compose", "-f", str(self.compose_file), "-p", self.project]
+        if self.env_file:
+            cmd += ["--env-file", str(self.env_file)]
+        for p in profiles:
+            cmd += ["--profile", p]
+        return self._run(cmd + list(args))
 
     # -- compose -----------------------------------------------------------------------------
     def up(self, profiles: list[str], services: list[str] | None = None) -> None:
-        self._run(self._compose(profiles).compose.up, services=services or None, detach=True,
-                  pull="never", quiet=True)
+        self._compose(profiles, "up", "-d", "--pull", "never", "--quiet-pull", *(services or []))
 
     def down(self, profiles: list[str], volumes: bool = False) -> None:
-        self._run(self._compose(profiles).compose.down, volumes=volumes, remove_orphans=True,
-                  quiet=True)
+        self._compose(profiles, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
 
     def remove_services(self, services: list[str], volumes: bool = False) -> None:
-        self._run(self.client.compose.rm, services=services, stop=True, volumes=volumes)
+        if services:
+            self._compose([], "rm", "--stop", "--force", *(["--volumes"] if volumes else []),
+                          *services)
+
+    def start_service(self, profiles: list[str], service: str) -> None:
+        """Create/start one service with its profile, leaving every other one untouched."""
+        self._compose(profiles, "up", "-d", "--pull", "never", "--no-deps", service)
 
     # -- containers --------------------------------------------------------------------------
     def containers(self) -> list[ContainerState]:
-        """Every container of the project, any state, from two Docker calls.
-
-        python-on-whales' Container objects re-inspect on attribute access (one call per
-        container and attribute): status would cost ~50 ms per container. So the raw
-        `docker container inspect` JSON of all of them is read once.
-        """
-        import json
-
-        from python_on_whales.utils import run
-
-        base = self.client.client_config.docker_cmd
-        ids = self._run(run, base + ["container", "ls", "-aq", "--no-trunc", "--filter",
-                                     f"label={PROJECT_LABEL}={self.project}"])
-        if not ids or not ids.split():
+        """Every container of the project, any state: one `ls` and one `inspect`."""
+        ids = self._run(["container", "ls", "-aq", "--no-trunc", "--filter",
+                         f"label={PROJECT_LABEL}={self.project}"]).split()
+        if not ids:
             return []
-        raw = self._run(run, base + ["container", "inspect", *ids.split()])
-        return [_state(c) for c in json.loads(raw)]
+        return [_state(c) for c in json.loads(self._run(["container", "inspect", *ids]))]
 
     def logs(self, container: str, tail: int = 20) -> str:
         try:
-            return self._run(self.client.container.logs, container, tail=tail)
-        except DockerError as exc:
+            done = subprocess.run(["docker", "logs", "--tail", str(tail), container],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
             return f"(no logs: {exc})"
+        return done.stdout + done.stderr  # servers log to either
 
     def stop(self, container: str, timeout: float) -> None:
-        self._run(self.client.container.stop, container, time=int(round(timeout)))
+        self._run(["stop", "-t", str(int(round(timeout))), container], timeout=timeout + 30)
 
     def remove(self, container: str) -> None:
-        self._run(self.client.container.remove, container, force=True)
-
-    def start_service(self, profiles: list[str], service: str) -> None:
-        """Create/start one service with its profile, leaving the others untouched."""
-        self._run(self._compose(profiles).compose.up, services=[service], detach=True,
-                  pull="never", quiet=True, dependencies=False)
-
-    def networks(self) -> list[str]:
-        nets = self._run(self.client.network.list,
-                         filters={"label": f"{PROJECT_LABEL}={self.project}"})
-        return [n.name for n in nets]
-
-    def volumes(self) -> list[str]:
-        vols = self._run(self.client.volume.list,
-                         filters={"label": f"{PROJECT_LABEL}={self.project}"})
-        return [v.name for v in vols]
-
-    def image_exists(self, tag: str) -> bool:
-        return bool(self._run(self.client.image.exists, tag))
+        self._run(["rm", "-f", container])
 
 
 def _state(c: dict[str, Any]) -> ContainerState:

@@ -133,6 +133,8 @@ def test_up_fails_fast_naming_a_provider_that_never_becomes_healthy(stack_factor
     r = s.run("up", "--timeout", "15")
     assert r.returncode == 1, r.stdout
     assert "vllm-qwen not healthy after 15s" in r.stderr
-    assert "never ready" in r.stderr  # the stub's own log line, shown to the user
+    # its last log lines are shown: the stub still answering 503 (loading)
+    assert "last log lines of stackctl-it-never-vllm-qwen-1" in r.stderr
+    assert "stub[vllm-qwen] GET /v1/models 503" in r.stderr
     assert time.perf_counter() - start < 120
     assert s.run("down", "--volumes").returncode == 0
