@@ -27,13 +27,6 @@ class Gateway:
         r.raise_for_status()
         return [m["id"] for m in r.json().get("data", [])]
 
-    def chat(self, model: str, prompt: str, timeout: float = 30.0, **extra: object) -> dict:
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}], **extra}
-        r = requests.post(f"{self.url}/v1/chat/completions", json=body,
-                          headers=self._headers(), timeout=timeout)
-        r.raise_for_status()
-        return r.json()
-
     def wait_models(self, expected: list[str], timeout: float, poll: float = 0.5) -> list[str]:
         """Wait until /v1/models lists every expected model; return the missing ones."""
         deadline = time.monotonic() + timeout

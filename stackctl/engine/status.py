@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from ..registry.catalog import exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
-from ..render.probes import DEFAULT_ENDPOINT
 from .docker import Docker
 from .probes import redis_ping
 from .state import ContainerState, by_service
@@ -146,4 +145,4 @@ def _service(name: str, role: str, profile: str | None, port: int | None,
         models=value if isinstance(value, list) else [])
 
 
-__all__ = ["collect_status", "StackStatus", "DEFAULT_ENDPOINT"]
+__all__ = ["collect_status", "StackStatus"]

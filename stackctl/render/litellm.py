@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.catalog import Deployment, backend_for, deployments, fallbacks
+from ..registry.catalog import Deployment, deployments, fallbacks
 from ..registry.load import Registry
 from ..registry.models import Provider
 
@@ -103,4 +103,4 @@ def served_backend(reg: Registry, provider: str) -> str | None:
     return prov.models[0].name if prov.models else None
 
 
-__all__ = ["render_litellm", "served_backend", "backend_for"]
+__all__ = ["render_litellm", "served_backend"]

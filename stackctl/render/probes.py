@@ -16,20 +16,29 @@ def python_http(url: str, timeout: float, expect: str | None = None) -> list[str
     return ["CMD", "python3", "-c", code]
 
 
-def provider_probe(prov: Provider, expect_default: str | None) -> tuple[list[str], HealthProbe]:
+def _check(prov: Provider, expect_default: str | None) -> tuple[str, str | None]:
+    """(endpoint, expected substring) of a provider's readiness check."""
     assert prov.container is not None
     health = prov.container.health
     endpoint = health.endpoint or DEFAULT_ENDPOINT.get(prov.type, "/health")
+    # a model list must name the served model; other endpoints only have to answer 200
+    if endpoint not in ("/v1/models", "/api/tags"):
+        expect_default = None
+    return endpoint, health.expect or expect_default
+
+
+def provider_probe(prov: Provider, expect_default: str | None) -> tuple[list[str], HealthProbe]:
+    """The healthcheck command, run inside the container with a tool its image has."""
+    assert prov.container is not None
+    health = prov.container.health
+    endpoint, expect = _check(prov, expect_default)
     via = health.via or DEFAULT_VIA.get(prov.type, "python")
     url = f"http://127.0.0.1:{prov.container.port}{endpoint}"
     if via == "ollama-cli":
         return ["CMD", "ollama", "list"], health
     if via == "curl":
         return ["CMD", "curl", "-fsS", "-o", "/dev/null", url], health
-    # a model list must name the served model; other endpoints only have to answer 200
-    if endpoint not in ("/v1/models", "/api/tags"):
-        expect_default = None
-    return python_http(url, health.timeout, health.expect or expect_default), health
+    return python_http(url, health.timeout, expect), health
 
 
 def compose_healthcheck(test: list[str], interval: float, timeout: float, retries: int,
@@ -46,9 +55,5 @@ def compose_healthcheck(test: list[str], interval: float, timeout: float, retrie
 
 def host_check(prov: Provider, expect_default: str | None) -> tuple[str, str | None]:
     """(URL on 127.0.0.1, expected substring): the container's own probe, seen from the host."""
-    assert prov.container is not None
-    health = prov.container.health
-    endpoint = health.endpoint or DEFAULT_ENDPOINT.get(prov.type, "/health")
-    if endpoint not in ("/v1/models", "/api/tags"):
-        expect_default = None
-    return f"http://127.0.0.1:{prov.host_port}{endpoint}", health.expect or expect_default
+    endpoint, expect = _check(prov, expect_default)
+    return f"http://127.0.0.1:{prov.host_port}{endpoint}", expect
