@@ -41,7 +41,9 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
     table = Table("service", "profile", "state", "health", "port", "ms", "models", box=None)
     for s in st.services:
         colour = "green" if s.ok else ("dim" if s.state == "absent" else "red")
-        table.add_row(s.name, s.profile or "-", f"[{colour}]{s.state}[/]", s.health,
+        state = f"standby ({s.state})" if s.standby else s.state
+        colour = "dim" if s.standby else colour
+        table.add_row(s.name, s.profile or "-", f"[{colour}]{state}[/]", s.health,
                       str(s.port or "-"), f"{s.latency_ms:.0f}" if s.latency_ms else "-",
                       ", ".join(s.models) or "-")
     console.print(table)

@@ -2,10 +2,11 @@
 `Docker`; unit tests inject a fake with the same methods, integration tests use the real
 engine.
 
-It drives the `docker` / `docker compose` CLI directly, as python-on-whales does under the
-hood: importing python-on-whales costs ~0.8 s (it builds models for every Docker object),
-which `status` and `switch` paid on every run for the handful of verbs used here. The
-image builder, which is not on a hot path, still uses python-on-whales (docker_images.py).
+Compose operations drive the `docker compose` CLI; container verbs (list, inspect, start,
+stop) go to the Engine API socket (engine_api.py), which `status` and `switch` call on
+their critical path. python-on-whales is not used here: importing it costs ~0.8 s (it
+builds models for every Docker object), paid on every run for a handful of verbs. The
+image builder, which is not on a hot path, still uses it (docker_images.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from . import engine_api
 from .state import ContainerState
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -66,18 +68,38 @@ class Docker:
             self._compose([], "rm", "--stop", "--force", *(["--volumes"] if volumes else []),
                           *services)
 
-    def start_service(self, profiles: list[str], service: str) -> None:
-        """Create/start one service with its profile, leaving every other one untouched."""
-        self._compose(profiles, "up", "-d", "--pull", "never", "--no-deps", service)
+    def create_service(self, profiles: list[str], service: str) -> None:
+        """Create one service's container without starting it: Compose recreates it when its
+        configuration changed and keeps it otherwise."""
+        self._compose(profiles, "create", "--pull", "never", service)
 
-    # -- containers --------------------------------------------------------------------------
+    # -- containers (Engine API) ---------------------------------------------------------------
+    def _api(self, method: str, path: str, timeout: float = 30, **query: Any) -> Any:
+        try:
+            return engine_api.call(method, path, timeout, **query)
+        except (engine_api.EngineUnreachable, engine_api.EngineRefused) as exc:
+            raise DockerError(str(exc)) from None
+
     def containers(self) -> list[ContainerState]:
-        """Every container of the project, any state: one `ls` and one `inspect`."""
-        ids = self._run(["container", "ls", "-aq", "--no-trunc", "--filter",
-                         f"label={PROJECT_LABEL}={self.project}"]).split()
-        if not ids:
-            return []
-        return [_state(c) for c in json.loads(self._run(["container", "inspect", *ids]))]
+        """Every container of the project, any state (one list, one inspect each)."""
+        found = self._api("GET", "/containers/json", all=1, filters=json.dumps(
+            {"label": [f"{PROJECT_LABEL}={self.project}"]}))
+        states = []
+        for c in found or []:
+            try:
+                states.append(_state(engine_api.call("GET", f"/containers/{c['Id']}/json")))
+            except engine_api.EngineRefused as exc:
+                if exc.status != 404:  # 404: removed between the list and the inspect
+                    raise DockerError(str(exc)) from None
+        return states
+
+    def start(self, container: str) -> None:
+        self._api("POST", f"/containers/{container}/start")
+
+    def stop(self, container: str, timeout: float) -> None:
+        """SIGTERM, then SIGKILL after `timeout` s; returns once the container has stopped."""
+        grace = int(round(timeout))
+        self._api("POST", f"/containers/{container}/stop", timeout=grace + 30, t=grace)
 
     def logs(self, container: str, tail: int = 20) -> str:
         try:
@@ -87,17 +109,13 @@ class Docker:
             return f"(no logs: {exc})"
         return done.stdout + done.stderr  # servers log to either
 
-    def stop(self, container: str, timeout: float) -> None:
-        self._run(["stop", "-t", str(int(round(timeout))), container], timeout=timeout + 30)
-
-    def remove(self, container: str) -> None:
-        self._run(["rm", "-f", container])
-
 
 def _state(c: dict[str, Any]) -> ContainerState:
     st = c["State"]
     labels = dict(c["Config"].get("Labels") or {})
     name = c["Name"].lstrip("/")
+    # a stopped container keeps the health of its last probe: stale, so not reported
+    health = (st.get("Health") or {}).get("Status") if st["Status"] == "running" else None
     return ContainerState(name=name, service=labels.get(SERVICE_LABEL, name),
-                          state=st["Status"], health=(st.get("Health") or {}).get("Status")
-                          or "none", exit_code=st.get("ExitCode"), labels=labels)
+                          state=st["Status"], health=health or "none",
+                          exit_code=st.get("ExitCode"), labels=labels)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import requests
+from .http import HttpError, request
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,27 @@ class Gateway:
 
     def live(self, timeout: float = 1.0) -> bool:
         try:
-            return requests.get(f"{self.url}/health/liveliness", timeout=timeout).ok
-        except requests.RequestException:
+            return request("GET", f"{self.url}/health/liveliness", timeout).ok
+        except HttpError:
             return False
 
     def models(self, timeout: float = 2.0) -> list[str]:
-        r = requests.get(f"{self.url}/v1/models", headers=self._headers(), timeout=timeout)
-        r.raise_for_status()
+        """Models the gateway lists; raises one of HttpError (or ValueError) when it can't say."""
+        r = request("GET", f"{self.url}/v1/models", timeout, self._headers())
+        if not r.ok:
+            raise ValueError(f"GET /v1/models answered {r.status}")
         return [m["id"] for m in r.json().get("data", [])]
+
+    def answered_by(self, model: str, timeout: float = 30.0) -> str | None:
+        """The deployment id (`model@provider`) that answers a one-token request for `model`,
+        bypassing the response cache; None when the request fails."""
+        try:
+            r = request("POST", f"{self.url}/v1/chat/completions", timeout, self._headers(),
+                        {"model": model, "max_tokens": 1, "cache": {"no-cache": True},
+                         "messages": [{"role": "user", "content": "ping"}]})
+        except HttpError:
+            return None
+        return r.headers.get("x-litellm-model-id") if r.ok else None
 
     def wait_models(self, expected: list[str], timeout: float, poll: float = 0.5) -> list[str]:
         """Wait until /v1/models lists every expected model; return the missing ones."""
@@ -37,7 +50,7 @@ class Gateway:
                 missing = [m for m in expected if m not in listed]
                 if not missing:
                     return []
-            except requests.RequestException:
+            except (*HttpError, ValueError):
                 pass
             if time.monotonic() >= deadline:
                 return missing

@@ -61,30 +61,37 @@ def wait_healthy(
     sleep: Sleep = time.sleep,
     poll: float = 0.25,
     probe: Callable[[str], bool] | None = None,
+    probe_poll: float | None = None,
 ) -> Gate:
     """Block until every service is ready; raise GateFailure naming the first that failed.
 
-    Polls Docker's view (running + healthcheck); the first look comes after `poll` seconds,
-    then every `poll` seconds, like llama-swap's 250 ms start. `probe(service)`, when given,
-    may declare a running container ready before Docker's next healthcheck interval does.
+    Looks at Docker's view (running + healthcheck) at once, then every `poll` seconds, like
+    llama-swap's 250 ms. `probe(service)`, when given, may declare a running container ready
+    before Docker's next healthcheck interval does; it is asked every `probe_poll` seconds
+    (default `poll`), so a cheap probe can be asked more often than Docker.
     """
     start = clock()
     gate = Gate()
     last: dict[str, str] = {}
     pending = list(services)
+    seen_at: float | None = None
+    states: dict[str, ContainerState] = {}
+    step = min(poll, probe_poll or poll) if probe is not None else poll
     while True:
-        states = by_service(observe())
         now = clock() - start
+        if seen_at is None or now - seen_at >= poll - 1e-9:
+            states, seen_at = by_service(observe()), now
         for svc in list(pending):
-            v = verdict(svc, states.get(svc))
-            if v == "waiting" and probe is not None and states.get(svc) is not None \
-                    and states[svc].running and probe(svc):
+            st = states.get(svc)
+            v = verdict(svc, st)
+            if v == "waiting" and probe is not None and st is not None and st.running \
+                    and probe(svc):
                 v = "ready"
             if v != last.get(svc):
                 last[svc] = v
                 on_change(svc, v, now)
             if v == "failed":
-                st = states[svc]
+                assert st is not None
                 raise GateFailure(svc, describe_failure(st), st, logs(st.name))
             if v == "ready":
                 gate.ready_after[svc] = now
@@ -95,7 +102,7 @@ def wait_healthy(
             late = [_timed_out(svc, states.get(svc), timeout, logs) for svc in pending]
             late[0].also = late[1:]
             raise late[0]
-        sleep(poll)
+        sleep(step)
 
 
 def _timed_out(svc: str, st: ContainerState | None, timeout: float,

@@ -12,16 +12,15 @@ from collections.abc import Callable
 
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY
+from .http import HttpError, request
 
 Probe = Callable[[str], bool]
 
 
 def http_ok(url: str, expect: str | None = None, timeout: float = 1.0) -> bool:
-    import requests
-
     try:
-        r = requests.get(url, timeout=timeout)
-    except requests.RequestException:
+        r = request("GET", url, timeout)
+    except HttpError:
         return False
     return r.ok and (expect is None or expect in r.text)
 

@@ -13,6 +13,7 @@ from ..registry.catalog import exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
 from .docker import Docker
+from .http import request
 from .probes import redis_ping
 from .state import ContainerState, by_service
 from .up import gateway_for
@@ -27,10 +28,12 @@ class ServiceStatus(BaseModel):
     port: int | None = Field(description="host port on 127.0.0.1")
     latency_ms: float | None = Field(description="probe round trip; null when not probed/failed")
     models: list[str] = Field(default_factory=list, description="models the server lists")
+    standby: bool = Field(False, description="a stopped member of a GPU group whose other "
+                          "member is active (kept by `switch` so it starts again quickly)")
 
     @property
     def ok(self) -> bool:
-        return self.state == "running" and self.health in ("healthy", "none")
+        return self.standby or (self.state == "running" and self.health in ("healthy", "none"))
 
 
 class GatewayStatus(BaseModel):
@@ -69,11 +72,10 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float | None]:
 
 
 def _http_json(url: str, timeout: float) -> Any:
-    import requests
-
-    r = requests.get(url, timeout=timeout)
-    r.raise_for_status()
-    return r.json() if r.content else {}
+    r = request("GET", url, timeout)
+    if not r.ok:
+        raise ValueError(f"{url} answered {r.status}")
+    return r.json()
 
 
 def _redis_ping(port: int, timeout: float) -> bool:
@@ -122,11 +124,13 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> Stack
         results = {n: f.result() for n, f in futures.items()}
         (alive, gw_latency), (gw_models, _) = live.result(), listed.result()
 
-    services = [_service(name, role, profile, port, states.get(name), results.get(name))
-                for name, role, profile, port, _ in rows]
     groups = {g: GroupStatus(active=next((m for m in members if states.get(m) and
                                           states[m].running), None), members=members)
               for g, members in exclusive_groups(reg).items()}
+    standby = {m for g in groups.values() if g.active for m in g.members if m != g.active}
+    services = [_service(name, role, profile, port, states.get(name), results.get(name),
+                         standby=name in standby)
+                for name, role, profile, port, _ in rows]
     gateway = GatewayStatus(url=gw.url, healthy=bool(alive), models=gw_models or [],
                             latency_ms=gw_latency)
     present_ok = all(s.ok for s in services if s.state != "absent")
@@ -136,13 +140,14 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> Stack
 
 
 def _service(name: str, role: str, profile: str | None, port: int | None,
-             st: ContainerState | None, probed: tuple[Any, float | None] | None) -> ServiceStatus:
+             st: ContainerState | None, probed: tuple[Any, float | None] | None,
+             standby: bool) -> ServiceStatus:
     value, latency = probed if probed else (None, None)
     return ServiceStatus(
         name=name, role=role, profile=profile,
         state=st.state if st else "absent", health=st.health if st else "none",
-        port=port, latency_ms=latency,
-        models=value if isinstance(value, list) else [])
+        port=port, latency_ms=latency, models=value if isinstance(value, list) else [],
+        standby=standby and st is not None and not st.running)
 
 
 __all__ = ["collect_status", "StackStatus"]

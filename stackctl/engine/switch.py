@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NoReturn
 
 from pydantic import BaseModel, Field
 
 from ..registry.catalog import exclusive_groups, models_of_provider, profile_of
 from ..registry.load import Registry
 from ..registry.problems import did_you_mean
-from .docker import Docker
+from .docker import Docker, DockerError
 from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
@@ -90,21 +92,12 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
     """True once a request for `model` is answered by `deployment_id` (not by a fallback)."""
-    import requests
-
     deadline = clock() + timeout
-    while True:
-        try:
-            r = requests.post(f"{gw.url}/v1/chat/completions", headers=gw._headers(), timeout=30,
-                              json={"model": model, "max_tokens": 1, "cache": {"no-cache": True},
-                                    "messages": [{"role": "user", "content": "ping"}]})
-            if r.ok and r.headers.get("x-litellm-model-id") == deployment_id:
-                return True
-        except requests.RequestException:
-            pass
+    while gw.answered_by(model, timeout=max(1.0, deadline - clock())) != deployment_id:
         if clock() >= deadline:
             return False
-        sleep(0.5)
+        sleep(0.1)
+    return True
 
 
 def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
@@ -117,6 +110,9 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
     a real request through the gateway); `ready(member)` sees readiness before Docker's next
     healthcheck does (default: the healthcheck's own request, sent to the host port).
     Tests inject their own.
+
+    Switched-out members are stopped, not removed: starting a stopped container again is the
+    fastest way back, and its logs stay readable.
     """
     providers = reg.providers.providers
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
@@ -130,24 +126,40 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
 
             def routable(model: str, dep: str) -> bool:
                 return confirm_routable(gw, model, dep, opts.routable_timeout)
+        probe = host_probe(reg) if ready is None else ready
         t0 = time.monotonic()
 
-        def stop(member: str) -> None:
-            """Graceful stop (in-flight requests finish), then remove: the member is absent."""
+        def stop(member: str, states: list[ContainerState]) -> None:
+            """Graceful: in-flight requests finish, then the process exits and frees the GPU."""
             grace = providers[member].container.stop_grace_period  # type: ignore[union-attr]
-            for st in docker.containers():
-                if st.service == member:
+            for st in states:
+                if st.service == member and st.running:
                     say(f"stopping {member}")
                     docker.stop(st.name, grace)
-                    docker.remove(st.name)
 
-        def start_and_gate(member: str) -> dict[str, float]:
+        def create(member: str) -> None:
+            try:
+                docker.create_service([profile_of(member, providers[member])], member)
+            except DockerError as exc:
+                raise GateFailure(member, f"could not be created: {exc}") from None
+
+        def start_and_gate(member: str, created: Future[None] | None = None) -> dict[str, float]:
             t = time.monotonic()
+            created.result() if created else create(member)
             say(f"starting {member}")
-            docker.start_service([profile_of(member, providers[member])], member)
+            name = next((s.name for s in docker.containers() if s.service == member), None)
+            if name is None:
+                raise GateFailure(member, "has no container after `docker compose create`")
+            try:
+                docker.start(name)
+            except DockerError as exc:
+                raise GateFailure(member, f"could not be started: {exc}",
+                                  logs=docker.logs(name)) from None
             started = time.monotonic()
+            # Docker's view every 0.5 s catches a crash; the host probe every 50 ms sees
+            # readiness as soon as the server has it.
             wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
-                         probe=host_probe(reg) if ready is None else ready)
+                         probe=probe, poll=0.5, probe_poll=0.05)
             healthy = time.monotonic()
             model = next(iter(models_of_provider(reg, member)), None)
             if model and not routable(model, f"{model}@{member}"):
@@ -156,33 +168,40 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             return {"start": started - t, "ready": healthy - started,
                     "routable": time.monotonic() - healthy}
 
-        for member in plan.stop:
-            stop(member)
-        stopped = time.monotonic()
-        result.timings["stop"] = stopped - t0
-        try:
-            result.timings.update(start_and_gate(plan.target))
-        except GateFailure as failure:
-            previous = plan.stop[0] if plan.stop else None
-            target_name = next((s.name for s in docker.containers()
-                                if s.service == plan.target), plan.target)
-            logs = failure.logs or docker.logs(target_name)
-            say(f"{plan.target} failed: {failure.reason}; rolling back")
-            stop(plan.target)
-            if previous is None:
-                raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running "
-                                   f"before, so GPU group {plan.group!r} is empty"
-                                   + _tail(logs)) from None
+        # Creating (or recreating a stale) target container needs no GPU: it overlaps the stop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            created = pool.submit(create, plan.target)
+            for member in plan.stop:
+                stop(member, observed)
+            result.timings["stop"] = time.monotonic() - t0
             try:
-                start_and_gate(previous)
-            except GateFailure as again:
-                raise SwitchFailed(f"{plan.target} {failure.reason}; rollback to {previous} "
-                                   f"ALSO failed: {again.reason}. GPU group {plan.group!r} has "
-                                   "no healthy member" + _tail(logs)) from None
-            raise SwitchFailed(f"{plan.target} {failure.reason}; rolled back: {previous} is "
-                               "healthy and routable again" + _tail(logs)) from None
+                result.timings.update(start_and_gate(plan.target, created))
+            except GateFailure as failure:
+                rollback(plan, failure, docker, say, stop, start_and_gate)
         result.timings["total"] = time.monotonic() - t0
         return result
+
+
+def rollback(plan: SwitchPlan, failure: GateFailure, docker: Docker,
+             say: Callable[[str], None], stop: Callable[[str, list[ContainerState]], None],
+             start_and_gate: Callable[[str], dict[str, float]]) -> NoReturn:
+    """Stop the failed target, bring the previous member back, and say what happened."""
+    logs = failure.logs or next((docker.logs(s.name) for s in docker.containers()
+                                 if s.service == plan.target), "")
+    say(f"{plan.target} failed: {failure.reason}; rolling back")
+    stop(plan.target, docker.containers())
+    previous = plan.stop[0] if plan.stop else None
+    if previous is None:
+        raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running before, so "
+                           f"GPU group {plan.group!r} is empty" + _tail(logs))
+    try:
+        start_and_gate(previous)
+    except GateFailure as again:
+        raise SwitchFailed(f"{plan.target} {failure.reason}; rollback to {previous} ALSO "
+                           f"failed: {again.reason}. GPU group {plan.group!r} has no healthy "
+                           "member" + _tail(logs)) from None
+    raise SwitchFailed(f"{plan.target} {failure.reason}; rolled back: {previous} is healthy "
+                       "and routable again" + _tail(logs))
 
 
 def _tail(logs: str) -> str:

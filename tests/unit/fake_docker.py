@@ -35,19 +35,22 @@ class FakeDocker:
         for s in services or ():
             self._make(s, self.behaviour.get(s, "healthy"))
 
-    def start_service(self, profiles: list[str], service: str) -> None:
-        self.calls.append(("start", service))
-        self._make(service, self.behaviour.get(service, "healthy"))
+    def create_service(self, profiles: list[str], service: str) -> None:
+        self.calls.append(("create", service))
+        if service not in self.state:
+            self._make(service, "healthy")
+            self.state[service].state, self.state[service].health = "created", "none"
+
+    def start(self, container: str) -> None:
+        self.calls.append(("start", container))
+        service = next(s.service for s in self.state.values() if s.name == container)
+        self._make(service, self.behaviour.get(service, "healthy"), self.state[service].labels)
 
     def stop(self, container: str, timeout: float) -> None:
         self.calls.append(("stop", container))
         for s in self.state.values():
             if s.name == container:
                 s.state, s.health = "exited", "none"
-
-    def remove(self, container: str) -> None:
-        self.calls.append(("remove", container))
-        self.state = {k: v for k, v in self.state.items() if v.name != container}
 
     def logs(self, container: str, tail: int = 20) -> str:
         return f"log of {container}\nloading..."

@@ -189,8 +189,11 @@ def test_switch_stops_then_starts_then_confirms(offline):
     asked = []
     result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
                            ready=lambda s: False, routable=lambda m, d: asked.append((m, d)) or True)
-    assert docker.calls == [("stop", "p-vllm-qwen-1"), ("remove", "p-vllm-qwen-1"),
-                            ("start", "vllm-dolphin")]
+    # the target's container is created while the active member stops (no GPU needed for
+    # that); it starts only once the active member has stopped
+    assert set(docker.calls[:2]) == {("stop", "p-vllm-qwen-1"), ("create", "vllm-dolphin")}
+    assert docker.calls[2:] == [("start", "p-vllm-dolphin-1")]
+    assert docker.state["vllm-qwen"].state == "exited"  # kept, stopped: quick to start again
     assert asked == [("dolphin-uncensored-vllm", "dolphin-uncensored-vllm@vllm-dolphin")]
     assert set(result.timings) == {"stop", "start", "ready", "routable", "total"}
     assert "litellm" in docker.state  # the gateway is never touched
@@ -215,9 +218,11 @@ def test_failed_target_is_rolled_back(offline, how, reason):
     text = str(exc.value)
     assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
     assert "loading..." in text  # the target's last log lines
-    assert [c[0] for c in docker.calls] == ["stop", "remove", "start", "stop", "remove", "start"]
-    assert docker.calls[-1] == ("start", "vllm-qwen")
-    assert set(docker.state) == {"vllm-qwen"} and docker.state["vllm-qwen"].ready
+    assert sorted(c[0] for c in docker.calls[:2]) == ["create", "stop"]
+    stop_target = [("stop", "p-vllm-dolphin-1")] if how == "never" else []  # exited already
+    assert docker.calls[2:] == [("start", "p-vllm-dolphin-1"), *stop_target,
+                                ("create", "vllm-qwen"), ("start", "p-vllm-qwen-1")]
+    assert docker.state["vllm-qwen"].ready and not docker.state["vllm-dolphin"].running
 
 
 def test_target_healthy_but_not_routable_is_rolled_back(offline):
@@ -225,7 +230,7 @@ def test_target_healthy_but_not_routable_is_rolled_back(offline):
     with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
         ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
                       ready=lambda s: False, routable=lambda m, d: "qwen" in m)
-    assert set(docker.state) == {"vllm-qwen"}
+    assert {s for s, st in docker.state.items() if st.running} == {"vllm-qwen"}
 
 
 def test_failed_rollback_says_the_group_is_empty(offline):
