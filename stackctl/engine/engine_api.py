@@ -7,14 +7,14 @@ critical path, so they talk to the engine directly. Compose operations stay on t
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from .http import exchange
 
 
 class EngineUnreachable(Exception):
@@ -48,6 +48,8 @@ def _context_host() -> str | None:
             return None
     if not name or name == "default":
         return None
+    import hashlib
+
     meta = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
     try:
         return json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
@@ -55,33 +57,25 @@ def _context_host() -> str | None:
         return None
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
 def call(method: str, path: str, timeout: float = 30, **query: Any) -> Any:
     """One API request; the decoded JSON answer (None when empty)."""
     if query:
         path += "?" + "&".join(f"{k}={quote(str(v))}" for k, v in query.items())
-    sock = socket_path()
-    conn = _UnixConnection(sock, timeout)
+    where = socket_path()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
     try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        body = resp.read()
+        sock.connect(where)
+        reply = exchange(sock, method, path, "docker")
     except OSError as exc:
-        raise EngineUnreachable(f"cannot reach the Docker engine at {sock}: {exc} "
+        sock.close()
+        raise EngineUnreachable(f"cannot reach the Docker engine at {where}: {exc} "
                                 "(is it running? scripts/ensure-docker.sh starts one)") from None
-    finally:
-        conn.close()
-    data = json.loads(body) if body.strip() else None
-    if resp.status >= 400:
-        raise EngineRefused(resp.status, (data or {}).get("message") or f"HTTP {resp.status}")
+    try:
+        data = reply.json()
+    except ValueError:
+        data = None
+    if reply.status >= 400:
+        message = data.get("message") if isinstance(data, dict) else None
+        raise EngineRefused(reply.status, message or f"HTTP {reply.status}")
     return data

@@ -23,11 +23,11 @@ class Gateway:
             return False
 
     def models(self, timeout: float = 2.0) -> list[str]:
-        """Models the gateway lists; raises one of HttpError (or ValueError) when it can't say."""
+        """Models the gateway lists; raises HttpError or ValueError when it can't say."""
         r = request("GET", f"{self.url}/v1/models", timeout, self._headers())
         if not r.ok:
             raise ValueError(f"GET /v1/models answered {r.status}")
-        return [m["id"] for m in r.json().get("data", [])]
+        return [m["id"] for m in (r.json() or {}).get("data", [])]
 
     def answered_by(self, model: str, timeout: float = 30.0) -> str | None:
         """The deployment id (`model@provider`) that answers a one-token request for `model`,
@@ -50,7 +50,7 @@ class Gateway:
                 missing = [m for m in expected if m not in listed]
                 if not missing:
                     return []
-            except (*HttpError, ValueError):
+            except (HttpError, ValueError):
                 pass
             if time.monotonic() >= deadline:
                 return missing

@@ -75,7 +75,7 @@ def _http_json(url: str, timeout: float) -> Any:
     r = request("GET", url, timeout)
     if not r.ok:
         raise ValueError(f"{url} answered {r.status}")
-    return r.json()
+    return r.json() or {}
 
 
 def _redis_ping(port: int, timeout: float) -> bool:

@@ -156,10 +156,10 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                 raise GateFailure(member, f"could not be started: {exc}",
                                   logs=docker.logs(name)) from None
             started = time.monotonic()
-            # Docker's view every 0.5 s catches a crash; the host probe every 50 ms sees
+            # Docker's view every 0.5 s catches a crash; the host probe every 20 ms sees
             # readiness as soon as the server has it.
             wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
-                         probe=probe, poll=0.5, probe_poll=0.05)
+                         probe=probe, poll=0.5, probe_poll=0.02)
             healthy = time.monotonic()
             model = next(iter(models_of_provider(reg, member)), None)
             if model and not routable(model, f"{model}@{member}"):
