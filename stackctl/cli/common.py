@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from ..registry.load import Registry, load_registry
-from ..registry.problems import RegistryError
+if TYPE_CHECKING:  # imported when used: `switch` must start without pydantic and ruamel
+    from ..registry.load import Registry
 
 F = TypeVar("F", bound=Callable)
 
@@ -25,6 +25,8 @@ def config_dir_option(func: F) -> F:
 def load_or_fail(config_dir: Path) -> Registry:
     """Load and fully check the registry; a user mistake becomes a ClickException, not a traceback."""
     from ..registry.checks import check
+    from ..registry.load import load_registry
+    from ..registry.problems import RegistryError
 
     try:
         reg = load_registry(config_dir)
@@ -57,10 +59,13 @@ def prepare_files(reg: Registry, console) -> None:  # type: ignore[no-untyped-de
 
 
 def docker_for(reg: Registry):  # type: ignore[no-untyped-def]
-    """The Docker adapter for this stack; a clear error when no engine answers."""
+    """The Docker adapter for this stack."""
+    return docker_on(reg.output_dir / "compose.yaml", reg.stack.project, reg.env_file)
+
+
+def docker_on(compose: Path, project: str, env_file: Path):  # type: ignore[no-untyped-def]
     from ..engine.docker import Docker
 
-    compose = reg.output_dir / "compose.yaml"
     if not compose.exists():
         raise click.ClickException(f"{compose} is missing: run `stackctl generate`")
-    return Docker(compose, reg.stack.project, reg.env_file)
+    return Docker(compose, project, env_file)

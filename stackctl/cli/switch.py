@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from .common import config_dir_option, docker_for, load_or_fail
+from .common import config_dir_option, docker_on, load_or_fail
 
 
 @click.command()
 @config_dir_option
 @click.argument("member")
-@click.option("--timeout", type=float, default=300, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300,
+              show_default=True,
               help="Seconds the target may take to become healthy before rollback.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--wait", "lock_wait", type=float, default=None,
@@ -27,14 +28,16 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     the exit code is non-zero.
     """
     from ..engine.docker import DockerError
+    from ..engine.errors import PlanError
     from ..engine.lock import Busy
-    from ..engine.plan import PlanError
     from ..engine.switch import SwitchFailed, SwitchOptions, ensure_active
+    from ..engine.switch_index import index_for
 
-    reg = load_or_fail(config_dir)
+    index = index_for(config_dir, load_or_fail)
+    docker = docker_on(index.compose_file, index.project, index.env_file)
     opts = SwitchOptions(member=member, timeout=timeout, dry_run=dry_run, lock_wait=lock_wait)
     try:
-        result = ensure_active(reg, docker_for(reg), opts, say=lambda s: click.echo(f"  {s}"))
+        result = ensure_active(index, docker, opts, say=lambda s: click.echo(f"  {s}"))
     except (PlanError, Busy, SwitchFailed, DockerError) as exc:
         raise click.ClickException(str(exc)) from None
     plan = result.plan

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -24,6 +23,8 @@ def ensure_secrets(path: Path, names: list[str]) -> list[str]:
     current = read_env(path)
     missing = [n for n in names if not current.get(n)]
     if missing:
+        import secrets
+
         lines = [f"{n}=sk-{secrets.token_urlsafe(24)}" for n in missing]
         existing = path.read_text(encoding="utf-8") if path.exists() else \
             "# Secrets for the stack (created by stackctl). Keep out of version control.\n"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..hints import did_you_mean
 from ..registry.catalog import deployments, exclusive_groups, profile_of
 from ..registry.load import Registry
-from ..registry.problems import did_you_mean
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services, profiles
+from .errors import PlanError
 from .state import ContainerState
-
-
-class PlanError(Exception):
-    """The request cannot be carried out as asked; the message says what to do instead."""
 
 
 class UpPlan(BaseModel):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..registry.load import Registry
-from ..render.compose import CACHE, GATEWAY
 from .http import HttpError, request
+
+if TYPE_CHECKING:  # the registry is only needed by host_probe, not by http_ok (switch)
+    from ..registry.load import Registry
 
 Probe = Callable[[str], bool]
 
@@ -37,6 +39,7 @@ def redis_ping(port: int, timeout: float = 1.0) -> bool:
 
 def host_probe(reg: Registry) -> Probe:
     """One probe for every service with a published port; False for the others."""
+    from ..render.compose import CACHE, GATEWAY
     from ..render.litellm import served_backend
     from ..render.probes import host_check
 

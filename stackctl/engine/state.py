@@ -1,22 +1,26 @@
-"""Observed state of the stack's containers, as plain typed data (what planners decide on)."""
+"""Observed state of the stack's containers, as plain typed data (what planners decide on).
+
+A dataclass, not a pydantic model: it is built from Docker's own answers, never from user
+input, and `switch` must not pay pydantic's import on its critical path.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
-
-from pydantic import BaseModel, Field
 
 LABEL = "org.stackctl"
 Health = Literal["healthy", "unhealthy", "starting", "none"]
 
 
-class ContainerState(BaseModel):
+@dataclass
+class ContainerState:
     name: str
     service: str
-    state: str = Field(description="Docker's status: created, running, exited, restarting, dead…")
+    state: str  # Docker's status: created, running, exited, restarting, dead…
     health: Health = "none"
     exit_code: int | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def gpu_group(self) -> str | None:

@@ -1,7 +1,9 @@
 """GPU-exclusive switching. `ensure_active` is the one entry point that changes a group.
 
 The active member is read from Docker (container labels), never from a file, and the read,
-the decision and the action all happen under the stack lock.
+the decision and the action all happen under the stack lock. Everything here works from a
+`SwitchIndex` (plain data) rather than the registry, so a switch starts without importing
+pydantic or a YAML parser.
 """
 
 from __future__ import annotations
@@ -9,37 +11,35 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import NoReturn
 
-from pydantic import BaseModel, Field
-
-from ..registry.catalog import exclusive_groups, models_of_provider, profile_of
-from ..registry.load import Registry
-from ..registry.problems import did_you_mean
+from ..hints import did_you_mean
 from .docker import Docker, DockerError
+from .envfile import read_env
+from .errors import PlanError
 from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
-from .plan import PlanError
-from .probes import host_probe
+from .probes import http_ok
 from .state import ContainerState
-from .up import gateway_for
+from .switch_index import SwitchIndex
 
 
-class SwitchOptions(BaseModel):
-    member: str = Field(description="target member: provider name or unique part of it")
-    timeout: float = Field(300, gt=0, description="seconds the target may take to be healthy")
-    routable_timeout: float = Field(30, gt=0, description="seconds for the gateway to route "
-                                    "the target's model to it once healthy")
-    dry_run: bool = Field(False, description="print the plan, change nothing")
-    lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
-                                    "up/switch; None: fail at once")
+@dataclass(frozen=True)
+class SwitchOptions:
+    member: str  # target member: provider name or unique part of it
+    timeout: float = 300  # seconds the target may take to be healthy
+    routable_timeout: float = 30  # seconds for the gateway to route to it once healthy
+    dry_run: bool = False  # print the plan, change nothing
+    lock_wait: float | None = None  # seconds to wait for a concurrent up/switch; None: fail
 
 
-class SwitchPlan(BaseModel):
+@dataclass(frozen=True)
+class SwitchPlan:
     group: str
     target: str
-    stop: list[str] = Field(description="running members to stop, in order")
+    stop: list[str]  # running members to stop, in order
     noop: bool
 
     def describe(self) -> list[str]:
@@ -52,20 +52,19 @@ class SwitchPlan(BaseModel):
         return steps
 
 
-class SwitchResult(BaseModel):
+@dataclass
+class SwitchResult:
     plan: SwitchPlan
-    timings: dict[str, float] = Field(default_factory=dict,
-                                      description="seconds: stop, start, ready, routable, total")
+    timings: dict[str, float] = field(default_factory=dict)  # s: stop, start, ready, routable, total
 
 
 class SwitchFailed(Exception):
     """The target did not come up; the previous member was restored (or not: see message)."""
 
 
-def resolve_member(reg: Registry, name: str) -> tuple[str, str]:
+def resolve_member(index: SwitchIndex, name: str) -> tuple[str, str]:
     """(group, member) for a full or short member name such as 'dolphin'."""
-    groups = exclusive_groups(reg)
-    members = {m: g for g, ms in groups.items() for m in ms}
+    members = {m.name: m.group for m in index.members.values()}
     if not members:
         raise PlanError("no exclusive GPU group is defined in the registry")
     if name in members:
@@ -79,13 +78,21 @@ def resolve_member(reg: Registry, name: str) -> tuple[str, str]:
     raise PlanError(f"{name!r} is not a member of an exclusive GPU group; {hint}")
 
 
-def plan_switch(reg: Registry, target: str, observed: list[ContainerState]) -> SwitchPlan:
-    group, target = resolve_member(reg, target)
-    members = exclusive_groups(reg)[group]
+def plan_switch(index: SwitchIndex, target: str, observed: list[ContainerState]) -> SwitchPlan:
+    group, target = resolve_member(index, target)
+    members = index.groups()[group]
     running = [s.service for s in observed if s.running and s.service in members]
     others = [m for m in running if m != target]
     return SwitchPlan(group=group, target=target, stop=others,
                       noop=target in running and not others)
+
+
+def host_ready(index: SwitchIndex) -> Callable[[str], bool]:
+    """A member's own readiness check, sent to its published port."""
+    def ready(member: str) -> bool:
+        m = index.members[member]
+        return m.ready_url is not None and http_ok(m.ready_url, m.ready_expect)
+    return ready
 
 
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,
@@ -100,7 +107,7 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
     return True
 
 
-def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
+def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                   say: Callable[[str], None] = lambda s: None,
                   routable: Callable[[str, str], bool] | None = None,
                   ready: Callable[[str], bool] | None = None) -> SwitchResult:
@@ -114,24 +121,25 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
     Switched-out members are stopped, not removed: starting a stopped container again is the
     fastest way back, and its logs stay readable.
     """
-    providers = reg.providers.providers
-    with stack_lock(reg.stack.project, "switch", opts.lock_wait):
+    members = index.members
+    with stack_lock(index.project, "switch", opts.lock_wait):
         observed = docker.containers()
-        plan = plan_switch(reg, opts.member, observed)
+        plan = plan_switch(index, opts.member, observed)
         result = SwitchResult(plan=plan)
         if plan.noop or opts.dry_run:
             return result
         if routable is None:
-            gw = gateway_for(reg)
+            gw = Gateway(f"http://127.0.0.1:{index.gateway_port}",
+                         read_env(index.env_file).get(index.master_key_env))
 
             def routable(model: str, dep: str) -> bool:
                 return confirm_routable(gw, model, dep, opts.routable_timeout)
-        probe = host_probe(reg) if ready is None else ready
+        probe = host_ready(index) if ready is None else ready
         t0 = time.monotonic()
 
         def stop(member: str, states: list[ContainerState]) -> None:
             """Graceful: in-flight requests finish, then the process exits and frees the GPU."""
-            grace = providers[member].container.stop_grace_period  # type: ignore[union-attr]
+            grace = members[member].stop_grace
             for st in states:
                 if st.service == member and st.running:
                     say(f"stopping {member}")
@@ -139,7 +147,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
 
         def create(member: str) -> None:
             try:
-                docker.create_service([profile_of(member, providers[member])], member)
+                docker.create_service([members[member].profile], member)
             except DockerError as exc:
                 raise GateFailure(member, f"could not be created: {exc}") from None
 
@@ -161,7 +169,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
                          probe=probe, poll=0.5, probe_poll=0.02)
             healthy = time.monotonic()
-            model = next(iter(models_of_provider(reg, member)), None)
+            model = members[member].model
             if model and not routable(model, f"{model}@{member}"):
                 raise GateFailure(member, f"is healthy but the gateway did not route {model!r} "
                                   f"to it within {opts.routable_timeout:g}s")

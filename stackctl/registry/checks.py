@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from ..hints import did_you_mean
 from .catalog import declared_models, exclusive_groups, profile_of
 from .load import MAPPINGS, PROVIDERS, STACK, Registry
-from .problems import Problem, did_you_mean
+from .problems import Problem
 from .source import Loc
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)

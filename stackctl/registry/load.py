@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..hints import did_you_mean
 from .models import MappingsFile, ProvidersFile, StackFile
-from .problems import Problem, RegistryError, did_you_mean
+from .problems import Problem, RegistryError
 from .source import Source, load_source
 
 PROVIDERS = "providers.yaml"

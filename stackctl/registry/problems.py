@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -38,14 +36,6 @@ class RegistryError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(p.render() for p in problems))
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A 'did you mean' hint naming the closest choices, or None."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.6)
-    if not close:
-        return None
-    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 def display_path(path: Path) -> str:

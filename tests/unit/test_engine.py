@@ -11,6 +11,7 @@ from stackctl.engine.lock import Busy, stack_lock
 from stackctl.engine.plan import PlanError, plan_up
 from stackctl.engine.state import ContainerState
 from stackctl.engine.switch import SwitchFailed, SwitchOptions, ensure_active, plan_switch
+from stackctl.engine.switch_index import index_for, index_of
 from stackctl.registry.load import load_registry
 
 from .fake_docker import FakeDocker
@@ -26,6 +27,12 @@ def state_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def offline():
     return load_registry(REPO / "examples/offline/config")
+
+
+@pytest.fixture
+def members(offline):
+    """The offline registry's switch index (what `switch` works from)."""
+    return index_of(offline)
 
 
 @pytest.fixture
@@ -162,15 +169,15 @@ def test_lock_wait_gives_up_after_the_wait():
 GPU = {"org.stackctl.gpu-group": "gpu0"}
 
 
-def test_plan_switch_short_name_and_noop(offline):
-    plan = plan_switch(offline, "dolphin", [cs("vllm-qwen")])
+def test_plan_switch_short_name_and_noop(members):
+    plan = plan_switch(members, "dolphin", [cs("vllm-qwen")])
     assert (plan.group, plan.target, plan.stop, plan.noop) == \
         ("gpu0", "vllm-dolphin", ["vllm-qwen"], False)
-    assert plan_switch(offline, "qwen", [cs("vllm-qwen")]).noop
+    assert plan_switch(members, "qwen", [cs("vllm-qwen")]).noop
 
 
-def test_plan_switch_stops_every_other_running_member(offline):
-    plan = plan_switch(offline, "qwen", [cs("vllm-qwen"), cs("vllm-dolphin")])
+def test_plan_switch_stops_every_other_running_member(members):
+    plan = plan_switch(members, "qwen", [cs("vllm-qwen"), cs("vllm-dolphin")])
     assert plan.stop == ["vllm-dolphin"] and not plan.noop
 
 
@@ -179,15 +186,15 @@ def test_plan_switch_stops_every_other_running_member(offline):
     ("vllm", "ambiguous: it matches vllm-qwen, vllm-dolphin"),
     ("ollama", "not a member of an exclusive GPU group"),
 ])
-def test_plan_switch_bad_names(offline, name, message):
+def test_plan_switch_bad_names(members, name, message):
     with pytest.raises(PlanError, match=message):
-        plan_switch(offline, name, [])
+        plan_switch(members, name, [])
 
 
-def test_switch_stops_then_starts_then_confirms(offline):
+def test_switch_stops_then_starts_then_confirms(members):
     docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
     asked = []
-    result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+    result = ensure_active(members, docker, SwitchOptions(member="dolphin"),
                            ready=lambda s: False, routable=lambda m, d: asked.append((m, d)) or True)
     # the target's container is created while the active member stops (no GPU needed for
     # that); it starts only once the active member has stopped
@@ -199,21 +206,21 @@ def test_switch_stops_then_starts_then_confirms(offline):
     assert "litellm" in docker.state  # the gateway is never touched
 
 
-def test_dry_run_and_noop_change_nothing(offline):
+def test_dry_run_and_noop_change_nothing(members):
     docker = FakeDocker(running={"vllm-qwen": GPU})
-    r = ensure_active(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
+    r = ensure_active(members, docker, SwitchOptions(member="dolphin", dry_run=True))
     assert docker.calls == [] and r.plan.describe()[0] == "stop vllm-qwen (graceful)"
-    r = ensure_active(offline, docker, SwitchOptions(member="qwen"))
+    r = ensure_active(members, docker, SwitchOptions(member="qwen"))
     assert docker.calls == [] and "already the active member" in r.plan.describe()[0]
 
 
 @pytest.mark.parametrize("how, reason", [("never", "not healthy after 0.5s"),
                                          ("exit", "exited with code 1")])
-def test_failed_target_is_rolled_back(offline, how, reason):
+def test_failed_target_is_rolled_back(members, how, reason):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour["vllm-dolphin"] = how
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        ensure_active(members, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     text = str(exc.value)
     assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
@@ -225,27 +232,27 @@ def test_failed_target_is_rolled_back(offline, how, reason):
     assert docker.state["vllm-qwen"].ready and not docker.state["vllm-dolphin"].running
 
 
-def test_target_healthy_but_not_routable_is_rolled_back(offline):
+def test_target_healthy_but_not_routable_is_rolled_back(members):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
+        ensure_active(members, docker, SwitchOptions(member="dolphin", routable_timeout=1),
                       ready=lambda s: False, routable=lambda m, d: "qwen" in m)
     assert {s for s, st in docker.state.items() if st.running} == {"vllm-qwen"}
 
 
-def test_failed_rollback_says_the_group_is_empty(offline):
+def test_failed_rollback_says_the_group_is_empty(members):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
     with pytest.raises(SwitchFailed, match="rollback to vllm-qwen ALSO failed"):
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        ensure_active(members, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
 
 
-def test_switch_while_locked_fails_fast(offline):
+def test_switch_while_locked_fails_fast(members):
     docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
     with stack_lock("stackctl-offline", "up"):
         with pytest.raises(Busy, match="`stackctl up`"):
-            ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+            ensure_active(members, docker, SwitchOptions(member="dolphin"),
                           ready=lambda s: False, routable=lambda m, d: True)
     assert docker.calls == []
 
@@ -273,3 +280,53 @@ def test_timeout_names_every_service_still_waiting():
     text = str(exc.value)
     assert "gw not healthy after 5s" in text and "b not healthy after 5s" in text
     assert "log p-b-1" in text and "a not healthy" not in text
+
+
+# -- switch index: what `switch` knows without loading the registry ---------------------------
+
+def test_index_holds_each_members_facts(members):
+    assert members.groups() == {"gpu0": ["vllm-qwen", "vllm-dolphin"]}
+    d = members.members["vllm-dolphin"]
+    assert (d.profile, d.model) == ("vllm-dolphin", "dolphin-uncensored-vllm")
+    assert d.ready_url == "http://127.0.0.1:8002/v1/models"
+    assert d.ready_expect == "dolphin-uncensored-vllm" and d.stop_grace > 0
+    assert members.project == "stackctl-offline" and members.gateway_port == 4000
+    assert members.compose_file.name == "compose.yaml"
+
+
+def test_index_is_remembered_until_a_registry_file_changes(tmp_path):
+    import shutil
+
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "examples/offline/config", cfg)
+    loads = []
+
+    def load(path):
+        loads.append(path)
+        return load_registry(path)
+
+    first = index_for(cfg, load)
+    assert index_for(cfg, load) == first and len(loads) == 1  # remembered, not reloaded
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text().replace("stackctl-offline", "other-project"))
+    assert index_for(cfg, load).project == "other-project" and len(loads) == 2
+    for cached in (tmp_path / "state" / "switch-index").glob("*.json"):
+        cached.write_text("{not json")
+    assert index_for(cfg, load).project == "other-project" and len(loads) == 3
+
+
+def test_invalid_registry_is_reported_and_never_remembered(tmp_path):
+    import shutil
+
+    import click
+
+    from stackctl.cli.common import load_or_fail
+
+    cfg = tmp_path / "config"
+    shutil.copytree(REPO / "examples/offline/config", cfg)
+    prov = cfg / "providers.yaml"
+    prov.write_text(prov.read_text().replace("stop_grace_period", "stop_grace_periodd", 1))
+    with pytest.raises(click.ClickException, match=r"providers.yaml:\d+:\d+: error: .*"
+                       r"unknown key 'stop_grace_periodd'"):
+        index_for(cfg, load_or_fail)
+    assert not list((tmp_path / "state").glob("switch-index/*.json"))
