@@ -64,8 +64,10 @@ def start_to_healthy(container: str, port: int, model: str) -> float:
     return time.perf_counter() - t
 
 
-def stop(container: str) -> None:
+def stop(container: str) -> float:
+    t = time.perf_counter()
     engine_api.call("POST", f"/containers/{container}/stop", timeout=60, t=10)
+    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -92,7 +94,9 @@ def phase(cfg: Path, project: str, key: str, switches: int, rate: float) -> None
     print(f"\n== {switches} switches, " + (f"{rate} requests/s on each vLLM alias" if rate
                                             else "no load"))
     models = [m for _, _, m in MEMBERS.values()] if rate else []
-    walls, own, logged = [], {"dolphin": [], "qwen": []}, []
+    walls, logged = [], []
+    own: dict[str, list[float]] = {"dolphin": [], "qwen": []}
+    by_hand: dict[str, list[float]] = {"dolphin": [], "qwen": []}
     with Traffic("http://127.0.0.1:4000", key, models, rate=rate or 1,
                  max_seconds=1800) as traffic:
         for i in range(switches):
@@ -100,8 +104,9 @@ def phase(cfg: Path, project: str, key: str, switches: int, rate: float) -> None
             container, port, model = MEMBERS[target]
             name = f"{project}-{container}-1"
             # baseline: the same transition done by hand (stop the active one, start target)
-            stop(f"{project}-{MEMBERS[back][0]}-1")
+            stopped = stop(f"{project}-{MEMBERS[back][0]}-1")
             own[target].append(start_to_healthy(name, *MEMBERS[target][1:]))
+            by_hand[target].append(stopped + own[target][-1])
             stop(name)
             engine_api.call("POST", f"/containers/{project}-{MEMBERS[back][0]}-1/start")
             while not http_ok(f"http://127.0.0.1:{MEMBERS[back][1]}/v1/models",
@@ -116,11 +121,15 @@ def phase(cfg: Path, project: str, key: str, switches: int, rate: float) -> None
             time.sleep(2)
     base = {t: median(v) for t, v in own.items() if v}
     overheads = [w - base[t] for t, w in walls]
+    hand = {t: median(v) for t, v in by_hand.items() if v}
     print("target's own start-to-healthy (engine start → ready, 10 ms polls): "
           + ", ".join(f"{t} median {v:.3f}s" for t, v in base.items()))
     print(f"target's StartedAt → 'ready' log line: median {median(logged):.3f}s")
     print(f"switch wall: median {median([w for _, w in walls]):.3f}s")
     print(f"overhead per switch: {[round(o, 3) for o in overheads]}")
+    print("over the same switch by hand (stop + start-to-healthy, median "
+          + ", ".join(f"{t} {v:.3f}s" for t, v in hand.items()) + "): median "
+          f"{median([w - hand[t] for t, w in walls]):.3f}s")
     if rate:
         print(f"overhead median under load: {median(overheads):.3f}s (for information)")
         failed = traffic.failures()

@@ -25,7 +25,8 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     Stops the active member, starts MEMBER, waits until it is healthy and the gateway routes
     its model to it. Meanwhile the gateway serves the switched-out model from its fallback
     chain; it is never restarted. If MEMBER fails, the previous member is started again and
-    the exit code is non-zero.
+    the exit code is non-zero. A switched-out member's container is kept, stopped (`status`
+    shows it as standby), so switching back starts it again quickly.
     """
     from ..engine.docker import DockerError
     from ..engine.errors import PlanError

@@ -145,19 +145,21 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                     say(f"stopping {member}")
                     docker.stop(st.name, grace)
 
-        def create(member: str) -> None:
+        def create(member: str) -> str:
+            """The member's container, created (or recreated if stale) but not started."""
             try:
                 docker.create_service([members[member].profile], member)
             except DockerError as exc:
                 raise GateFailure(member, f"could not be created: {exc}") from None
-
-        def start_and_gate(member: str, created: Future[None] | None = None) -> dict[str, float]:
-            t = time.monotonic()
-            created.result() if created else create(member)
-            say(f"starting {member}")
             name = next((s.name for s in docker.containers() if s.service == member), None)
             if name is None:
                 raise GateFailure(member, "has no container after `docker compose create`")
+            return name
+
+        def start_and_gate(member: str, created: Future[str] | None = None) -> dict[str, float]:
+            t = time.monotonic()
+            name = created.result() if created else create(member)
+            say(f"starting {member}")
             try:
                 docker.start(name)
             except DockerError as exc:
