@@ -330,3 +330,20 @@ def test_invalid_registry_is_reported_and_never_remembered(tmp_path):
                        r"unknown key 'stop_grace_periodd'"):
         index_for(cfg, load_or_fail)
     assert not list((tmp_path / "state").glob("switch-index/*.json"))
+
+
+# -- status: a switched-out member is a standby, not a failure -----------------------------------
+
+def test_stopped_member_is_standby_only_while_another_member_is_active(offline):
+    from stackctl.engine.status import collect_status
+
+    docker = FakeDocker(running={"litellm": {}, "redis": {}, "vllm-qwen": GPU})
+    docker._make("vllm-dolphin", "exit", GPU)
+    rows = {s.name: s for s in collect_status(offline, docker, timeout=0.2).services}
+    assert rows["vllm-dolphin"].standby and rows["vllm-dolphin"].ok
+    assert not rows["vllm-qwen"].standby
+
+    docker.stop("p-vllm-qwen-1", 1)  # now no member runs: the exited ones are failures
+    rows = {s.name: s for s in collect_status(offline, docker, timeout=0.2).services}
+    assert not rows["vllm-dolphin"].standby and not rows["vllm-dolphin"].ok
+    assert not rows["vllm-qwen"].ok
