@@ -68,7 +68,9 @@ def wait_healthy(
     Looks at Docker's view (running + healthcheck) at once, then every `poll` seconds, like
     llama-swap's 250 ms. `probe(service)`, when given, may declare a running container ready
     before Docker's next healthcheck interval does; it is asked every `probe_poll` seconds
-    (default `poll`), so a cheap probe can be asked more often than Docker.
+    (default `poll`), so a cheap probe can be asked more often than Docker, and no more often
+    than every 1% of the time waited so far: a server that loads for a minute (and may log
+    every request) is asked a few hundred times, not thousands.
     """
     start = clock()
     gate = Gate()
@@ -76,7 +78,6 @@ def wait_healthy(
     pending = list(services)
     seen_at: float | None = None
     states: dict[str, ContainerState] = {}
-    step = min(poll, probe_poll or poll) if probe is not None else poll
     while True:
         now = clock() - start
         if seen_at is None or now - seen_at >= poll - 1e-9:
@@ -102,7 +103,7 @@ def wait_healthy(
             late = [_timed_out(svc, states.get(svc), timeout, logs) for svc in pending]
             late[0].also = late[1:]
             raise late[0]
-        sleep(step)
+        sleep(min(poll, max(probe_poll or poll, now / 100)) if probe is not None else poll)
 
 
 def _timed_out(svc: str, st: ContainerState | None, timeout: float,

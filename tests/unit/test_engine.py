@@ -264,6 +264,20 @@ def test_host_probe_sees_readiness_before_dockers_next_healthcheck():
     assert gate.ready_after == {"a": 1.0}
 
 
+def test_fast_probe_backs_off_as_the_wait_grows():
+    t = FakeTime()
+    asked = []
+
+    def probe(service: str) -> bool:
+        asked.append(t.now)
+        return t.now >= 60
+    gate = wait_healthy(["a"], lambda: [cs("a", health="starting")], 120, probe=probe,
+                        poll=0.5, probe_poll=0.02, clock=t.clock, sleep=t.sleep)
+    assert 60 <= gate.ready_after["a"] <= 60.6  # seen within 1% of the wait
+    assert len([x for x in asked if x < 2]) >= 95  # every 20 ms at first
+    assert len(asked) < 600  # a fixed 20 ms would have asked 3000 times
+
+
 def test_host_probe_never_overrides_a_failed_container():
     t = FakeTime()
     with pytest.raises(GateFailure, match="exited with code 2"):
