@@ -91,6 +91,8 @@ class Docker:
             except engine_api.EngineRefused as exc:
                 if exc.status != 404:  # 404: removed between the list and the inspect
                     raise DockerError(str(exc)) from None
+            except engine_api.EngineUnreachable as exc:
+                raise DockerError(str(exc)) from None
         return states
 
     def start(self, container: str) -> None:
