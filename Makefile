@@ -36,7 +36,10 @@ $(BIN)/stackctl: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# An editable install compiles no bytecode; without it every command recompiles the modules
+# it imports (~30 ms of each `stackctl switch` when Python may not write .pyc files itself).
 install: $(BIN)/stackctl
+	@$(BIN)/python -m compileall -q -x /contexts/ stackctl >/dev/null
 
 engine:
 	bash scripts/ensure-docker.sh

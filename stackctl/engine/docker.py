@@ -12,7 +12,6 @@ image builder, which is not on a hot path, still uses it (docker_images.py).
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ class Docker:
         self.env_file = env_file if env_file and env_file.exists() else None
 
     def _run(self, args: list[str], timeout: float = 600) -> str:
+        import subprocess  # here: `switch` runs compose in a thread, off its critical path
+
         try:
             done = subprocess.run(["docker", *args], capture_output=True, text=True,
                                   timeout=timeout)
@@ -104,6 +105,8 @@ class Docker:
         self._api("POST", f"/containers/{container}/stop", timeout=grace + 30, t=grace)
 
     def logs(self, container: str, tail: int = 20) -> str:
+        import subprocess
+
         try:
             done = subprocess.run(["docker", "logs", "--tail", str(tail), container],
                                   capture_output=True, text=True, timeout=30)

@@ -8,9 +8,9 @@ pydantic or a YAML parser.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -56,6 +56,28 @@ class SwitchPlan:
 class SwitchResult:
     plan: SwitchPlan
     timings: dict[str, float] = field(default_factory=dict)  # s: stop, start, ready, routable, total
+
+
+class Background(threading.Thread):
+    """`fn()` in a thread; `result()` waits and returns its value or raises its error.
+    (concurrent.futures would do, but its import alone costs ~15 ms of every switch.)"""
+
+    def __init__(self, fn: Callable[[], str]):
+        super().__init__(daemon=True)
+        self._fn, self._value, self._error = fn, "", None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class SwitchFailed(Exception):
@@ -156,7 +178,7 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                 raise GateFailure(member, "has no container after `docker compose create`")
             return name
 
-        def start_and_gate(member: str, created: Future[str] | None = None) -> dict[str, float]:
+        def start_and_gate(member: str, created: Background | None = None) -> dict[str, float]:
             t = time.monotonic()
             name = created.result() if created else create(member)
             say(f"starting {member}")
@@ -179,8 +201,8 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                     "routable": time.monotonic() - healthy}
 
         # Creating (or recreating a stale) target container needs no GPU: it overlaps the stop.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            created = pool.submit(create, plan.target)
+        created = Background(lambda: create(plan.target))
+        try:
             for member in plan.stop:
                 stop(member, observed)
             result.timings["stop"] = time.monotonic() - t0
@@ -188,6 +210,8 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                 result.timings.update(start_and_gate(plan.target, created))
             except GateFailure as failure:
                 rollback(plan, failure, docker, say, stop, start_and_gate)
+        finally:
+            created.join()  # never leave a compose run behind the lock
         result.timings["total"] = time.monotonic() - t0
         return result
 
