@@ -1,4 +1,5 @@
-"""The plain-socket HTTP client used for probes, the gateway and the Engine API socket."""
+"""The plain-socket HTTP client (probes, the gateway, the Engine API socket) and the Docker
+adapter's use of the Engine API."""
 
 from __future__ import annotations
 
@@ -103,3 +104,50 @@ def test_no_engine_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(engine_api.EngineUnreachable, match="cannot reach the Docker engine at "
                        ".*absent.sock.*ensure-docker.sh"):
         engine_api.call("GET", "/containers/json")
+
+
+def test_create_asks_compose_only_when_its_input_or_image_changed(tmp_path, monkeypatch):
+    from stackctl.engine.docker import Docker
+
+    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("DELAY", raising=False)
+    compose, env = tmp_path / "compose.yaml", tmp_path / ".env"
+    compose.write_text("services: {m: {image: stub:1, environment: {D: '${DELAY:-3}'}}}\n")
+    env.write_text("K=1\n")
+    docker = Docker(compose, "p", env)
+    engine = {"container": "c0", "runs": "img1", "tag": "img1"}
+    created = []
+
+    def api(method, path, timeout=30, **query):
+        if path == "/containers/json":
+            return [{"Id": engine["container"]}]
+        if path.startswith("/containers/"):
+            return {"Config": {"Image": "stub:1"}, "Image": engine["runs"]}
+        return {"Id": engine["tag"]}  # /images/stub:1/json
+
+    def compose_create(profiles, *args):  # Compose recreates the container
+        created.append(args)
+        engine.update(container=f"c{len(created)}", runs=engine["tag"])
+
+    monkeypatch.setattr(docker, "_api", api)
+    monkeypatch.setattr(docker, "_compose", compose_create)
+    docker.create_service(["m"], "m")
+    assert len(created) == 1  # a container this adapter did not create: Compose decides
+    docker.create_service(["m"], "m")
+    assert len(created) == 1  # same input, same container: skipped
+    env.write_text("K=2\n")
+    docker.create_service(["m"], "m")
+    assert len(created) == 2  # .env changed
+    monkeypatch.setenv("DELAY", "9")
+    docker.create_service(["m"], "m")
+    assert len(created) == 3  # a variable the compose file interpolates changed
+    engine["tag"] = "img2"
+    docker.create_service(["m"], "m")
+    assert len(created) == 4  # the image was rebuilt under the same tag
+    engine["container"] = "by-up"
+    docker.create_service(["m"], "m")
+    assert len(created) == 5  # someone else recreated the container
+    compose.write_text(compose.read_text() + "# changed\n")
+    docker.create_service(["m"], "m")
+    docker.create_service(["m"], "m")
+    assert len(created) == 6  # the compose file changed, once
