@@ -71,9 +71,9 @@ class Docker:
             self._compose([], "rm", "--stop", "--force", *(["--volumes"] if volumes else []),
                           *services)
 
-    def create_service(self, profiles: list[str], service: str) -> None:
-        """Create one service's container without starting it: Compose recreates it when its
-        configuration changed and keeps it otherwise.
+    def create_service(self, profiles: list[str], service: str) -> str | None:
+        """Create one service's container without starting it and return its name (None: it
+        has none). Compose recreates it when its configuration changed, else keeps it.
 
         Compose needs ~0.2 s even to decide that nothing changed, which `switch` would wait
         for. So when this adapter itself created the existing container from identical input
@@ -86,19 +86,21 @@ class Docker:
         except (OSError, ValueError):
             known = {}
         current = self._service_container(service)
-        if current and known.get(service) == f"{current}:{digest}" and self._image_current(current):
-            return
+        if current and known.get(service) == f"{current['Id']}:{digest}" \
+                and self._image_current(current["Id"]):
+            return _name(current)
         self._compose(profiles, "create", "--pull", "never", service)
         current = self._service_container(service)
         if current:
             try:
                 memo.parent.mkdir(parents=True, exist_ok=True)
                 tmp = memo.with_name(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({**known, service: f"{current}:{digest}"}),
+                tmp.write_text(json.dumps({**known, service: f"{current['Id']}:{digest}"}),
                                encoding="utf-8")
                 os.replace(tmp, memo)
             except OSError:
                 pass  # a read-only state folder only costs speed
+        return _name(current) if current else None
 
     def _input_digest(self, profiles: list[str], service: str) -> str:
         import hashlib
@@ -114,11 +116,11 @@ class Docker:
         h.update(f"\0{sorted(profiles)}\0{service}".encode())
         return h.hexdigest()
 
-    def _service_container(self, service: str) -> str | None:
-        """ID of the service's one container (None: none, or several)."""
+    def _service_container(self, service: str) -> dict[str, Any] | None:
+        """The engine's list entry of the service's one container (None: none, or several)."""
         found = self._api("GET", "/containers/json", all=1, filters=json.dumps({"label": [
             f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}"]})) or []
-        return found[0]["Id"] if len(found) == 1 else None
+        return found[0] if len(found) == 1 else None
 
     def _image_current(self, container: str) -> bool:
         """The container runs the image its tag names now (not one rebuilt since)."""
@@ -167,6 +169,10 @@ class Docker:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"(no logs: {exc})"
         return done.stdout + done.stderr  # servers log to either
+
+
+def _name(listed: dict[str, Any]) -> str:
+    return listed["Names"][0].lstrip("/")
 
 
 def _state(c: dict[str, Any]) -> ContainerState:

@@ -170,10 +170,9 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
         def create(member: str) -> str:
             """The member's container, created (or recreated if stale) but not started."""
             try:
-                docker.create_service([members[member].profile], member)
+                name = docker.create_service([members[member].profile], member)
             except DockerError as exc:
                 raise GateFailure(member, f"could not be created: {exc}") from None
-            name = next((s.name for s in docker.containers() if s.service == member), None)
             if name is None:
                 raise GateFailure(member, "has no container after `docker compose create`")
             return name

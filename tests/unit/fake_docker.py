@@ -35,11 +35,12 @@ class FakeDocker:
         for s in services or ():
             self._make(s, self.behaviour.get(s, "healthy"))
 
-    def create_service(self, profiles: list[str], service: str) -> None:
+    def create_service(self, profiles: list[str], service: str) -> str | None:
         self.calls.append(("create", service))
         if service not in self.state:
             self._make(service, "healthy")
             self.state[service].state, self.state[service].health = "created", "none"
+        return self.state[service].name
 
     def start(self, container: str) -> None:
         self.calls.append(("start", container))

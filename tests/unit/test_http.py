@@ -120,7 +120,7 @@ def test_create_asks_compose_only_when_its_input_or_image_changed(tmp_path, monk
 
     def api(method, path, timeout=30, **query):
         if path == "/containers/json":
-            return [{"Id": engine["container"]}]
+            return [{"Id": engine["container"], "Names": ["/p-m-1"]}]
         if path.startswith("/containers/"):
             return {"Config": {"Image": "stub:1"}, "Image": engine["runs"]}
         return {"Id": engine["tag"]}  # /images/stub:1/json
@@ -131,9 +131,9 @@ def test_create_asks_compose_only_when_its_input_or_image_changed(tmp_path, monk
 
     monkeypatch.setattr(docker, "_api", api)
     monkeypatch.setattr(docker, "_compose", compose_create)
-    docker.create_service(["m"], "m")
+    assert docker.create_service(["m"], "m") == "p-m-1"
     assert len(created) == 1  # a container this adapter did not create: Compose decides
-    docker.create_service(["m"], "m")
+    assert docker.create_service(["m"], "m") == "p-m-1"
     assert len(created) == 1  # same input, same container: skipped
     env.write_text("K=2\n")
     docker.create_service(["m"], "m")
