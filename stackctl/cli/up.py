@@ -68,7 +68,9 @@ def _shell_path(path: Path) -> str:
 def _curl(url: str, model: str, env_file: str, key_env: str) -> str:
     import json
 
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello"}]})
+    # bounded: a small model on CPU may otherwise ramble until its context is full
+    body = json.dumps({"model": model, "max_tokens": 32,
+                       "messages": [{"role": "user", "content": "Say hello"}]})
     return (f"(set -a; . {env_file}; curl -s {url}/v1/chat/completions "
             f"-H \"Authorization: Bearer ${key_env}\" -H 'Content-Type: application/json' "
             f"-d '{body}')")

@@ -14,7 +14,7 @@ from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
 from .docker import Docker
 from .http import request
-from .probes import redis_ping
+from .probes import Probe, host_probe, redis_ping
 from .state import ContainerState, by_service
 from .up import gateway_for
 
@@ -30,10 +30,13 @@ class ServiceStatus(BaseModel):
     models: list[str] = Field(default_factory=list, description="models the server lists")
     standby: bool = Field(False, description="a stopped member of a GPU group whose other "
                           "member is active (kept by `switch` so it starts again quickly)")
+    ready: bool = Field(False, description="running and healthy, or Docker's first healthcheck "
+                        "is still due and the same check sent from the host passes (what `up` "
+                        "and `switch` wait for)")
 
     @property
     def ok(self) -> bool:
-        return self.standby or (self.state == "running" and self.health in ("healthy", "none"))
+        return self.standby or self.ready
 
 
 class GatewayStatus(BaseModel):
@@ -94,7 +97,9 @@ def _provider_probe(kind: str, port: int, timeout: float) -> Callable[[], list[s
     return probe
 
 
-def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> StackStatus:
+def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
+                   probe: Probe | None = None) -> StackStatus:
+    """`probe(service)`: the host-side healthcheck (default: the one `up` and `switch` use)."""
     states = by_service(docker.containers())
     providers = reg.providers.providers
     rows: list[tuple[str, str, str | None, int | None, Callable[[], Any] | None]] = []
@@ -116,12 +121,17 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> Stack
     with ThreadPoolExecutor(max_workers=len(rows) + 2) as pool:
         live = pool.submit(_timed, lambda: gw.live(timeout) or None)
         listed = pool.submit(_timed, lambda: gw.models(timeout))
-        futures = {}
-        for name, _, _, _, probe in rows:
+        futures, pending = {}, {}
+        check = host_probe(reg) if probe is None else probe
+        for name, _, _, _, listing in rows:
             st = states.get(name)
-            if probe is not None and st is not None and st.running:
-                futures[name] = pool.submit(_timed, probe)
+            if listing is not None and st is not None and st.running:
+                futures[name] = pool.submit(_timed, listing)
+            if st is not None and st.running and st.health == "starting":
+                # restarted by switch or up a moment ago: Docker's next check is still due
+                pending[name] = pool.submit(check, name)
         results = {n: f.result() for n, f in futures.items()}
+        passed = {n for n, f in pending.items() if f.result()}
         (alive, gw_latency), (gw_models, _) = live.result(), listed.result()
 
     groups = {g: GroupStatus(active=next((m for m in members if states.get(m) and
@@ -129,7 +139,7 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> Stack
               for g, members in exclusive_groups(reg).items()}
     standby = {m for g in groups.values() if g.active for m in g.members if m != g.active}
     services = [_service(name, role, profile, port, states.get(name), results.get(name),
-                         standby=name in standby)
+                         standby=name in standby, host_check_passed=name in passed)
                 for name, role, profile, port, _ in rows]
     gateway = GatewayStatus(url=gw.url, healthy=bool(alive), models=gw_models or [],
                             latency_ms=gw_latency)
@@ -141,13 +151,14 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8) -> Stack
 
 def _service(name: str, role: str, profile: str | None, port: int | None,
              st: ContainerState | None, probed: tuple[Any, float | None] | None,
-             standby: bool) -> ServiceStatus:
+             standby: bool, host_check_passed: bool) -> ServiceStatus:
     value, latency = probed if probed else (None, None)
     return ServiceStatus(
         name=name, role=role, profile=profile,
         state=st.state if st else "absent", health=st.health if st else "none",
         port=port, latency_ms=latency, models=value if isinstance(value, list) else [],
-        standby=standby and st is not None and not st.running)
+        standby=standby and st is not None and not st.running,
+        ready=st is not None and (st.ready or host_check_passed))
 
 
 __all__ = ["collect_status", "StackStatus"]

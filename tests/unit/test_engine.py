@@ -361,3 +361,19 @@ def test_stopped_member_is_standby_only_while_another_member_is_active(offline):
     rows = {s.name: s for s in collect_status(offline, docker, timeout=0.2).services}
     assert not rows["vllm-dolphin"].standby and not rows["vllm-dolphin"].ok
     assert not rows["vllm-qwen"].ok
+
+
+def test_member_started_a_moment_ago_is_ready_once_its_healthcheck_passes_from_the_host(offline):
+    # a rollback or switch returns as soon as the host-side check passes; Docker's first
+    # healthcheck may still be due, and status must not call the stack degraded meanwhile
+    from stackctl.engine.status import collect_status
+
+    docker = FakeDocker(running={"litellm": {}, "redis": {}})
+    docker._make("vllm-qwen", "never", GPU)  # running, Docker health still "starting"
+    passes = collect_status(offline, docker, timeout=0.2, probe=lambda s: s == "vllm-qwen")
+    qwen = {s.name: s for s in passes.services}["vllm-qwen"]
+    assert qwen.health == "starting" and qwen.ready and qwen.ok
+
+    fails = collect_status(offline, docker, timeout=0.2, probe=lambda s: False)
+    qwen = {s.name: s for s in fails.services}["vllm-qwen"]
+    assert not qwen.ready and not qwen.ok and not fails.healthy
