@@ -39,7 +39,9 @@ def gateway_started_at(stack) -> str:
 def test_switch_and_back_under_load_fails_no_request(stack):
     gateway_start = gateway_started_at(stack)
     with Traffic(stack.url, stack.key, [QWEN, DOLPHIN], rate=5.5) as traffic:
+        start = time.monotonic()
         time.sleep(3)
+        assert traffic.wait_answered(DOLPHIN, start), "no answer for dolphin before the switch"
         t1 = time.monotonic()
         r = stack.run("switch", "dolphin")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -49,6 +51,7 @@ def test_switch_and_back_under_load_fails_no_request(stack):
         t2 = time.monotonic()
         assert running(stack) >= {"vllm-dolphin"} and "vllm-qwen" not in running(stack)
         time.sleep(3)
+        assert traffic.wait_answered(DOLPHIN, t2), "no answer for dolphin after its switch"
         t2b = time.monotonic()
         r = stack.run("switch", "qwen")
         assert r.returncode == 0, r.stdout + r.stderr

@@ -79,5 +79,20 @@ class Traffic:
     def between(self, start: float, end: float, model: str) -> list[Answer]:
         return [a for a in self.answers if a.model == model and start <= a.t <= end]
 
+    def wait_answered(self, model: str, since: float, count: int = 3,
+                      timeout: float = 60) -> bool:
+        """Until `count` requests for `model` sent at or after `since` have been answered.
+
+        A loaded machine's gateway may queue answers for seconds; fixed sleeps would then
+        leave a test's time windows empty.
+        """
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if sum(a.model == model and a.t >= since for a in self.answers) >= count:
+                    return True
+            time.sleep(0.1)
+        return False
+
     def latencies(self, model: str) -> list[float]:
         return sorted(a.latency for a in self.answers if a.model == model)
