@@ -26,9 +26,9 @@ from pathlib import Path
 from common import median, offline_copy, stackctl, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stackctl.engine import engine_api  # noqa: E402
-from stackctl.engine.envfile import read_env  # noqa: E402
-from stackctl.engine.probes import http_ok  # noqa: E402
+from stackctl.ops import engine_api  # noqa: E402
+from stackctl.ops.envfile import read_env  # noqa: E402
+from stackctl.ops.probes import http_ok  # noqa: E402
 from tests.integration.traffic import Traffic  # noqa: E402
 
 MEMBERS = {"dolphin": ("vllm-dolphin", 8002, "dolphin-uncensored-vllm"),

@@ -45,7 +45,7 @@ def _summary(problems: list) -> str:
 
 def prepare_files(reg: Registry, console) -> None:  # type: ignore[no-untyped-def]
     """Create missing secrets in .env and regenerate stale files before touching Docker."""
-    from ..engine.envfile import ensure_secrets
+    from ..ops.envfile import ensure_secrets
     from ..render.files import render_all, write_all
 
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
@@ -64,7 +64,7 @@ def docker_for(reg: Registry):  # type: ignore[no-untyped-def]
 
 
 def docker_on(compose: Path, project: str, env_file: Path):  # type: ignore[no-untyped-def]
-    from ..engine.docker import Docker
+    from ..docker.adapter import Docker
 
     if not compose.exists():
         raise click.ClickException(f"{compose} is missing: run `stackctl generate`")

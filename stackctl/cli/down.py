@@ -16,8 +16,8 @@ from .common import config_dir_option, docker_for, load_or_fail
 @click.option("--volumes", is_flag=True, help="Also remove named volumes (model caches!).")
 def down(config_dir: Path, profiles: tuple[str, ...], volumes: bool) -> None:
     """Stop and remove containers and the network; keep volumes unless --volumes."""
-    from ..engine.docker import DockerError
-    from ..engine.up import bring_down
+    from ..docker.adapter import DockerError
+    from ..ops.up import bring_down
 
     reg = load_or_fail(config_dir)
     try:

@@ -10,7 +10,7 @@ def _docker_ops():  # type: ignore[no-untyped-def]
     from python_on_whales import DockerClient  # slow import: only when Docker is needed
     from python_on_whales.exceptions import DockerException
 
-    from ..engine.docker_images import ImageOps
+    from ..docker.images import ImageOps
 
     client = DockerClient()
     try:
@@ -65,7 +65,7 @@ def build(only: tuple[str, ...], force: bool) -> None:
     """Build missing or changed images, base first; report built / up to date per image."""
     from rich.console import Console
 
-    from ..engine.docker_images import ImageOpsError
+    from ..docker.images import ImageOpsError
     from ..images.build import BuildOptions, BuildResult, ImageBuildError, build_images
 
     _check_names(only)

@@ -15,8 +15,8 @@ from .common import config_dir_option, docker_for, load_or_fail
 def status(config_dir: Path, as_json: bool) -> None:
     """Show each service's state, health, port, probe latency and models; the active member
     of each exclusive GPU group; the gateway's URL, health and model list."""
-    from ..engine.docker import DockerError
-    from ..engine.status import collect_status
+    from ..docker.adapter import DockerError
+    from ..ops.status import collect_status
 
     reg = load_or_fail(config_dir)
     try:

@@ -28,11 +28,11 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     the exit code is non-zero. A switched-out member's container is kept, stopped (`status`
     shows it as standby), so switching back starts it again quickly.
     """
-    from ..engine.docker import DockerError
-    from ..engine.errors import PlanError
-    from ..engine.lock import Busy
-    from ..engine.switch import SwitchFailed, SwitchOptions, ensure_active
-    from ..engine.switch_index import index_for
+    from ..docker.adapter import DockerError
+    from ..ops.errors import PlanError
+    from ..ops.lock import Busy
+    from ..ops.switch import SwitchFailed, SwitchOptions, ensure_active
+    from ..ops.switch_index import index_for
 
     index = index_for(config_dir, load_or_fail)
     docker = docker_on(index.compose_file, index.project, index.env_file)

@@ -26,11 +26,11 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     """
     from rich.console import Console
 
-    from ..engine.docker import DockerError
-    from ..engine.health import GateFailure
-    from ..engine.lock import Busy
-    from ..engine.plan import PlanError
-    from ..engine.up import GatewayCheckFailed, UpOptions, bring_up
+    from ..docker.adapter import DockerError
+    from ..ops.health import GateFailure
+    from ..ops.lock import Busy
+    from ..ops.plan import PlanError
+    from ..ops.up import GatewayCheckFailed, UpOptions, bring_up
 
     console = Console(highlight=False)
     reg = load_or_fail(config_dir)

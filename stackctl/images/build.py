@@ -29,7 +29,7 @@ from . import specs
 from .specs import CONTENT_HASH_LABEL, IMAGE_NAME_LABEL, ImageSpec
 
 if TYPE_CHECKING:
-    from ..engine.docker_images import ImageOps
+    from ..docker.images import ImageOps
 
 STUB_RELATIVE_PATH = Path("tests/stub/inference_stub.py")
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from stackctl.cli import cli
-from stackctl.engine.envfile import read_env
+from stackctl.ops.envfile import read_env
 
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"

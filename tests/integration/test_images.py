@@ -45,7 +45,7 @@ def docker() -> Any:
 
 @pytest.fixture(scope="module")
 def ops(docker: Any) -> Any:
-    from stackctl.engine.docker_images import ImageOps
+    from stackctl.docker.images import ImageOps
 
     return ImageOps(docker)
 

@@ -1,4 +1,4 @@
-"""A fake of stackctl.engine.docker.Docker that records calls and simulates containers.
+"""A fake of stackctl.docker.adapter.Docker that records calls and simulates containers.
 
 `behaviour[service]` decides what a started container does: "healthy" (default),
 "never" (stays starting), "exit" (exits with code 1), "unhealthy".
@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from stackctl.engine.state import ContainerState
+from stackctl.docker.models import ContainerState
 
 
 class FakeDocker:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.engine.health import GateFailure, wait_healthy
-from stackctl.engine.lock import Busy, stack_lock
-from stackctl.engine.plan import PlanError, plan_up
-from stackctl.engine.state import ContainerState
-from stackctl.engine.switch import SwitchFailed, SwitchOptions, ensure_active, plan_switch
-from stackctl.engine.switch_index import index_for, index_of
+from stackctl.ops.health import GateFailure, wait_healthy
+from stackctl.ops.lock import Busy, stack_lock
+from stackctl.ops.plan import PlanError, plan_up
+from stackctl.docker.models import ContainerState
+from stackctl.ops.switch import SwitchFailed, SwitchOptions, ensure_active, plan_switch
+from stackctl.ops.switch_index import index_for, index_of
 from stackctl.registry.load import load_registry
 
 from .fake_docker import FakeDocker
@@ -349,7 +349,7 @@ def test_invalid_registry_is_reported_and_never_remembered(tmp_path):
 # -- status: a switched-out member is a standby, not a failure -----------------------------------
 
 def test_stopped_member_is_standby_only_while_another_member_is_active(offline):
-    from stackctl.engine.status import collect_status
+    from stackctl.ops.status import collect_status
 
     docker = FakeDocker(running={"litellm": {}, "redis": {}, "vllm-qwen": GPU})
     docker._make("vllm-dolphin", "exit", GPU)
@@ -366,7 +366,7 @@ def test_stopped_member_is_standby_only_while_another_member_is_active(offline):
 def test_member_started_a_moment_ago_is_ready_once_its_healthcheck_passes_from_the_host(offline):
     # a rollback or switch returns as soon as the host-side check passes; Docker's first
     # healthcheck may still be due, and status must not call the stack degraded meanwhile
-    from stackctl.engine.status import collect_status
+    from stackctl.ops.status import collect_status
 
     docker = FakeDocker(running={"litellm": {}, "redis": {}})
     docker._make("vllm-qwen", "never", GPU)  # running, Docker health still "starting"

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stackctl.engine import engine_api
-from stackctl.engine.http import HttpError, request
+from stackctl.ops import engine_api
+from stackctl.ops.http import HttpError, request
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -107,7 +107,7 @@ def test_no_engine_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_create_asks_compose_only_when_its_input_or_image_changed(tmp_path, monkeypatch):
-    from stackctl.engine.docker import Docker
+    from stackctl.docker.adapter import Docker
 
     monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("DELAY", raising=False)

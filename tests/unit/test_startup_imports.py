@@ -68,5 +68,5 @@ def test_switch_from_a_remembered_registry_imports_no_pydantic_nor_yaml(tmp_path
     again, p = imported_modules(*args, env=env)
     assert p.returncode == 1 and "cannot reach the Docker engine" in p.stderr, p.stderr[-2000:]
     assert "Traceback" not in p.stderr
-    assert "stackctl.engine.switch" in again, "importtime output not parsed"
+    assert "stackctl.ops.switch" in again, "importtime output not parsed"
     assert not {"pydantic", "ruamel", "requests"} & top_level(again)

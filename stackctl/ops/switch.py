@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ..hints import did_you_mean
-from .docker import Docker, DockerError
+from ..docker.adapter import Docker, DockerError
 from .envfile import read_env
 from .errors import PlanError
 from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
 from .probes import http_ok
-from .state import ContainerState
+from ..docker.models import ContainerState
 from .switch_index import SwitchIndex
 
 

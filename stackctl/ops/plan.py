@@ -9,7 +9,7 @@ from ..registry.catalog import deployments, exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services, profiles
 from .errors import PlanError
-from .state import ContainerState
+from ..docker.models import ContainerState
 
 
 class UpPlan(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from ..registry.load import Registry
 from ..render.compose import profiles as all_profiles
-from .docker import Docker
+from ..docker.adapter import Docker
 from .envfile import read_env
 from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy

@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import engine_api
-from .lock import state_dir
-from .state import ContainerState
+from ..ops import engine_api
+from ..ops.lock import state_dir
+from .models import ContainerState
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from ..registry.catalog import exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
-from .docker import Docker
+from ..docker.adapter import Docker
 from .http import request
 from .probes import Probe, host_probe, redis_ping
-from .state import ContainerState, by_service
+from ..docker.models import ContainerState, by_service
 from .up import gateway_for
 
 

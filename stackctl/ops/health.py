@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .state import ContainerState, by_service
+from ..docker.models import ContainerState, by_service
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

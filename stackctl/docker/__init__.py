@@ -1,0 +1,1 @@
+"""The one Docker adapter (python-on-whales): Compose, containers and images."""

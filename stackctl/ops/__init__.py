@@ -1,0 +1,1 @@
+"""The operations: up, down, status and switch, built on the Docker adapter."""
