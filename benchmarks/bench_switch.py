@@ -3,14 +3,18 @@
 Overhead = switch wall time (the whole `stackctl switch` process) minus the target
 container's own start-to-healthy time. That baseline is measured here, between the
 switches, by doing by hand only what the target itself needs: with the group's other
-member stopped, ask the engine to start the target and poll its health endpoint every
-10 ms until it answers ready. The time from the container's StartedAt to the "ready" line
-of its own log is printed too: the engine's start latency is the difference.
+member stopped, `docker start` the target and poll its health endpoint every 10 ms until it
+answers ready. "By hand" is `docker stop` of the active member plus that. The time from
+the container's StartedAt to the "ready" line of its own log is printed too: the engine's
+start latency is the difference.
 
 Phases: without load (the overhead target), then under an open-loop load on both vLLM
 aliases (failed requests; overhead for information, as the gateway then queues).
 
-Run: python benchmarks/bench_switch.py [--switches N] [--rate R]   (engine + local images)
+With `--baseline REF`, that commit's `stackctl switch` takes every other switch of the
+no-load phase, so both are measured in one run against the same by-hand baseline.
+
+Run: python benchmarks/bench_switch.py [--switches N] [--rate R] [--baseline REF]
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import median, offline_copy, stackctl, verdict
+from common import implementations, median, offline_copy, stackctl, verdict
+from python_on_whales import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stackctl.ops import engine_api  # noqa: E402
 from stackctl.ops.envfile import read_env  # noqa: E402
 from stackctl.ops.probes import http_ok  # noqa: E402
 from tests.integration.traffic import Traffic  # noqa: E402
@@ -56,7 +60,7 @@ def log_start_to_ready(container: str) -> float:
 def start_to_healthy(container: str, port: int, model: str) -> float:
     """Engine start request → first ready answer of the target's health endpoint."""
     t = time.perf_counter()
-    engine_api.call("POST", f"/containers/{container}/start")
+    docker.container.start(container)
     while not http_ok(f"http://127.0.0.1:{port}/v1/models", model, timeout=0.5):
         time.sleep(0.01)
         if time.perf_counter() - t > 120:
@@ -66,16 +70,18 @@ def start_to_healthy(container: str, port: int, model: str) -> float:
 
 def stop(container: str) -> float:
     t = time.perf_counter()
-    engine_api.call("POST", f"/containers/{container}/stop", timeout=60, t=10)
+    docker.container.stop(container, time=10)
     return time.perf_counter() - t
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--switches", type=int, default=6)
+    ap.add_argument("--switches", type=int, default=10)
     ap.add_argument("--rate", type=float, default=5.5,
                     help="requests/s per vLLM alias in the load phase (0: skip that phase)")
+    ap.add_argument("--baseline", help="git ref whose `switch` takes every other no-load switch")
     args = ap.parse_args()
+    impls = implementations(args.baseline)
     project = "stackctl-bench-sw"
     cfg = offline_copy(project)
     stackctl("up", "-C", str(cfg))
@@ -83,14 +89,16 @@ def main() -> None:
         key = read_env(cfg.parent / ".env")["LITELLM_MASTER_KEY"]
         stackctl("switch", "dolphin", "-C", str(cfg))  # both members have a container now
         stackctl("switch", "qwen", "-C", str(cfg))
-        phase(cfg, project, key, args.switches, rate=0)
+        phase(cfg, project, key, args.switches, rate=0, impls=impls)
         if args.rate > 0:
-            phase(cfg, project, key, args.switches, rate=args.rate)
+            phase(cfg, project, key, args.switches, rate=args.rate,
+                  impls={"current": impls["current"]})
     finally:
         stackctl("down", "-C", str(cfg), "--volumes", check=False)
 
 
-def phase(cfg: Path, project: str, key: str, switches: int, rate: float) -> None:
+def phase(cfg: Path, project: str, key: str, switches: int, rate: float,
+          impls: dict[str, list[str]]) -> None:
     print(f"\n== {switches} switches, " + (f"{rate} requests/s on each vLLM alias" if rate
                                             else "no load"))
     models = [m for _, _, m in MEMBERS.values()] if rate else []
@@ -108,36 +116,40 @@ def phase(cfg: Path, project: str, key: str, switches: int, rate: float) -> None
             own[target].append(start_to_healthy(name, *MEMBERS[target][1:]))
             by_hand[target].append(stopped + own[target][-1])
             stop(name)
-            engine_api.call("POST", f"/containers/{project}-{MEMBERS[back][0]}-1/start")
+            docker.container.start(f"{project}-{MEMBERS[back][0]}-1")
             while not http_ok(f"http://127.0.0.1:{MEMBERS[back][1]}/v1/models",
                               MEMBERS[back][2]):
                 time.sleep(0.05)
             time.sleep(2)  # let the gateway route back to it
+            impl = list(impls)[i % len(impls)]
             start = time.perf_counter()
-            out = stackctl("switch", target, "-C", str(cfg)).stdout
-            walls.append((target, time.perf_counter() - start))
+            out = stackctl("switch", target, "-C", str(cfg), cmd=impls[impl]).stdout
+            walls.append((impl, target, time.perf_counter() - start))
             logged.append(log_start_to_ready(name))
-            print(f"  {out.strip().splitlines()[-1]}  wall {walls[-1][1]:.2f}s")
+            print(f"  [{impl}] {out.strip().splitlines()[-1]}  wall {walls[-1][2]:.2f}s")
             time.sleep(2)
     base = {t: median(v) for t, v in own.items() if v}
-    overheads = [w - base[t] for t, w in walls]
     hand = {t: median(v) for t, v in by_hand.items() if v}
-    print("target's own start-to-healthy (engine start → ready, 10 ms polls): "
+    print("target's own start-to-healthy (docker start → ready, 10 ms polls): "
           + ", ".join(f"{t} median {v:.3f}s" for t, v in base.items()))
+    print("the same switch by hand (docker stop + start-to-healthy): "
+          + ", ".join(f"{t} median {v:.3f}s" for t, v in hand.items()))
     print(f"target's StartedAt → 'ready' log line: median {median(logged):.3f}s")
-    print(f"switch wall: median {median([w for _, w in walls]):.3f}s")
-    print(f"overhead per switch: {[round(o, 3) for o in overheads]}")
-    print("over the same switch by hand (stop + start-to-healthy, median "
-          + ", ".join(f"{t} {v:.3f}s" for t, v in hand.items()) + "): median "
-          f"{median([w - hand[t] for t, w in walls]):.3f}s")
+    for impl in impls:
+        mine = [(t, w) for i, t, w in walls if i == impl]
+        overheads = [w - base[t] for t, w in mine]
+        print(f"[{impl}] switch wall: median {median([w for _, w in mine]):.3f}s; overhead over "
+              f"the target's own start {[round(o, 3) for o in overheads]} median "
+              f"{median(overheads):.3f}s; over the same switch by hand: median "
+              f"{median([w - hand[t] for t, w in mine]):.3f}s")
+    overheads = [w - hand[t] for i, t, w in walls if i == "current"]
     if rate:
-        print(f"overhead median under load: {median(overheads):.3f}s (for information)")
         failed = traffic.failures()
         print(f"requests during the phase: {len(traffic.answers)}, failed: {len(failed)}")
         print(verdict("failed requests", len(failed), 0))
     else:
-        print(verdict("switch overhead median", median(overheads), 0.5, "s"))
-
+        print(verdict("switch overhead over the by-hand switch, median", median(overheads),
+                      0.5, "s"))
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """Time-to-healthy of `stackctl up` vs plain `docker compose up --wait` on the same generated
-file, interleaved in one run; and `stackctl status` wall time with two services stopped.
+file, interleaved in one run; and `stackctl status` wall time with two services stopped
+(with `--baseline REF`, that commit's `status` too, interleaved with this one).
 
-Run: python benchmarks/bench_up.py [--runs N]   (needs the engine and the local images)
+Run: python benchmarks/bench_up.py [--runs N] [--baseline REF]   (engine + local images)
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import subprocess
 import sys
 import time
 
-from common import median, offline_copy, stackctl, timed, verdict
+from common import implementations, median, offline_copy, stackctl, timed, verdict
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--status-runs", type=int, default=9)
+    ap.add_argument("--baseline", help="git ref whose `status` is measured beside this one")
     args = ap.parse_args()
     cfg = offline_copy("stackctl-bench-up")
     root = cfg.parent
@@ -42,14 +45,18 @@ def main() -> None:
     project = "stackctl-bench-up"
     for svc in ("ollama", "llama_cpp"):
         subprocess.run(["docker", "stop", f"{project}-{svc}-1"], check=True, capture_output=True)
-    walls = []
-    for _ in range(9):
-        start = time.perf_counter()
-        r = stackctl("status", "-C", str(cfg), "--json", check=False)
-        walls.append(time.perf_counter() - start)
-        assert r.returncode == 1, r.stdout
-    print(f"stackctl status, two services stopped: runs {[round(x, 3) for x in walls]}")
-    print(verdict("status median", median(walls), 1.5, "s"))
+    impls = implementations(args.baseline)
+    walls: dict[str, list[float]] = {name: [] for name in impls}
+    for _ in range(args.status_runs):
+        for name, cmd in impls.items():
+            start = time.perf_counter()
+            r = stackctl("status", "-C", str(cfg), "--json", check=False, cmd=cmd)
+            walls[name].append(time.perf_counter() - start)
+            assert r.returncode == 1, (name, r.stdout, r.stderr)  # degraded
+    for name, runs in walls.items():
+        print(f"stackctl status ({name}), two services stopped: median {median(runs):.3f}s "
+              f"runs {[round(x, 3) for x in runs]}")
+    print(verdict("status median", median(walls["current"]), 1.0, "s"))
     stackctl("down", "-C", str(cfg), "--volumes")
 
 

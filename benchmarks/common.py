@@ -23,8 +23,28 @@ def offline_copy(project: str) -> Path:
     return root / "config"
 
 
-def stackctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "stackctl", *args], capture_output=True, text=True)
+def implementations(baseline: str | None) -> dict[str, list[str]]:
+    """name → command prefix: this checkout's stackctl, and with `baseline` (a git ref) that
+    commit's stackctl, checked out into a temporary folder and run from there with the same
+    interpreter, so both are measured side by side in one run."""
+    impls = {"current": [sys.executable, "-m", "stackctl"]}
+    if baseline:
+        where = Path(tempfile.mkdtemp(prefix="stackctl-baseline-"))
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", baseline, "stackctl"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+        probe = subprocess.run([sys.executable, "-c", "import stackctl; print(stackctl.__file__)"],
+                               capture_output=True, text=True, cwd=where, check=True).stdout
+        assert probe.startswith(str(where)), f"the baseline imports {probe.strip()}"
+        # `python -m` puts the working directory first on sys.path: run it from there
+        impls[baseline] = ["env", "-C", str(where), sys.executable, "-m", "stackctl"]
+    return impls
+
+
+def stackctl(*args: str, check: bool = True, cmd: list[str] | None = None
+             ) -> subprocess.CompletedProcess:
+    r = subprocess.run([*(cmd or [sys.executable, "-m", "stackctl"]), *args],
+                       capture_output=True, text=True)
     if check and r.returncode != 0:
         raise SystemExit(f"stackctl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
     return r

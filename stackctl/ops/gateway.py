@@ -1,11 +1,12 @@
-"""Talking to the LiteLLM gateway from the host (loopback only)."""
+"""Talking to the LiteLLM gateway from the host (loopback only), with requests."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from .http import HttpError, request
+import requests
 
 
 @dataclass(frozen=True)
@@ -18,25 +19,26 @@ class Gateway:
 
     def live(self, timeout: float = 1.0) -> bool:
         try:
-            return request("GET", f"{self.url}/health/liveliness", timeout).ok
-        except HttpError:
+            return requests.get(f"{self.url}/health/liveliness", timeout=timeout).ok
+        except requests.RequestException:
             return False
 
     def models(self, timeout: float = 2.0) -> list[str]:
-        """Models the gateway lists; raises HttpError or ValueError when it can't say."""
-        r = request("GET", f"{self.url}/v1/models", timeout, self._headers())
+        """Models the gateway lists; raises requests' errors or ValueError when it can't say."""
+        r = requests.get(f"{self.url}/v1/models", headers=self._headers(), timeout=timeout)
         if not r.ok:
-            raise ValueError(f"GET /v1/models answered {r.status}")
+            raise ValueError(f"GET /v1/models answered {r.status_code}")
         return [m["id"] for m in (r.json() or {}).get("data", [])]
 
     def answered_by(self, model: str, timeout: float = 30.0) -> str | None:
         """The deployment id (`model@provider`) that answers a one-token request for `model`,
         bypassing the response cache; None when the request fails."""
+        body: dict[str, Any] = {"model": model, "max_tokens": 1, "cache": {"no-cache": True},
+                                "messages": [{"role": "user", "content": "ping"}]}
         try:
-            r = request("POST", f"{self.url}/v1/chat/completions", timeout, self._headers(),
-                        {"model": model, "max_tokens": 1, "cache": {"no-cache": True},
-                         "messages": [{"role": "user", "content": "ping"}]})
-        except HttpError:
+            r = requests.post(f"{self.url}/v1/chat/completions", json=body,
+                              headers=self._headers(), timeout=timeout)
+        except requests.RequestException:
             return None
         return r.headers.get("x-litellm-model-id") if r.ok else None
 
@@ -50,7 +52,7 @@ class Gateway:
                 missing = [m for m in expected if m not in listed]
                 if not missing:
                     return []
-            except (HttpError, ValueError):
+            except (requests.RequestException, ValueError):
                 pass
             if time.monotonic() >= deadline:
                 return missing

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..docker.models import ContainerState
 from ..hints import did_you_mean
 from ..registry.catalog import deployments, exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services, profiles
 from .errors import PlanError
-from ..docker.models import ContainerState
 
 
 class UpPlan(BaseModel):

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import requests
 from pydantic import BaseModel, Field
 
+from ..docker.adapter import Docker
+from ..docker.models import ContainerState, by_service
 from ..registry.catalog import exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
-from ..docker.adapter import Docker
-from .http import request
 from .probes import Probe, host_probe, redis_ping
-from ..docker.models import ContainerState, by_service
 from .up import gateway_for
 
 
@@ -60,8 +60,9 @@ class StackStatus(BaseModel):
 
     @property
     def exit_code(self) -> int:
+        """0 healthy, 1 degraded, 3 gateway down (2 is click's usage error)."""
         if not self.gateway.healthy:
-            return 2
+            return 3
         return 0 if self.healthy else 1
 
 
@@ -75,14 +76,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float | None]:
 
 
 def _http_json(url: str, timeout: float) -> Any:
-    r = request("GET", url, timeout)
+    r = requests.get(url, timeout=timeout)
     if not r.ok:
-        raise ValueError(f"{url} answered {r.status}")
+        raise ValueError(f"{url} answered {r.status_code}")
     return r.json() or {}
 
 
 def _redis_ping(port: int, timeout: float) -> bool:
-    if not redis_ping(port, timeout):
+    if not redis_ping(port, timeout=timeout):
         raise ConnectionError("no PONG")
     return True
 

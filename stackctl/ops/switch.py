@@ -1,46 +1,79 @@
 """GPU-exclusive switching. `ensure_active` is the one entry point that changes a group.
 
 The active member is read from Docker (container labels), never from a file, and the read,
-the decision and the action all happen under the stack lock. Everything here works from a
-`SwitchIndex` (plain data) rather than the registry, so a switch starts without importing
-pydantic or a YAML parser.
+the decision and the action all happen under the stack lock. See design.md beside this file.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import NoReturn
 
-from ..hints import did_you_mean
+from pydantic import BaseModel, Field
+
 from ..docker.adapter import Docker, DockerError
+from ..docker.models import ContainerState
+from ..hints import did_you_mean
+from ..registry.load import Registry
 from .envfile import read_env
 from .errors import PlanError
 from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
 from .probes import http_ok
-from ..docker.models import ContainerState
-from .switch_index import SwitchIndex
 
 
 @dataclass(frozen=True)
-class SwitchOptions:
-    member: str  # target member: provider name or unique part of it
-    timeout: float = 300  # seconds the target may take to be healthy
-    routable_timeout: float = 30  # seconds for the gateway to route to it once healthy
-    dry_run: bool = False  # print the plan, change nothing
-    lock_wait: float | None = None  # seconds to wait for a concurrent up/switch; None: fail
+class Member:
+    """What switching needs to know of one member of an exclusive GPU group."""
 
-
-@dataclass(frozen=True)
-class SwitchPlan:
+    name: str
     group: str
-    target: str
-    stop: list[str]  # running members to stop, in order
-    noop: bool
+    profile: str
+    stop_grace: float
+    ready_url: str | None  # the container's readiness check seen from the host; None: no port
+    ready_expect: str | None
+    model: str | None  # a public model it serves: asked through the gateway after a switch
+
+
+def members_of(reg: Registry) -> dict[str, Member]:
+    """Every member of every exclusive GPU group, registry order (pure)."""
+    from ..registry.catalog import exclusive_groups, models_of_provider, profile_of
+    from ..render.litellm import served_backend
+    from ..render.probes import host_check
+
+    providers = reg.providers.providers
+    members = {}
+    for group, names in exclusive_groups(reg).items():
+        for name in names:
+            prov = providers[name]
+            assert prov.container is not None  # a group member has a container
+            url, expect = host_check(prov, served_backend(reg, name)) if prov.host_port \
+                else (None, None)
+            members[name] = Member(name, group, profile_of(name, prov),
+                                   prov.container.stop_grace_period, url, expect,
+                                   next(iter(models_of_provider(reg, name)), None))
+    return members
+
+
+class SwitchOptions(BaseModel):
+    member: str = Field(description="target member: provider name or a unique part of it")
+    timeout: float = Field(300, gt=0, description="seconds the target may take to be healthy")
+    routable_timeout: float = Field(30, gt=0, description="seconds for the gateway to route to "
+                                    "the target once it is healthy")
+    dry_run: bool = Field(False, description="decide and describe; change nothing")
+    lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
+                                    "up/switch; None: fail at once")
+
+
+class SwitchPlan(BaseModel):
+    group: str = Field(description="the exclusive GPU group")
+    target: str = Field(description="the member that will be the one running")
+    stop: list[str] = Field(description="running members to stop, in order")
+    noop: bool = Field(description="the target already is the only running member")
 
     def describe(self) -> list[str]:
         if self.noop:
@@ -52,41 +85,24 @@ class SwitchPlan:
         return steps
 
 
-@dataclass
-class SwitchResult:
+class SwitchResult(BaseModel):
     plan: SwitchPlan
-    timings: dict[str, float] = field(default_factory=dict)  # s: stop, start, ready, routable, total
-
-
-class Background(threading.Thread):
-    """`fn()` in a thread; `result()` waits and returns its value or raises its error.
-    (concurrent.futures would do, but its import alone costs ~15 ms of every switch.)"""
-
-    def __init__(self, fn: Callable[[], str]):
-        super().__init__(daemon=True)
-        self._fn, self._value, self._error = fn, "", None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-
-    def result(self) -> str:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    timings: dict[str, float] = Field(default_factory=dict,
+                                      description="seconds: stop, start, ready, routable, total")
 
 
 class SwitchFailed(Exception):
-    """The target did not come up; the previous member was restored (or not: see message)."""
+    """The target did not come up; `restored`: the previous member runs again (or there was
+    none to restore)."""
+
+    def __init__(self, message: str, restored: bool = True):
+        super().__init__(message)
+        self.restored = restored
 
 
-def resolve_member(index: SwitchIndex, name: str) -> tuple[str, str]:
+def resolve_member(members_: dict[str, Member], name: str) -> tuple[str, str]:
     """(group, member) for a full or short member name such as 'dolphin'."""
-    members = {m.name: m.group for m in index.members.values()}
+    members = {m.name: m.group for m in members_.values()}
     if not members:
         raise PlanError("no exclusive GPU group is defined in the registry")
     if name in members:
@@ -100,19 +116,21 @@ def resolve_member(index: SwitchIndex, name: str) -> tuple[str, str]:
     raise PlanError(f"{name!r} is not a member of an exclusive GPU group; {hint}")
 
 
-def plan_switch(index: SwitchIndex, target: str, observed: list[ContainerState]) -> SwitchPlan:
-    group, target = resolve_member(index, target)
-    members = index.groups()[group]
+def plan_switch(members_: dict[str, Member], target: str,
+                observed: list[ContainerState]) -> SwitchPlan:
+    """(members, target, observed containers) → what to stop; pure."""
+    group, target = resolve_member(members_, target)
+    members = [m.name for m in members_.values() if m.group == group]
     running = [s.service for s in observed if s.running and s.service in members]
     others = [m for m in running if m != target]
     return SwitchPlan(group=group, target=target, stop=others,
                       noop=target in running and not others)
 
 
-def host_ready(index: SwitchIndex) -> Callable[[str], bool]:
+def host_ready(members: dict[str, Member]) -> Callable[[str], bool]:
     """A member's own readiness check, sent to its published port."""
     def ready(member: str) -> bool:
-        m = index.members[member]
+        m = members[member]
         return m.ready_url is not None and http_ok(m.ready_url, m.ready_expect)
     return ready
 
@@ -129,7 +147,7 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
     return True
 
 
-def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
+def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                   say: Callable[[str], None] = lambda s: None,
                   routable: Callable[[str, str], bool] | None = None,
                   ready: Callable[[str], bool] | None = None) -> SwitchResult:
@@ -143,20 +161,20 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
     Switched-out members are stopped, not removed: starting a stopped container again is the
     fastest way back, and its logs stay readable.
     """
-    members = index.members
-    with stack_lock(index.project, "switch", opts.lock_wait):
+    members = members_of(reg)
+    with stack_lock(reg.stack.project, "switch", opts.lock_wait):
         observed = docker.containers()
-        plan = plan_switch(index, opts.member, observed)
+        plan = plan_switch(members, opts.member, observed)
         result = SwitchResult(plan=plan)
         if plan.noop or opts.dry_run:
             return result
         if routable is None:
-            gw = Gateway(f"http://127.0.0.1:{index.gateway_port}",
-                         read_env(index.env_file).get(index.master_key_env))
+            gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
+                         read_env(reg.env_file).get(reg.stack.gateway.master_key_env))
 
             def routable(model: str, dep: str) -> bool:
                 return confirm_routable(gw, model, dep, opts.routable_timeout)
-        probe = host_ready(index) if ready is None else ready
+        probe = host_ready(members) if ready is None else ready
         t0 = time.monotonic()
 
         def stop(member: str, states: list[ContainerState]) -> None:
@@ -177,7 +195,7 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                 raise GateFailure(member, "has no container after `docker compose create`")
             return name
 
-        def start_and_gate(member: str, created: Background | None = None) -> dict[str, float]:
+        def start_and_gate(member: str, created: Future[str] | None = None) -> dict[str, float]:
             t = time.monotonic()
             name = created.result() if created else create(member)
             say(f"starting {member}")
@@ -200,8 +218,9 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                     "routable": time.monotonic() - healthy}
 
         # Creating (or recreating a stale) target container needs no GPU: it overlaps the stop.
-        created = Background(lambda: create(plan.target))
-        try:
+        # Leaving the pool waits for it: no compose run is left behind the lock.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            created = pool.submit(create, plan.target)
             for member in plan.stop:
                 stop(member, observed)
             result.timings["stop"] = time.monotonic() - t0
@@ -209,8 +228,6 @@ def ensure_active(index: SwitchIndex, docker: Docker, opts: SwitchOptions,
                 result.timings.update(start_and_gate(plan.target, created))
             except GateFailure as failure:
                 rollback(plan, failure, docker, say, stop, start_and_gate)
-        finally:
-            created.join()  # never leave a compose run behind the lock
         result.timings["total"] = time.monotonic() - t0
         return result
 
@@ -226,13 +243,13 @@ def rollback(plan: SwitchPlan, failure: GateFailure, docker: Docker,
     previous = plan.stop[0] if plan.stop else None
     if previous is None:
         raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running before, so "
-                           f"GPU group {plan.group!r} is empty" + _tail(logs))
+                           f"GPU group {plan.group!r} is empty" + _tail(logs), restored=True)
     try:
         start_and_gate(previous)
     except GateFailure as again:
         raise SwitchFailed(f"{plan.target} {failure.reason}; rollback to {previous} ALSO "
                            f"failed: {again.reason}. GPU group {plan.group!r} has no healthy "
-                           "member" + _tail(logs)) from None
+                           "member" + _tail(logs), restored=False) from None
     raise SwitchFailed(f"{plan.target} {failure.reason}; rolled back: {previous} is healthy "
                        "and routable again" + _tail(logs))
 

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from ..docker.adapter import Docker, DockerError
 from ..registry.load import Registry
 from ..render.compose import profiles as all_profiles
-from ..docker.adapter import Docker
 from .envfile import read_env
+from .errors import PlanError
 from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy
 from .lock import stack_lock
@@ -23,6 +24,8 @@ class UpOptions(BaseModel):
     timeout: float = Field(300, gt=0, description="seconds every service may take to be healthy")
     lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
                                     "up/switch; None: fail at once")
+    pull: bool = Field(False, description="pull images that are missing locally (never the "
+                       "local image set, which `stackctl images build` makes)")
 
 
 class UpResult(BaseModel):
@@ -35,6 +38,50 @@ class GatewayCheckFailed(Exception):
     pass
 
 
+class ImagesMissing(PlanError):
+    """An image a service needs is not on this machine; nothing was started."""
+
+
+def missing_images(images: dict[str, str], present: Callable[[str], bool]) -> dict[str, str]:
+    """image → the services that need it, for every image that is not present (pure)."""
+    out: dict[str, list[str]] = {}
+    for service, image in images.items():
+        if not present(image):
+            out.setdefault(image, []).append(service)
+    return {image: ", ".join(services) for image, services in out.items()}
+
+
+def how_to_get(image: str) -> str:
+    from ..images.specs import TAG_PREFIX
+
+    if image.startswith(TAG_PREFIX):
+        return "build it with `stackctl images build` (offline, from Debian and PyPI)"
+    return (f"pull it where a registry is reachable (`docker pull {image}`, or `stackctl up "
+            "--pull`), or point stack.yaml `images:` at an image you have")
+
+
+def ensure_images(docker: Docker, plan: UpPlan, pull: bool,
+                  say: Callable[[str], None] = lambda s: None) -> None:
+    """Every image the plan's services need is present (pulled first with `pull`), or
+    ImagesMissing names each missing one, the services that need it and how to get it."""
+    from ..images.specs import TAG_PREFIX
+
+    images = docker.service_images(plan.profiles, plan.services)
+    missing = missing_images(images, docker.image_exists)
+    if pull:
+        for image in [i for i in missing if not i.startswith(TAG_PREFIX)]:
+            say(f"pulling {image}")
+            try:
+                docker.pull(image)
+                del missing[image]
+            except DockerError as exc:
+                say(f"could not pull {image}: {exc}")
+    if missing:
+        raise ImagesMissing(f"{len(missing)} image(s) missing, nothing was started:\n" + "\n".join(
+            f"  {image} (needed by {services}): {how_to_get(image)}"
+            for image, services in missing.items()))
+
+
 def gateway_for(reg: Registry) -> Gateway:
     key = read_env(reg.env_file).get(reg.stack.gateway.master_key_env)
     return Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}", key)
@@ -42,13 +89,15 @@ def gateway_for(reg: Registry) -> Gateway:
 
 def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
              on_change: Callable[[str, str, float], None] = lambda *a: None,
-             probe: Callable[[str], bool] | None = None) -> UpResult:
+             probe: Callable[[str], bool] | None = None,
+             say: Callable[[str], None] = lambda s: None) -> UpResult:
     """Plan, start and health-gate under the stack lock, then check the gateway's models.
 
     `probe(service)` sees readiness from the host (default: the services' healthchecks sent
     to their published ports)."""
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
         plan = plan_up(reg, opts.profiles, docker.containers())
+        ensure_images(docker, plan, opts.pull, say)
         docker.up(plan.profiles, plan.services)
         gate: Gate = wait_healthy(plan.services, docker.containers, opts.timeout,
                                   logs=docker.logs, on_change=on_change,
@@ -73,4 +122,5 @@ def bring_down(reg: Registry, docker: Docker, profiles: list[str], volumes: bool
     return [s.service for s in docker.containers()]
 
 
-__all__ = ["UpOptions", "UpResult", "bring_up", "bring_down", "GateFailure", "GatewayCheckFailed"]
+__all__ = ["UpOptions", "UpResult", "bring_up", "bring_down", "GateFailure", "GatewayCheckFailed",
+           "ImagesMissing"]

@@ -10,8 +10,11 @@ from stackctl.docker.models import ContainerState
 
 
 class FakeDocker:
-    def __init__(self, project: str = "p", running: dict[str, dict[str, str]] | None = None):
+    def __init__(self, project: str = "p", running: dict[str, dict[str, str]] | None = None,
+                 images: dict[str, str] | None = None, present: set[str] | None = None):
         self.project = project
+        self.images = images or {}  # service → image, as `compose config` would resolve it
+        self.present = set(self.images.values()) if present is None else present
         self.calls: list[tuple] = []
         self.behaviour: dict[str, str] = {}
         self.state: dict[str, ContainerState] = {}
@@ -64,3 +67,17 @@ class FakeDocker:
         self.calls.append(("rm", tuple(services), volumes))
         for s in services:
             self.state.pop(s, None)
+
+    def service_images(self, profiles: list[str], services: list[str]) -> dict[str, str]:
+        return {s: i for s, i in self.images.items() if s in services}
+
+    def image_exists(self, image: str) -> bool:
+        return image in self.present
+
+    def pull(self, image: str) -> None:
+        from stackctl.docker.adapter import DockerError
+
+        self.calls.append(("pull", image))
+        if not image.startswith("pullable/"):
+            raise DockerError(f"docker pull {image}: no registry reachable")
+        self.present.add(image)

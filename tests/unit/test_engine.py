@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.docker.models import ContainerState
 from stackctl.ops.health import GateFailure, wait_healthy
 from stackctl.ops.lock import Busy, stack_lock
 from stackctl.ops.plan import PlanError, plan_up
-from stackctl.docker.models import ContainerState
-from stackctl.ops.switch import SwitchFailed, SwitchOptions, ensure_active, plan_switch
-from stackctl.ops.switch_index import index_for, index_of
+from stackctl.ops.switch import SwitchFailed, SwitchOptions, ensure_active, members_of, plan_switch
 from stackctl.registry.load import load_registry
 
 from .fake_docker import FakeDocker
@@ -31,8 +30,8 @@ def offline():
 
 @pytest.fixture
 def members(offline):
-    """The offline registry's switch index (what `switch` works from)."""
-    return index_of(offline)
+    """The offline registry's GPU-group members (what `switch` plans with)."""
+    return members_of(offline)
 
 
 @pytest.fixture
@@ -164,6 +163,39 @@ def test_lock_wait_gives_up_after_the_wait():
                 pass
 
 
+# -- up: every image is present before anything starts ---------------------------------------
+
+def test_up_names_each_missing_image_its_services_and_how_to_get_it_and_starts_nothing(offline):
+    from stackctl.ops.up import ImagesMissing, UpOptions, bring_up
+
+    docker = FakeDocker(images={"litellm": "stackctl-local/litellm:1.106.2",
+                                "redis": "stackctl-local/redis:7",
+                                "llama_cpp": "stackctl-local/llama-server:0.3.36",
+                                "vllm-qwen": "vllm/vllm-openai:v0.11.0"},
+                        present={"stackctl-local/redis:7"})
+    with pytest.raises(ImagesMissing) as exc:
+        bring_up(offline, docker, UpOptions())
+    text = str(exc.value)
+    assert "3 image(s) missing, nothing was started" in text
+    assert "stackctl-local/litellm:1.106.2 (needed by litellm): build it with `stackctl images " \
+        "build`" in text
+    assert "vllm/vllm-openai:v0.11.0 (needed by vllm-qwen): pull it" in text
+    assert "redis:7" not in text and docker.calls == []  # nothing started, nothing pulled
+
+
+def test_up_pull_fetches_what_a_registry_has_never_the_local_set(offline):
+    from stackctl.ops.up import ImagesMissing, UpOptions, bring_up
+
+    docker = FakeDocker(images={"litellm": "stackctl-local/litellm:1.106.2",
+                                "vllm-qwen": "pullable/vllm:1", "ollama": "gone/ollama:1"},
+                        present={"stackctl-local/litellm:1.106.2"})
+    with pytest.raises(ImagesMissing) as exc:
+        bring_up(offline, docker, UpOptions(pull=True))
+    assert ("pull", "pullable/vllm:1") in docker.calls and "pullable/vllm:1" not in str(exc.value)
+    assert "gone/ollama:1 (needed by ollama)" in str(exc.value)
+    assert not any(c[0] == "up" for c in docker.calls)
+
+
 # -- switch ---------------------------------------------------------------------------------
 
 GPU = {"org.stackctl.gpu-group": "gpu0"}
@@ -191,10 +223,10 @@ def test_plan_switch_bad_names(members, name, message):
         plan_switch(members, name, [])
 
 
-def test_switch_stops_then_starts_then_confirms(members):
+def test_switch_stops_then_starts_then_confirms(offline):
     docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
     asked = []
-    result = ensure_active(members, docker, SwitchOptions(member="dolphin"),
+    result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
                            ready=lambda s: False, routable=lambda m, d: asked.append((m, d)) or True)
     # the target's container is created while the active member stops (no GPU needed for
     # that); it starts only once the active member has stopped
@@ -206,21 +238,21 @@ def test_switch_stops_then_starts_then_confirms(members):
     assert "litellm" in docker.state  # the gateway is never touched
 
 
-def test_dry_run_and_noop_change_nothing(members):
+def test_dry_run_and_noop_change_nothing(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
-    r = ensure_active(members, docker, SwitchOptions(member="dolphin", dry_run=True))
+    r = ensure_active(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
     assert docker.calls == [] and r.plan.describe()[0] == "stop vllm-qwen (graceful)"
-    r = ensure_active(members, docker, SwitchOptions(member="qwen"))
+    r = ensure_active(offline, docker, SwitchOptions(member="qwen"))
     assert docker.calls == [] and "already the active member" in r.plan.describe()[0]
 
 
 @pytest.mark.parametrize("how, reason", [("never", "not healthy after 0.5s"),
                                          ("exit", "exited with code 1")])
-def test_failed_target_is_rolled_back(members, how, reason):
+def test_failed_target_is_rolled_back(offline, how, reason):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour["vllm-dolphin"] = how
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(members, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     text = str(exc.value)
     assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
@@ -232,27 +264,27 @@ def test_failed_target_is_rolled_back(members, how, reason):
     assert docker.state["vllm-qwen"].ready and not docker.state["vllm-dolphin"].running
 
 
-def test_target_healthy_but_not_routable_is_rolled_back(members):
+def test_target_healthy_but_not_routable_is_rolled_back(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
-        ensure_active(members, docker, SwitchOptions(member="dolphin", routable_timeout=1),
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
                       ready=lambda s: False, routable=lambda m, d: "qwen" in m)
     assert {s for s, st in docker.state.items() if st.running} == {"vllm-qwen"}
 
 
-def test_failed_rollback_says_the_group_is_empty(members):
+def test_failed_rollback_says_the_group_is_empty(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
     with pytest.raises(SwitchFailed, match="rollback to vllm-qwen ALSO failed"):
-        ensure_active(members, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
 
 
-def test_switch_while_locked_fails_fast(members):
+def test_switch_while_locked_fails_fast(offline):
     docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
     with stack_lock("stackctl-offline", "up"):
         with pytest.raises(Busy, match="`stackctl up`"):
-            ensure_active(members, docker, SwitchOptions(member="dolphin"),
+            ensure_active(offline, docker, SwitchOptions(member="dolphin"),
                           ready=lambda s: False, routable=lambda m, d: True)
     assert docker.calls == []
 
@@ -296,54 +328,30 @@ def test_timeout_names_every_service_still_waiting():
     assert "log p-b-1" in text and "a not healthy" not in text
 
 
-# -- switch index: what `switch` knows without loading the registry ---------------------------
+# -- members: what switching knows of each GPU-group member ---------------------------------
 
-def test_index_holds_each_members_facts(members):
-    assert members.groups() == {"gpu0": ["vllm-qwen", "vllm-dolphin"]}
-    d = members.members["vllm-dolphin"]
+def test_members_hold_each_members_facts(members):
+    assert [(m.name, m.group) for m in members.values()] == \
+        [("vllm-qwen", "gpu0"), ("vllm-dolphin", "gpu0")]
+    d = members["vllm-dolphin"]
     assert (d.profile, d.model) == ("vllm-dolphin", "dolphin-uncensored-vllm")
     assert d.ready_url == "http://127.0.0.1:8002/v1/models"
     assert d.ready_expect == "dolphin-uncensored-vllm" and d.stop_grace > 0
-    assert members.project == "stackctl-offline" and members.gateway_port == 4000
-    assert members.compose_file.name == "compose.yaml"
 
 
-def test_index_is_remembered_until_a_registry_file_changes(tmp_path):
-    import shutil
-
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "examples/offline/config", cfg)
-    loads = []
-
-    def load(path):
-        loads.append(path)
-        return load_registry(path)
-
-    first = index_for(cfg, load)
-    assert index_for(cfg, load) == first and len(loads) == 1  # remembered, not reloaded
-    stack = cfg / "stack.yaml"
-    stack.write_text(stack.read_text().replace("stackctl-offline", "other-project"))
-    assert index_for(cfg, load).project == "other-project" and len(loads) == 2
-    for cached in (tmp_path / "state" / "switch-index").glob("*.json"):
-        cached.write_text("{not json")
-    assert index_for(cfg, load).project == "other-project" and len(loads) == 3
-
-
-def test_invalid_registry_is_reported_and_never_remembered(tmp_path):
-    import shutil
-
-    import click
-
-    from stackctl.cli.common import load_or_fail
-
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "examples/offline/config", cfg)
-    prov = cfg / "providers.yaml"
-    prov.write_text(prov.read_text().replace("stop_grace_period", "stop_grace_periodd", 1))
-    with pytest.raises(click.ClickException, match=r"providers.yaml:\d+:\d+: error: .*"
-                       r"unknown key 'stop_grace_periodd'"):
-        index_for(cfg, load_or_fail)
-    assert not list((tmp_path / "state").glob("switch-index/*.json"))
+def test_switch_failed_rollback_is_not_reported_as_restored(offline):
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
+    with pytest.raises(SwitchFailed) as exc:
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+                      ready=lambda s: False, routable=lambda m, d: True)
+    assert exc.value.restored is False
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+    docker.behaviour["vllm-dolphin"] = "exit"
+    with pytest.raises(SwitchFailed) as exc:
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+                      ready=lambda s: False, routable=lambda m, d: True)
+    assert exc.value.restored is True
 
 
 # -- status: a switched-out member is a standby, not a failure -----------------------------------
