@@ -9,11 +9,11 @@ offending key (`anchors`: regexes matched in order, each after the line the prev
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +23,6 @@ import pytest
 
 from stackctl.cli import cli
 
-# The registry of the system stackctl replaces, in shared/ beside the checkout (as in CI)
-REFERENCE = Path(os.environ.get("STACKCTL_REFERENCE_DIR") or
-                 Path(__file__).resolve().parents[3] / "shared/reference/gathewhy/config")
 PROBLEM_KEYS = {"file", "line", "column", "path", "message", "hint"}
 
 
@@ -418,8 +415,7 @@ def test_missing_config_dir(runner, registry_dir):
     registry_dir("shipped")
     r = validate(runner, "-C", "nowhere")
     assert r.exit_code == 1, r.output
-    assert "nowhere/providers.yaml: error: file not found" in r.output
-    assert "nowhere/model-mappings.yaml: error: file not found" in r.output
+    assert "nowhere: error: no such folder (point -C/--config-dir" in r.output
     assert_no_traceback(r.output)
 
 
@@ -525,73 +521,128 @@ def test_unknown_provider_is_not_called_disabled(runner, registry_dir, yaml_edit
     assert "disabled" not in r.output
 
 
-# -- the registry of the system stackctl replaces -------------------------------------------
+# -- a registry in the format of the system stackctl replaces -------------------------------
+
+# tests/fixtures/legacy: providers.yaml and model-mappings.yaml as written before stackctl (no
+# container sections, no stack.yaml, the old descriptive keys), with the mistakes such
+# registries had. Each expected finding: path → (file, message text, anchors for its line).
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
+NOT_A_MODEL, DISABLED, NO_CONTAINER = ("is a provider, not a model", "is disabled",
+                                       "has no container section")
+PROVIDERS_YAML, MAPPINGS_YAML = "providers.yaml", "model-mappings.yaml"
+PATTERN = r"^\s*- pattern:"
+
+
+def _pattern(i: int, *then: str) -> tuple[str, ...]:
+    return (key("patterns"), *([PATTERN] * (i + 1)), *then)
+
+
+LEGACY_ERRORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    **{f"providers.{name}": (PROVIDERS_YAML, f"local provider {name!r} {NO_CONTAINER}",
+                             (key("providers"), key(name)))
+       for name in ("ollama_gpu", "llamacpp_bindings", "llamacpp_server", "vllm-main")},
+    "exact_matches.phi3:mini.fallback": (
+        MAPPINGS_YAML, f"'llamacpp_bindings' {NOT_A_MODEL}",
+        (key("exact_matches"), key("phi3:mini"), key("fallback"))),
+    "exact_matches.mistral-vllm.fallback": (
+        MAPPINGS_YAML, f"'ollama_gpu' {NOT_A_MODEL}",
+        (key("exact_matches"), key("mistral-vllm"), key("fallback"))),
+    "exact_matches.gpt-oss:20b-cloud.fallback": (
+        MAPPINGS_YAML, f"'ollama_gpu' {NOT_A_MODEL}",
+        (key("exact_matches"), key("gpt-oss:20b-cloud"), key("fallback"))),
+    "patterns[0].fallback": (MAPPINGS_YAML, f"'ollama_gpu' {NOT_A_MODEL}",
+                             _pattern(0, key("fallback"))),
+    "patterns[1].provider": (MAPPINGS_YAML, f"provider 'vllm-alt' {DISABLED}",
+                             _pattern(1, r"provider: vllm-alt")),
+    "patterns[3].provider": (MAPPINGS_YAML, f"provider 'vllm-alt' {DISABLED}",
+                             _pattern(3, r"provider: vllm-alt")),
+    "patterns[4].fallback": (MAPPINGS_YAML, f"'llamacpp_server' {NOT_A_MODEL}",
+                             _pattern(4, key("fallback"))),
+    "capabilities.long_context.preferred_models[1]": (
+        MAPPINGS_YAML, f"'llamacpp_bindings' {NOT_A_MODEL}",
+        (key("capabilities"), key("long_context"), key("preferred_models"),
+         item("llamacpp_bindings"))),
+}
+UNENFORCEABLE = "cannot be enforced by the gateway"
+LEGACY_WARNINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{f"patterns[{i}]": ("pattern routing is not enforced", _pattern(i)) for i in range(5)},
+    "capabilities.code.routing_strategy": (
+        "'complexity_based' " + UNENFORCEABLE,
+        (key("capabilities"), key("code"), key("routing_strategy"))),
+    "capabilities.long_context.routing_strategy": (
+        "'most_capacity' " + UNENFORCEABLE,
+        (key("capabilities"), key("long_context"), key("routing_strategy"))),
+    "capabilities.low_latency.routing_strategy": (
+        "'fastest_response' " + UNENFORCEABLE,
+        (key("capabilities"), key("low_latency"), key("routing_strategy"))),
+    "load_balancing.bulk-code.providers[0].condition": (
+        "'queue_depth > 4' " + UNENFORCEABLE,
+        (key("load_balancing"), key("bulk-code"), key("condition"))),
+    "load_balancing.bulk-code.strategy": (
+        "'adaptive_weighted' " + UNENFORCEABLE,
+        (key("load_balancing"), key("bulk-code"), key("strategy"))),
+    "routing_rules": ("routing_rules " + UNENFORCEABLE, (key("routing_rules"),)),
+    "special_cases": ("special_cases " + UNENFORCEABLE, (key("special_cases"),)),
+}
+
 
 @pytest.fixture
-def gathewhy(tmp_path, monkeypatch) -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip(f"reference registry not found at {REFERENCE}")
+def legacy(tmp_path, monkeypatch) -> Path:
     cfg = tmp_path / "config"
     cfg.mkdir()
-    for name in ("providers.yaml", "model-mappings.yaml"):
-        shutil.copy(REFERENCE / name, cfg / name)
+    for name in (PROVIDERS_YAML, MAPPINGS_YAML):
+        shutil.copy(LEGACY / name, cfg / name)
     monkeypatch.chdir(tmp_path)
     return cfg
 
 
-def _find(problems: list[dict], path: str, text: str) -> dict:
-    found = [p for p in problems if p["path"] == path and text in p["message"]]
-    assert found, f"no problem at {path!r} containing {text!r}:\n" + \
-        "\n".join(f"{p['path']}: {p['message']}" for p in problems)
-    return found[0]
+def test_legacy_fixture_is_in_the_old_format():
+    assert sorted(p.name for p in LEGACY.iterdir()) == [MAPPINGS_YAML, PROVIDERS_YAML]
+    assert "container:" not in (LEGACY / PROVIDERS_YAML).read_text()
 
 
-def test_gathewhy_registry_reports_real_defects(runner, gathewhy):
-    r = validate(runner, "-C", "config")
-    assert r.exit_code == 1, r.output
-    assert_no_traceback(r.output)
+def test_legacy_registry_reports_its_defects(runner, legacy):
+    text = validate(runner, "-C", "config")
+    assert text.exit_code == 1, text.output
+    assert_no_traceback(text.output)
+    assert "config: failed: 12 error(s), 12 warning(s)" in text.output
     r = validate(runner, "-C", "config", "--json")
     assert r.exit_code == 1, r.output
     doc = json.loads(r.stdout)
     errors, warnings = doc["errors"], doc["warnings"]
-    mappings, providers = gathewhy / "model-mappings.yaml", gathewhy / "providers.yaml"
 
-    # the provider name 'ollama' used where a fallback model belongs
-    p = _find(errors, "exact_matches.qwen-coder-vllm.fallback",
-              "'ollama' is a provider, not a model")
-    assert p["file"] == "config/model-mappings.yaml"
-    assert p["line"] == line_of(mappings, key("qwen-coder-vllm"), key("fallback"))
-    assert "qwen2.5-coder:7b" in p["hint"]
-    _find(errors, "exact_matches.mythomax-l2-13b-q5_k_m.fallback",
-          "'llama_cpp_python' is a provider, not a model")
-    _find(errors, "capabilities.large_context.preferred_models[1]",
-          "'llama_cpp_python' is a provider, not a model")
+    # exactly the expected errors, each at its file:line, the same in the text report;
+    # the descriptive keys of the old format (features, docs, rate_limits, tier …) raise none
+    assert sorted(e["path"] for e in errors) == sorted(LEGACY_ERRORS), \
+        "\n".join(f"{e['path']}: {e['message']}" for e in errors)
+    for e in errors:
+        file, message, anchors = LEGACY_ERRORS[e["path"]]
+        assert e["file"] == f"config/{file}", e
+        assert message in e["message"], e
+        assert e["line"] == line_of(legacy / file, *anchors), e
+        assert f"{e['file']}:{e['line']}:{e['column']}: error: {e['path']}: {e['message']}" \
+            in text.output
+    kinds = Counter(next(k for k in (NOT_A_MODEL, DISABLED, NO_CONTAINER) if k in e["message"])
+                    for e in errors)
+    assert kinds == {NOT_A_MODEL: 6, DISABLED: 2, NO_CONTAINER: 4}
 
-    # the disabled vllm-dolphin targeted by patterns
-    for i in (1, 3):
-        p = _find(errors, f"patterns[{i}].provider", "provider 'vllm-dolphin' is disabled")
-        assert p["line"] == line_of(mappings, key("patterns"), *([r"^\s*- pattern:"] * (i + 1)),
-                                    r"provider: vllm-dolphin")
+    # the hint names the models the provider serves
+    by_path = {e["path"]: e for e in errors}
+    assert by_path["exact_matches.mistral-vllm.fallback"]["hint"] == \
+        "did you mean one of its models: mistral:7b-instruct, phi3:mini, gemma2:9b"
+    assert "tinyllama-q4" in by_path["capabilities.long_context.preferred_models[1]"]["hint"]
 
-    # local providers the system ran outside containers
-    for name in ("ollama", "llama_cpp_python", "llama_cpp_native", "vllm-qwen"):
-        p = _find(errors, f"providers.{name}", "has no container section")
-        assert p["file"] == "config/providers.yaml"
-        assert p["line"] == line_of(providers, key("providers"), key(name))
-    # the cloud provider and disabled/template ones need no container
-    no_container_needed = ("providers.ollama_cloud", "providers.vllm-dolphin",
-                           "providers.custom_openai_compatible")
-    assert not [e for e in errors if e["path"] in no_container_needed]
+    # remote, disabled and template providers need no container; a provider is a valid
+    # capability fallback; an enforceable strategy (`direct`) is not warned about
+    assert not [p for p in errors + warnings if p["path"].startswith(
+        ("providers.remote_ollama", "providers.vllm-alt", "providers.together",
+         "providers.byo_openai", "capabilities.low_latency.fallback", "capabilities.chat"))]
 
     # routing the gateway cannot enforce: warnings, not errors
-    _find(warnings, "capabilities.code.routing_strategy", "'complexity_based' cannot be enforced")
-    _find(warnings, "load_balancing.code-generation.providers[2].condition",
-          "cannot be enforced by the gateway")
-    _find(warnings, "load_balancing.code-generation.strategy", "'adaptive_weighted'")
-    _find(warnings, "load_balancing.creative-tasks.strategy", "'quality_based'")
-    _find(warnings, "routing_rules", "cannot be enforced")
-    _find(warnings, "special_cases", "cannot be enforced")
-    assert len([w for w in warnings if w["path"].startswith("patterns[")]) == 6
+    assert sorted(w["path"] for w in warnings) == sorted(LEGACY_WARNINGS)
     for w in warnings:
-        assert "enforce" in w["message"], w
-    assert doc["summary"]["providers"] == 9
+        message, anchors = LEGACY_WARNINGS[w["path"]]
+        assert w["file"] == f"config/{MAPPINGS_YAML}", w
+        assert message in w["message"] and "enforce" in w["message"], w
+        assert w["line"] == line_of(legacy / MAPPINGS_YAML, *anchors), w
+    assert doc["summary"]["providers"] == 8
