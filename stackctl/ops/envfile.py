@@ -69,6 +69,12 @@ def read_env(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, 
     return _parse(_read_text(path), os.environ if environ is None else environ, str(path))[0]
 
 
+def compose_value(path: Path, name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value Compose interpolates for `name`: the host environment wins over the file."""
+    environ = os.environ if environ is None else environ
+    return environ[name] if name in environ else read_env(path, environ).get(name)
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")

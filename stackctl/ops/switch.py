@@ -18,7 +18,7 @@ from ..docker.adapter import Docker, DockerError
 from ..docker.models import ContainerState
 from ..hints import did_you_mean
 from ..registry.load import Registry
-from .envfile import read_env
+from .envfile import compose_value
 from .errors import PlanError
 from .gateway import Gateway
 from .health import GateFailure, wait_healthy
@@ -170,7 +170,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             return result
         if routable is None:
             gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
-                         read_env(reg.env_file).get(reg.stack.gateway.master_key_env))
+                         compose_value(reg.env_file, reg.stack.gateway.master_key_env))
 
             def routable(model: str, dep: str) -> bool:
                 return confirm_routable(gw, model, dep, opts.routable_timeout)

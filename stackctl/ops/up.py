@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from ..docker.adapter import Docker, DockerError
 from ..registry.load import Registry
 from ..render.compose import profiles as all_profiles
-from .envfile import read_env
+from .envfile import compose_value
 from .errors import PlanError
 from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy
@@ -83,7 +83,7 @@ def ensure_images(docker: Docker, plan: UpPlan, pull: bool,
 
 
 def gateway_for(reg: Registry) -> Gateway:
-    key = read_env(reg.env_file).get(reg.stack.gateway.master_key_env)
+    key = compose_value(reg.env_file, reg.stack.gateway.master_key_env)
     return Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}", key)
 
 

@@ -324,3 +324,13 @@ def test_a_name_that_is_no_variable_is_refused(tmp_path):
     with pytest.raises(EnvFileError, match="not a variable name"):
         ensure_secrets(path, ["MY KEY"], environ=HOST)
     assert path.read_text() == "A=1\n"
+
+
+def test_the_key_compose_uses_is_the_hosts_when_both_have_it(tmp_path):
+    from stackctl.ops.envfile import compose_value
+
+    env = tmp_path / ".env"
+    env.write_text('export LITELLM_MASTER_KEY="sk-file"\n')
+    assert compose_value(env, "LITELLM_MASTER_KEY", {}) == "sk-file"
+    assert compose_value(env, "LITELLM_MASTER_KEY", {"LITELLM_MASTER_KEY": "sk-host"}) == "sk-host"
+    assert compose_value(env, "OTHER", {}) is None
