@@ -114,7 +114,7 @@ class Docker:
     def containers(self) -> list[ContainerState]:
         """Every container of the project, any state."""
         listed = self._call("docker container ls", lambda: self._client.container.list(
-            all=True, filters={"label": f"{PROJECT_LABEL}={self.project}"}))
+            all=True, filters=[("label", f"{PROJECT_LABEL}={self.project}")]))
         states = []
         for c in listed:
             try:
