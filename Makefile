@@ -6,22 +6,27 @@ BIN := $(VENV)/bin
 STACKCTL := $(BIN)/stackctl
 # The real registry needs a GPU and an image registry; without them, the offline example.
 CONFIG ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo config || echo examples/offline/config)
+# Each setup step prints one line (live progress on a terminal) and logs its whole output to
+# $(LOGS)/<step>.log; a failing step shows its last lines and the log's path. The first step
+# runs before the venv exists: step.py then uses $(PYTHON) and the standard library only.
+LOGS ?= .logs
+STEP = "$$(test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON))" scripts/step.py
 
-.PHONY: up down test unit integration install engine images bench lint
+.PHONY: up down test unit integration install engine images bench
 
 up: install engine
 	@if [ "$(CONFIG)" = "examples/offline/config" ]; then $(STACKCTL) images build; fi
-	$(STACKCTL) up -C $(CONFIG)
+	@$(STEP) "starting the stack ($(CONFIG))" --tee --log $(LOGS)/up.log -- $(STACKCTL) up -C $(CONFIG)
 
 down: install
 	$(STACKCTL) down -C $(CONFIG)
 
 test: install engine images
-	$(STACKCTL) validate -C config --strict
-	$(STACKCTL) validate -C examples/offline/config --strict
-	$(STACKCTL) generate -C config --check
-	$(STACKCTL) generate -C examples/offline/config --check
-	$(BIN)/ruff check stackctl tests benchmarks
+	@$(STEP) "validate + generate --check: config" --log $(LOGS)/check-config.log -- bash -c \
+	  '$(STACKCTL) validate -C config --strict && $(STACKCTL) generate -C config --check'
+	@$(STEP) "validate + generate --check: examples/offline/config" --log $(LOGS)/check-offline.log -- bash -c \
+	  '$(STACKCTL) validate -C examples/offline/config --strict && $(STACKCTL) generate -C examples/offline/config --check'
+	@$(STEP) "ruff" --log $(LOGS)/ruff.log -- $(BIN)/ruff check stackctl tests benchmarks
 	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider
 
 unit: install
@@ -31,10 +36,10 @@ integration: install engine images
 	STACKCTL_NO_SKIP=1 $(BIN)/python -m pytest tests/integration
 
 $(BIN)/stackctl: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	@$(STEP) "install: venv $(VENV) + pip install -e '.[dev]'" --log $(LOGS)/install.log -- bash -c \
+	  'set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	   $(BIN)/pip install --upgrade pip; $(BIN)/pip install -e ".[dev]"'
+	@touch $@
 
 # An editable install compiles no bytecode; without it every command recompiles the modules
 # it imports (~30 ms of each `stackctl switch` when Python may not write .pyc files itself).
@@ -42,11 +47,13 @@ install: $(BIN)/stackctl
 	@$(BIN)/python -m compileall -q -x /contexts/ stackctl >/dev/null
 
 engine:
-	bash scripts/ensure-docker.sh
-	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@$(STEP) "docker engine" --detail '[ensure-docker] ' --log $(LOGS)/engine.log -- bash scripts/ensure-docker.sh
+	@command -v promtool >/dev/null || $(STEP) "promtool (apt-get install prometheus)" --log $(LOGS)/promtool.log -- \
+	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus'
 
 images: install engine
-	$(STACKCTL) images build
+	@$(STACKCTL) images build
 
 bench: install engine images
 	$(BIN)/python benchmarks/bench_cli_startup.py

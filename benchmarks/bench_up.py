@@ -11,26 +11,33 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import implementations, median, offline_copy, stackctl, timed, verdict
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="up vs compose runs (0: skip)")
     ap.add_argument("--status-runs", type=int, default=9)
     ap.add_argument("--baseline", help="git ref whose `status` is measured beside this one")
     args = ap.parse_args()
     cfg = offline_copy("stackctl-bench-up")
-    root = cfg.parent
     stackctl("generate", "-C", str(cfg))
+    if args.runs:
+        compare_up(cfg, args.runs)
+    compare_status(cfg, args)
+
+
+def compare_up(cfg: Path, runs: int) -> None:
+    root = cfg.parent
     stackctl("up", "-C", str(cfg))  # creates .env, warms the page cache
     stackctl("down", "-C", str(cfg))
     compose = ["docker", "compose", "-f", str(root / "compose/compose.yaml"), "--env-file",
                str(root / ".env"), "--profile", "llamacpp", "--profile", "ollama",
                "--profile", "vllm-qwen"]
     ours, plain = [], []
-    for _ in range(args.runs):
+    for _ in range(runs):
         ours.append(timed([sys.executable, "-m", "stackctl", "up", "-C", str(cfg)]))
         stackctl("down", "-C", str(cfg))
         plain.append(timed(compose + ["up", "-d", "--wait"]))
@@ -41,6 +48,8 @@ def main() -> None:
           f"runs {[round(x, 2) for x in plain]}")
     print(verdict("ratio up/compose", median(ours) / median(plain), 1.1))
 
+
+def compare_status(cfg: Path, args: argparse.Namespace) -> None:
     stackctl("up", "-C", str(cfg))
     project = "stackctl-bench-up"
     for svc in ("ollama", "llama_cpp"):

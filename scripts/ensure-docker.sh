@@ -171,4 +171,5 @@ else
     step "compose: $(docker compose version --short 2>/dev/null)"
 fi
 
-step "ok: docker engine, compose v2 and mmdebstrap ready"
+# The last line is the summary `make` shows (scripts/step.py --detail '[ensure-docker] ').
+step "ready: engine $(docker version --format '{{.Server.Version}}' 2>/dev/null), compose $(docker compose version --short 2>/dev/null), mmdebstrap"

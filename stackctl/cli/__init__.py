@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -22,6 +23,44 @@ COMMANDS = {
     "switch": ("stackctl.cli.switch", "switch", "Move an exclusive GPU group to another member."),
     "images": ("stackctl.cli.images", "images", "Build the local image set (no registry needed)."),
 }
+
+
+# -- exit codes: one scheme for every command (README "Exit codes"); 2 stays click's own ----
+OK, FAILED, USAGE, GATEWAY_DOWN, NO_ENGINE, UNRESTORED, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+EXIT_CODES: dict[int, str] = {
+    OK: "ok; status: the stack is healthy",
+    FAILED: "failed (switch: and rolled back); status: degraded",
+    USAGE: "usage error: unknown command or option, bad value (click)",
+    GATEWAY_DOWN: "status: the gateway does not answer",
+    NO_ENGINE: "no Docker engine answers (up, down, status, switch)",
+    UNRESTORED: "switch failed and so did its rollback: no healthy member",
+    INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_codes(specific: dict[int, str]) -> str:
+    """The "Exit codes:" paragraph of a command's help (its epilog): `specific` in the
+    command's words; 2 (usage) and 130 (Ctrl-C) read the same everywhere."""
+    rows = {USAGE: "usage error (click)", INTERRUPTED: "interrupted (Ctrl-C)", **specific}
+    # \b: click keeps these lines as they are instead of rewrapping them into one paragraph
+    return "\b\nExit codes:\n" + "\n".join(f"  {c:<4} {text}" for c, text in sorted(rows.items()))
+
+
+class Folder(click.Path):
+    """-C's type: checked by the command (exit 1 with a hint), not by click (usage error 2);
+    the shell completes folders."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "DIR"
+
+    def shell_complete(self, ctx, param, incomplete):  # type: ignore[no-untyped-def]
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="dir")]
 
 
 class LazyGroup(click.Group):
@@ -53,15 +92,21 @@ def _exists(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=exit_codes(EXIT_CODES))
+@click.option("-C", "--config-dir", type=Folder(), default=None, envvar="STACKCTL_CONFIG_DIR",
+              show_envvar=True,
+              help="Folder holding providers.yaml, model-mappings.yaml and stack.yaml, for the "
+                   "command (like git -C); the command's own -C wins.  [default: config]")
 @click.version_option(package_name="stackctl")
-def cli() -> None:
+def cli(config_dir: Path | None) -> None:
     """Run a local LLM stack from one provider registry.
 
     The registry (providers.yaml, model-mappings.yaml, stack.yaml in -C/--config-dir, default
     ./config) becomes a Docker Compose stack: a LiteLLM gateway on 127.0.0.1:4000, a Redis
     response cache, the inference providers and, in the `monitoring` profile, Prometheus,
-    Grafana, Loki and Alloy.
+    Grafana, Loki and Alloy. `stackctl COMMAND --help` shows a command's options and exit
+    codes; the README shows how to turn on shell completion.
     """
 
 

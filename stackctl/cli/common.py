@@ -1,29 +1,143 @@
-"""Options and helpers shared by the commands."""
+"""Options, exit codes and helpers shared by the commands.
+
+Cheap to import (`validate` loads it and must start fast): the registry, Docker and rich
+are imported inside the functions that need them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-if TYPE_CHECKING:  # imported when used: `switch` must start without pydantic and ruamel
+# exit codes and the -C type live in the package, so `stackctl --help` has them without this
+from . import (  # noqa: F401  re-exported for the commands
+    EXIT_CODES,
+    FAILED,
+    GATEWAY_DOWN,
+    INTERRUPTED,
+    NO_ENGINE,
+    OK,
+    UNRESTORED,
+    USAGE,
+    Folder,
+    exit_codes,
+)
+
+if TYPE_CHECKING:
     from ..registry.load import Registry
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failed(click.ClickException):
+    """A user-facing failure with its exit code; `doc` is the --json document to print
+    on stdout instead of the generic {"ok": false, "error": …} one."""
+
+    def __init__(self, message: str, exit_code: int = FAILED, doc: dict | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.doc = doc
+
+
+@contextmanager
+def ops_errors() -> Iterator[None]:
+    """The engine's user-facing errors as Failed: no engine answers → 4, the rest → 1."""
+    from ..docker.adapter import DockerError, EngineUnreachable
+    from ..ops.errors import PlanError
+    from ..ops.lock import Busy
+
+    try:
+        yield
+    except EngineUnreachable as exc:
+        raise Failed(str(exc), NO_ENGINE) from None
+    except (DockerError, PlanError, Busy) as exc:
+        raise Failed(str(exc)) from None
+
+
+def json_errors(func: F) -> F:
+    """With --json (parameter `as_json`), a failure still prints one JSON document on stdout:
+    the Failed's own `doc`, else {"ok": false, "error": …, "exit_code": …}. The message
+    goes to stderr as usual."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except click.UsageError:
+            raise
+        except click.ClickException as exc:
+            if kwargs.get("as_json"):
+                doc = getattr(exc, "doc", None) or {
+                    "ok": False, "error": exc.format_message(), "exit_code": exc.exit_code}
+                echo_json(doc)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+# -- -C/--config-dir ----------------------------------------------------------------------------
+
+CONFIG_DIR_HELP = "Folder holding providers.yaml, model-mappings.yaml and stack.yaml."
 
 
 def config_dir_option(func: F) -> F:
     return click.option(
-        "-C", "--config-dir", type=click.Path(file_okay=False, path_type=Path),
-        default=Path("config"), show_default=True, envvar="STACKCTL_CONFIG_DIR",
-        help="Folder holding providers.yaml, model-mappings.yaml and stack.yaml.",
+        "-C", "--config-dir", type=Folder(), default=Path("config"), show_default=True,
+        envvar="STACKCTL_CONFIG_DIR", show_envvar=True, callback=_merge_config_dir,
+        help=CONFIG_DIR_HELP + " May also come before the command: stackctl -C DIR COMMAND.",
     )(func)
+
+
+def _merge_config_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """The subcommand's own -C wins; else the group's -C; else $STACKCTL_CONFIG_DIR; else
+    ./config."""
+    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        return value
+    root = ctx.find_root()
+    if root is not ctx and root.params.get("config_dir") is not None:
+        return Path(root.params["config_dir"])
+    return value
+
+
+def config_dir_problem(path: Path) -> tuple[str, str | None] | None:
+    """What is wrong with `path` as a registry folder, as (message, hint); None: nothing
+    this can tell (a folder without providers.yaml is left to the loader's per-file report)."""
+    if path.is_file():
+        hint = (f"did you mean -C {path.parent}?" if path.suffix in (".yaml", ".yml")
+                else "point -C/--config-dir at the folder holding providers.yaml")
+        return "is a file, not a folder", hint
+    if not path.exists():
+        return "no such folder", ("point -C/--config-dir or $STACKCTL_CONFIG_DIR at the "
+                                  "folder holding providers.yaml")
+    nested = path / "config"
+    if not (path / "providers.yaml").exists() and (nested / "providers.yaml").exists():
+        return (f"holds no providers.yaml, but {nested} does",
+                f"did you mean -C {nested}?")
+    return None
+
+
+def check_config_dir(path: Path) -> None:
+    problem = config_dir_problem(path)
+    if problem:
+        message, hint = problem
+        raise Failed(f"-C {path}: {message}" + (f" ({hint})" if hint else ""))
 
 
 def load_or_fail(config_dir: Path) -> Registry:
     """Load and fully check the registry; a user mistake becomes a ClickException, not a traceback."""
+    check_config_dir(config_dir)
     from ..registry.checks import check
     from ..registry.load import load_registry
     from ..registry.problems import RegistryError
@@ -31,10 +145,10 @@ def load_or_fail(config_dir: Path) -> Registry:
     try:
         reg = load_registry(config_dir)
     except RegistryError as exc:
-        raise click.ClickException(_summary(exc.problems)) from None
+        raise Failed(_summary(exc.problems)) from None
     errors = [p for p in check(reg) if p.severity == "error"]
     if errors:
-        raise click.ClickException(_summary(errors) + "\nrun `stackctl validate` for details")
+        raise Failed(_summary(errors) + "\nrun `stackctl validate` for details")
     return reg
 
 
@@ -43,19 +157,110 @@ def _summary(problems: list) -> str:
     return f"the registry has {len(lines)} error(s):\n" + "\n".join(lines)
 
 
-def prepare_files(reg: Registry, console) -> None:  # type: ignore[no-untyped-def]
-    """Create missing secrets in .env and regenerate stale files before touching Docker."""
+# -- output -----------------------------------------------------------------------------------
+
+def verbosity_options(func: F) -> F:
+    func = click.option("-v", "--verbose", is_flag=True,
+                        help="More detail: every container state change, who is still awaited, "
+                             "timings.")(func)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Only errors and the final line.")(func)
+
+
+class Say:
+    """Where a command's lines go. Progress goes to stderr under --json (stdout carries only
+    the JSON document); -q drops it, -v adds detail lines, timed from the start."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, as_json: bool = False):
+        if quiet and verbose:
+            raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
+        self.quiet, self.verbose, self.as_json = quiet, verbose, as_json
+        self.t0 = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def progress(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=self.as_json)
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            click.echo(f"{self.elapsed():7.2f}s {text}", err=self.as_json)
+
+    def result(self, text: str) -> None:
+        """The final line(s): shown even with -q; under --json the document replaces them."""
+        if not self.as_json:
+            click.echo(text)
+
+
+class Watched:
+    """The Docker adapter, reporting (verbose) what each `containers()` poll shows: every
+    change of a container's state or health, and every `every` seconds the services still
+    awaited (`waiting()`). The engine's health gate polls through it, so the lines follow
+    its own polls."""
+
+    def __init__(self, docker: Any, detail: Callable[[str], None],
+                 waiting: Callable[[], dict[str, str]] = dict, every: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._docker, self._detail, self._waiting = docker, detail, waiting
+        self._every, self._clock = every, clock
+        self._seen: dict[str, tuple[str, str]] = {}
+        self._last = clock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._docker, name)
+
+    def containers(self) -> list:
+        states = self._docker.containers()
+        for st in states:
+            key = (st.state, st.health)
+            if self._seen.get(st.service) != key:
+                self._seen[st.service] = key
+                self._detail(f"{st.service}: {st.state}"
+                             + (f", {st.health}" if st.health != "none" else ""))
+        waiting = self._waiting()
+        if waiting and self._clock() - self._last >= self._every:
+            self._last = self._clock()
+            by_service = {st.service: st for st in states}
+            self._detail("waiting for " + ", ".join(
+                f"{s} ({_state_of(by_service.get(s))})" for s in waiting))
+        return states
+
+
+def _state_of(st: Any) -> str:
+    if st is None:
+        return "no container yet"
+    return st.state + (f", {st.health}" if st.health != "none" else "")
+
+
+# -- files and Docker -------------------------------------------------------------------------
+
+def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[str]]:
+    """Create missing secrets in .env and regenerate stale files before touching Docker.
+    Returns {"secrets_created": names, "files_written": paths} (never a secret's value)."""
     from ..ops.envfile import ensure_secrets
     from ..render.files import render_all, write_all
 
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
-    for name in ensure_secrets(reg.env_file, names):
-        console.print(f"created {name} in {reg.env_file.name} (random; not shown)")
+    created = list(ensure_secrets(reg.env_file, names))
+    for name in created:
+        say(f"created {name} in {reg.env_file.name} (random; not shown)")
     files = render_all(reg)
     existed = {f.path for f in files if f.path.exists()}
-    for path in write_all(files):
+    written = write_all(files)
+    for path in written:
         why = "the registry had changed" if path in existed else "first run"
-        console.print(f"wrote {path.name} ({why})")
+        say(f"wrote {path.name} ({why})")
+    return {"secrets_created": created, "files_written": [display(p) for p in written]}
+
+
+def display(path: Path) -> str:
+    """A path relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def docker_for(reg: Registry):  # type: ignore[no-untyped-def]
@@ -67,5 +272,72 @@ def docker_on(compose: Path, project: str, env_file: Path):  # type: ignore[no-u
     from ..docker.adapter import Docker
 
     if not compose.exists():
-        raise click.ClickException(f"{compose} is missing: run `stackctl generate`")
-    return Docker(compose, project, env_file)
+        raise Failed(f"{compose} is missing: run `stackctl generate`")
+    with ops_errors():
+        return Docker(compose, project, env_file)
+
+
+# -- shell completion -------------------------------------------------------------------------
+# Called by the shell on every <TAB>: never raise, never print; a broken registry completes
+# nothing.
+
+def _registry_quietly(ctx: click.Context) -> Registry | None:
+    import contextlib
+    import io
+
+    try:
+        path = ctx.params.get("config_dir")
+        if path is None:
+            root = ctx.find_root()
+            path = root.params.get("config_dir") or Path("config")
+        from ..registry.load import load_registry
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return load_registry(Path(path))
+    except Exception:
+        return None
+
+
+def _matching(names: list[str], incomplete: str) -> list[str]:
+    """Prefix matches; else substring matches (`switch dol<TAB>` → vllm-dolphin, as
+    `switch` itself accepts a unique part of a member's name)."""
+    names = list(dict.fromkeys(names))
+    hits = [n for n in names if n.startswith(incomplete)]
+    return hits or [n for n in names if incomplete.lower() in n.lower()]
+
+
+def _completer(names_of: Callable[[Registry], list[str]]):  # type: ignore[no-untyped-def]
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        reg = _registry_quietly(ctx)
+        if reg is None:
+            return []
+        try:
+            return _matching(names_of(reg), incomplete)
+        except Exception:
+            return []
+    return complete
+
+
+def _members(reg: Registry) -> list[str]:
+    from ..registry.catalog import exclusive_groups
+
+    return [m for members in exclusive_groups(reg).values() for m in members]
+
+
+def _profiles(reg: Registry) -> list[str]:
+    from ..render.compose import profiles
+
+    return profiles(reg)
+
+
+def _services(reg: Registry) -> list[str]:
+    from ..render.compose import CACHE, GATEWAY, monitoring_services
+
+    providers = [n for n, p in reg.providers.providers.items() if p.enabled and p.container]
+    return [GATEWAY] + ([CACHE] if reg.stack.cache.enabled else []) + providers + list(
+        monitoring_services(reg))
+
+
+complete_members = _completer(_members)
+complete_profiles = _completer(_profiles)
+complete_services = _completer(_services)

@@ -7,33 +7,54 @@ from pathlib import Path
 import click
 
 from ..render.files import render_all, write_all
-from .common import config_dir_option, load_or_fail
+from .common import (
+    FAILED,
+    OK,
+    Failed,
+    config_dir_option,
+    display,
+    echo_json,
+    exit_codes,
+    json_errors,
+    load_or_fail,
+)
 
 
-@click.command()
+@click.command(epilog=exit_codes({
+    OK: "files written or unchanged; with --check: every file is current",
+    FAILED: "registry errors; with --check: a generated file is stale",
+}))
 @config_dir_option
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 with a unified diff if a generated file is stale.")
-def generate(config_dir: Path, check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {ok, check, files: [{path, status: written|unchanged|stale, diff}]}.")
+@json_errors
+def generate(config_dir: Path, check: bool, as_json: bool) -> None:
     """Render the compose file and the LiteLLM config from the registry (byte-stable)."""
     reg = load_or_fail(config_dir)
     files = render_all(reg)
     if check:
         stale = [f for f in files if f.is_stale()]
-        for f in stale:
-            click.echo(f.diff(_label(f.path)), nl=False)
+        rows = [{"path": display(f.path), "status": "stale" if f in stale else "unchanged",
+                 **({"diff": f.diff(display(f.path))} if f in stale else {})} for f in files]
+        doc = {"ok": not stale, "check": True, "files": rows}
+        if not as_json:
+            for f in stale:
+                click.echo(f.diff(display(f.path)), nl=False)
         if stale:
-            raise click.ClickException(
-                f"{len(stale)} generated file(s) are stale: run `stackctl generate -C {config_dir}`")
-        click.echo("generated files are up to date")
+            raise Failed(f"{len(stale)} generated file(s) are stale: "
+                         f"run `stackctl generate -C {config_dir}`", doc=doc)
+        if as_json:
+            echo_json(doc)
+        else:
+            click.echo("generated files are up to date")
         return
     written = write_all(files)
-    for f in files:
-        click.echo(f"{'wrote' if f.path in written else 'unchanged'} {_label(f.path)}")
-
-
-def _label(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    rows = [{"path": display(f.path), "status": "written" if f.path in written else "unchanged"}
+            for f in files]
+    if as_json:
+        echo_json({"ok": True, "check": False, "files": rows})
+        return
+    for row in rows:
+        click.echo(f"{row['status'] if row['status'] == 'unchanged' else 'wrote'} {row['path']}")

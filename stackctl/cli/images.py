@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
+
+from . import FAILED, NO_ENGINE, OK, exit_codes
+
+BUILD_EXIT_CODES = exit_codes({
+    OK: "ok: every image built or up to date",
+    FAILED: "a build failed (the message names the step and its log file)",
+    NO_ENGINE: "no Docker engine answers (run scripts/ensure-docker.sh)",
+})
+LIST_EXIT_CODES = exit_codes({
+    OK: "ok",
+    FAILED: "a Docker call failed",
+    NO_ENGINE: "no Docker engine answers (run scripts/ensure-docker.sh)",
+})
+
+
+class NoDockerEngine(click.ClickException):
+    """`docker info` fails: no engine, or none this user may reach."""
+
+    exit_code = NO_ENGINE
 
 
 def _docker_ops():  # type: ignore[no-untyped-def]
@@ -17,7 +38,7 @@ def _docker_ops():  # type: ignore[no-untyped-def]
         client.system.info()
     except (DockerException, FileNotFoundError) as exc:
         detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines() or [""]
-        raise click.ClickException(
+        raise NoDockerEngine(
             "no Docker engine answers (`docker info` failed): run scripts/ensure-docker.sh\n" + detail[0]
         ) from None
     return ImageOps(client)
@@ -30,11 +51,60 @@ def _check_names(names: tuple[str, ...]) -> None:
         try:
             get_spec(name)
         except UnknownImageError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.BadParameter(str(exc), param_hint="'--only'") from None
 
 
 def _mib(size: int | None) -> str:
     return "-" if size is None else f"{size / 2**20:.0f} MiB"
+
+
+def _elapsed(seconds: float, precise: bool = False) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s" if precise else f"{int(seconds)}s"
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+class _Progress:
+    """What `images build` prints while it runs.
+
+    On a terminal a live line names the running step with its elapsed time ("llama-server:
+    compiling … 3m12s"); one line per finished image is printed above it. Elsewhere only the
+    per-image lines. ``quiet``: neither (the summary only); ``verbose``: every step message too.
+    """
+
+    def __init__(self, console, *, quiet: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        self._clock = time.monotonic
+        self.console = console
+        self.quiet = quiet
+        self.verbose = verbose
+        self.live = console.is_terminal and not console.is_dumb_terminal and not quiet
+        self.text = "checking images"
+        self.since = self._clock()
+
+    def __rich__(self):  # type: ignore[no-untyped-def]
+        from rich.text import Text
+
+        text = Text(self.text)
+        text.append(f" … {_elapsed(self._clock() - self.since)}", style="dim")
+        text.truncate(max(20, self.console.width - 3), overflow="ellipsis")
+        return text
+
+    def on_step(self, name: str, message: str) -> None:
+        self.text, self.since = f"{name}: {message}", self._clock()
+        if self.verbose:
+            self.console.print(f"[dim]  {name}: {message}[/]")
+
+    def on_done(self, r) -> None:  # type: ignore[no-untyped-def]
+        self.text, self.since = "checking images", self._clock()
+        if self.quiet:
+            return
+        if r.action == "built":
+            self.console.print(f"[green]built[/]       {r.tag}  {_elapsed(r.seconds, precise=True)}")
+        else:
+            self.console.print(f"[cyan]up to date[/]  {r.tag}  (cached) {r.seconds:.1f}s")
 
 
 @click.group()
@@ -48,7 +118,7 @@ def images() -> None:
     """
 
 
-@images.command()
+@images.command(epilog=BUILD_EXIT_CODES)
 @click.option(
     "--only",
     "only",
@@ -61,30 +131,37 @@ def images() -> None:
     is_flag=True,
     help="Rebuild even when the content hash matches (with --only: just those images).",
 )
-def build(only: tuple[str, ...], force: bool) -> None:
-    """Build missing or changed images, base first; report built / up to date per image."""
+@click.option("-q", "--quiet", is_flag=True, help="Print the summary line only.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Print each step (download, compile, build) as it starts."
+)
+def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> None:
+    """Build missing or changed images, base first; report built / up to date per image.
+
+    On a terminal the running step (wheel download, compiling llama.cpp: minutes, the first
+    time only; docker build) is shown live with its elapsed time. The output of each long
+    step goes to a log file in the cache's logs/ folder; a failed step names that file and
+    quotes its last lines. The cache is $STACKCTL_CACHE_DIR, else $XDG_CACHE_HOME/stackctl
+    (default ~/.cache/stackctl).
+    """
     from rich.console import Console
 
     from ..docker.images import ImageOpsError
-    from ..images.build import BuildOptions, BuildResult, ImageBuildError, build_images
+    from ..images.build import BuildOptions, ImageBuildError, build_images
 
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
     _check_names(only)
     ops = _docker_ops()
     console = Console(highlight=False)
-
-    def on_step(name: str, message: str) -> None:
-        console.print(f"[dim]  {name}: {message}[/]")
-
-    def on_done(r: BuildResult) -> None:
-        if r.action == "built":
-            console.print(f"[green]built[/]       {r.tag}  {r.seconds:.1f}s")
-        else:
-            console.print(f"[cyan]up to date[/]  {r.tag}  (cached) {r.seconds:.1f}s")
+    progress = _Progress(console, quiet=quiet, verbose=verbose)
 
     from python_on_whales.exceptions import DockerException
 
+    options = BuildOptions(only=only, force=force)
     try:
-        results = build_images(ops, BuildOptions(only=only, force=force), on_step=on_step, on_done=on_done)
+        with console.status(progress) if progress.live else contextlib.nullcontext():
+            results = build_images(ops, options, on_step=progress.on_step, on_done=progress.on_done)
     except (ImageBuildError, ImageOpsError) as exc:
         raise click.ClickException(str(exc)) from None
     except DockerException as exc:
@@ -92,19 +169,27 @@ def build(only: tuple[str, ...], force: bool) -> None:
     built = sum(r.action == "built" for r in results)
     total = sum(r.seconds for r in results)
     console.print(
-        f"{len(results)} image(s): {built} built, {len(results) - built} up to date in {total:.1f}s"
+        f"{len(results)} image(s): {built} built, {len(results) - built} up to date"
+        f" in {_elapsed(total, precise=True)}"
     )
 
 
-@images.command(name="list")
+@images.command(name="list", epilog=LIST_EXIT_CODES)
 @click.option("--json", "as_json", is_flag=True, help="Print the states as JSON.")
 def list_(as_json: bool) -> None:
     """Show each image of the set: tag, size, up to date / stale / missing."""
     import json
 
+    from python_on_whales.exceptions import DockerException
+
+    from ..docker.images import ImageOpsError
     from ..images.build import image_status
 
-    states = image_status(_docker_ops())
+    ops = _docker_ops()
+    try:
+        states = image_status(ops)
+    except (ImageOpsError, DockerException) as exc:
+        raise click.ClickException(f"docker failed: {exc}") from None
     if as_json:
         click.echo(json.dumps([s.model_dump() for s in states], indent=2))
         return

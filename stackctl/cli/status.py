@@ -1,4 +1,5 @@
-"""stackctl status: services, GPU groups and the gateway. Exit 0 healthy, 1 degraded, 2 gateway down."""
+"""stackctl status: services, GPU groups and the gateway; the exit code tells healthy (0),
+degraded (1), gateway down (3) and no Docker engine (4) apart."""
 
 from __future__ import annotations
 
@@ -6,23 +7,38 @@ from pathlib import Path
 
 import click
 
-from .common import config_dir_option, docker_for, load_or_fail
+from .common import (
+    FAILED,
+    GATEWAY_DOWN,
+    NO_ENGINE,
+    OK,
+    config_dir_option,
+    docker_for,
+    exit_codes,
+    json_errors,
+    load_or_fail,
+    ops_errors,
+)
 
 
-@click.command()
+@click.command(epilog=exit_codes({
+    OK: "healthy: the gateway answers and every present container is ready",
+    FAILED: "degraded: a present container (not standby) is not ready or the cache\n"
+            "       is missing; also: registry errors",
+    GATEWAY_DOWN: "the gateway does not answer",
+    NO_ENGINE: "no Docker engine answers",
+}))
 @config_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (see README).")
+@json_errors
 def status(config_dir: Path, as_json: bool) -> None:
     """Show each service's state, health, port, probe latency and models; the active member
     of each exclusive GPU group; the gateway's URL, health and model list."""
-    from ..docker.adapter import DockerError
     from ..ops.status import collect_status
 
     reg = load_or_fail(config_dir)
-    try:
+    with ops_errors():
         st = collect_status(reg, docker_for(reg))
-    except DockerError as exc:
-        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(st.model_dump_json(indent=2, exclude={"project"}))
     else:
@@ -50,5 +66,6 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
     for group, g in st.gpu_groups.items():
         console.print(f"GPU group {group}: active {g.active or 'none'} "
                       f"(members: {', '.join(g.members)})")
-    verdict = {0: "[green]healthy[/]", 1: "[yellow]degraded[/]", 2: "[red]gateway down[/]"}
-    console.print(f"stack {st.project!r}: {verdict[st.exit_code]}")
+    verdict = {OK: "[green]healthy[/]", FAILED: "[yellow]degraded[/]",
+               GATEWAY_DOWN: "[red]gateway down[/]"}
+    console.print(f"stack {st.project!r}: {verdict.get(st.exit_code, st.exit_code)}")

@@ -6,20 +6,48 @@ from pathlib import Path
 
 import click
 
-from .common import config_dir_option, docker_on, load_or_fail
+from .common import (
+    FAILED,
+    NO_ENGINE,
+    OK,
+    UNRESTORED,
+    Failed,
+    Say,
+    Watched,
+    complete_members,
+    config_dir_option,
+    docker_for,
+    echo_json,
+    exit_codes,
+    json_errors,
+    load_or_fail,
+    ops_errors,
+    verbosity_options,
+)
 
 
-@click.command()
+@click.command(epilog=exit_codes({
+    OK: "MEMBER is active (or already was; or --dry-run)",
+    FAILED: "MEMBER failed, the previous member runs again (rolled back); also an\n"
+            "       unknown MEMBER, registry errors, a concurrent up/switch (see --wait)",
+    NO_ENGINE: "no Docker engine answers",
+    UNRESTORED: "MEMBER failed AND so did the rollback: the group has no healthy member",
+}))
 @config_dir_option
-@click.argument("member")
+@click.argument("member", shell_complete=complete_members)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300,
-              show_default=True,
+              show_default=True, envvar="STACKCTL_TIMEOUT", show_envvar=True,
               help="Seconds the target may take to become healthy before rollback.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--wait", "lock_wait", type=float, default=None,
+@click.option("--wait", "lock_wait", type=click.FloatRange(min=0), default=None,
+              envvar="STACKCTL_LOCK_WAIT", show_envvar=True,
               help="Wait up to this many seconds for a concurrent up/switch instead of failing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan and the result (timings) as JSON; progress goes to stderr.")
+@verbosity_options
+@json_errors
 def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
-           lock_wait: float | None) -> None:
+           lock_wait: float | None, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Make MEMBER the running member of its exclusive GPU group (e.g. `switch dolphin`).
 
     Stops the active member, starts MEMBER, waits until it is healthy and the gateway routes
@@ -28,25 +56,39 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     the exit code is non-zero. A switched-out member's container is kept, stopped (`status`
     shows it as standby), so switching back starts it again quickly.
     """
-    from ..docker.adapter import DockerError
-    from ..ops.errors import PlanError
-    from ..ops.lock import Busy
     from ..ops.switch import SwitchFailed, SwitchOptions, ensure_active
-    from ..ops.switch_index import index_for
 
-    index = index_for(config_dir, load_or_fail)
-    docker = docker_on(index.compose_file, index.project, index.env_file)
+    out = Say(quiet, verbose, as_json)
+    reg = load_or_fail(config_dir)
+    docker = docker_for(reg)
+    if verbose:
+        docker = Watched(docker, out.detail)
     opts = SwitchOptions(member=member, timeout=timeout, dry_run=dry_run, lock_wait=lock_wait)
+
+    def say(text: str) -> None:
+        if verbose:
+            out.detail(text)
+        else:
+            out.progress(f"  {text}")
+
     try:
-        result = ensure_active(index, docker, opts, say=lambda s: click.echo(f"  {s}"))
-    except (PlanError, Busy, SwitchFailed, DockerError) as exc:
-        raise click.ClickException(str(exc)) from None
+        with ops_errors():
+            result = ensure_active(reg, docker, opts, say=say)
+    except SwitchFailed as exc:
+        restored = getattr(exc, "restored", True)
+        code = FAILED if restored else UNRESTORED
+        raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
+                                          "restored": restored, "exit_code": code}) from None
     plan = result.plan
+    if as_json:
+        echo_json({"ok": True, "dry_run": dry_run, "steps": plan.describe(),
+                   **result.model_dump(mode="json")})
+        return
     if plan.noop or dry_run:
         for step in plan.describe():
             click.echo(("plan: " if dry_run and not plan.noop else "") + step)
         return
     t = result.timings
-    click.echo(f"switched GPU group {plan.group!r} to {plan.target} in {t['total']:.1f}s "
+    out.result(f"switched GPU group {plan.group!r} to {plan.target} in {t['total']:.1f}s "
                f"(stop {t['stop']:.1f}s, start {t['start']:.1f}s, ready {t['ready']:.1f}s, "
                f"routable {t['routable']:.1f}s)")

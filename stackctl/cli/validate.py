@@ -9,26 +9,34 @@ import click
 
 from ..registry.checks import check
 from ..registry.load import load_registry
-from ..registry.problems import Problem, RegistryError
-from .common import config_dir_option
+from ..registry.problems import Problem, RegistryError, display_path
+from .common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
 
 
-@click.command()
+@click.command(epilog=exit_codes({
+    OK: "the registry is clean (warnings allowed unless --strict)",
+    FAILED: "errors (with --strict: warnings too), or -C is no registry folder",
+}))
 @config_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a machine-readable report (problems with file, line, key path).")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
-    """Check the registry: types, references, fallbacks, ports, GPU groups, secrets.
-
-    Exit 0 when clean, 1 on errors (and on warnings with --strict).
-    """
-    try:
-        reg = load_registry(config_dir)
-        problems = check(reg)
-        summary = {"providers": len(reg.providers.providers),
-                   "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing)}
-    except RegistryError as exc:
-        problems, summary = exc.problems, {}
+    """Check the registry: types, references, fallbacks, ports, GPU groups, secrets."""
+    summary: dict = {}
+    folder = config_dir_problem(config_dir)
+    if folder is not None:
+        message, hint = folder
+        problems = [Problem(severity="error", file=display_path(config_dir), message=message,
+                            hint=hint)]
+    else:
+        try:
+            reg = load_registry(config_dir)
+            problems = check(reg)
+            summary = {"providers": len(reg.providers.providers),
+                       "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing)}
+        except RegistryError as exc:
+            problems = exc.problems
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     ok = not errors and not (strict and warnings)
@@ -40,7 +48,7 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
         verdict = "ok" if ok else "failed"
         click.echo(f"{config_dir}: {verdict}: {len(errors)} error(s), {len(warnings)} warning(s)")
     if not ok:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(FAILED)
 
 
 def report(ok: bool, errors: list[Problem], warnings: list[Problem], summary: dict) -> dict:

@@ -1,8 +1,10 @@
 """Build the local image set with no registry access, skipping up-to-date images.
 
 Host artifacts (wheelhouse, compiled llama.cpp server, SmolLM2 model) are cached under
-``$STACKCTL_CACHE_DIR`` (default ``~/.cache/stackctl``), so a rebuild after a context
-change costs seconds, and a build of an up-to-date set touches nothing but labels.
+``$STACKCTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/stackctl`` (default ``~/.cache/stackctl``),
+so a rebuild after a context change costs seconds, and a build of an up-to-date set
+touches nothing but labels. The output of each long step goes to a log file under the
+cache's ``logs/``; a failure names that file and quotes its last lines.
 
 Entry points: :func:`build_images` and :func:`image_status`.
 """
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from ..docker.images import ImageOps
 
 STUB_RELATIVE_PATH = Path("tests/stub/inference_stub.py")
+TAIL_LINES = 20
+"""Log lines quoted in the message of a failed step."""
 
 StepCallback = Callable[[str, str], None]
 """``on_step(image_name, message)``: progress of long steps (compile, download, build)."""
@@ -52,7 +56,8 @@ class BuildOptions(BaseModel):
     force: bool = Field(default=False, description="Rebuild even when the content hash label matches.")
     cache_dir: Path | None = Field(
         default=None,
-        description="Host cache for artifacts; None = $STACKCTL_CACHE_DIR or ~/.cache/stackctl.",
+        description="Host cache for artifacts; None = $STACKCTL_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/stackctl (default ~/.cache/stackctl).",
     )
     stub_file: Path | None = Field(
         default=None,
@@ -96,8 +101,14 @@ class ImageState(BaseModel):
 
 
 def default_cache_dir() -> Path:
+    """``$STACKCTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/stackctl``, else ``~/.cache/stackctl``
+    (a relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says)."""
     env = os.environ.get("STACKCTL_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stackctl"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "stackctl"
 
 
 def find_stub_file(explicit: Path | None = None) -> Path | None:
@@ -138,8 +149,13 @@ def _run_logged(cmd: list[str], log: Path, what: str, cwd: Path | None = None) -
         f.flush()
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, check=False)
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise ImageBuildError(f"{what} failed (exit {proc.returncode}; log {log}):\n{tail}")
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode}):\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    """The last lines of ``log``, then its path (last, where it stays in sight)."""
+    lines = log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+    return "\n".join(["  " + line for line in lines] + [f"full log: {log}"])
 
 
 def _require_tool(tool: str, hint: str) -> None:
@@ -344,8 +360,7 @@ def _build_rootfs(
             rc = proc.wait()
     if rc != 0:
         ops.remove([tmp_tag], force=True)
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise ImageBuildError(f"{spec.name}: mmdebstrap failed (exit {rc}; log {log}):\n{tail}")
+        raise ImageBuildError(f"{spec.name}: mmdebstrap failed (exit {rc}):\n{_tail(log)}")
     ops.tag(tmp_tag, spec.tag)
     ops.remove([tmp_tag])
 

@@ -120,7 +120,7 @@ def test_down_with_volumes_leaves_nothing(stack):
     assert r.returncode == 0, r.stderr
     assert stack.docker_objects() == {"containers": [], "networks": [], "volumes": []}
     r = stack.run("status", "--json")
-    assert r.returncode == 2  # gateway down
+    assert r.returncode == 3  # gateway down (2 is click's usage error)
 
 
 def test_up_fails_fast_naming_a_provider_that_never_becomes_healthy(stack_factory):
@@ -138,3 +138,15 @@ def test_up_fails_fast_naming_a_provider_that_never_becomes_healthy(stack_factor
     assert "stub[vllm-qwen] GET /v1/models 503" in r.stderr
     assert time.perf_counter() - start < 120
     assert s.run("down", "--volumes").returncode == 0
+
+
+def test_up_names_every_missing_image_and_starts_nothing(stack_factory):
+    # the offline example's monitoring profile needs images no registry here can give
+    s = stack_factory("stackctl-it-images")
+    r = s.run("up", "--profile", "monitoring")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "nothing was started" in r.stderr and "Traceback" not in r.stderr
+    for image, service in (("grafana/loki:3.5.7", "loki"), ("grafana/grafana:12.2.1", "grafana")):
+        assert f"{image} (needed by {service}): pull it" in r.stderr, r.stderr
+    assert "No such image" not in r.stderr  # never Docker's bare error
+    assert s.docker_objects()["containers"] == []

@@ -264,7 +264,7 @@ def test_cli_unknown_image_is_a_clean_error_before_docker() -> None:
     from stackctl.cli.images import images
 
     r = CliRunner().invoke(images, ["build", "--only", "litelm"], catch_exceptions=False)
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == 2, r.output  # a usage error
     assert "unknown image 'litelm'. Did you mean 'litellm'?" in r.output
     assert "Traceback" not in r.output
 
@@ -275,3 +275,116 @@ def test_force_with_only_rebuilds_just_the_named_image(tmp_path: Path, stub: Pat
     opts = BuildOptions(only=("redis",), force=True, cache_dir=tmp_path / "c", stub_file=stub)
     results = build_images(ops, opts)
     assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "built")]
+
+
+@pytest.fixture()
+def cli_ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeImageOps:
+    """`stackctl images build` on a fake engine where only redis is out of date."""
+    from stackctl.cli import images as cli_images
+    from stackctl.images.build import find_stub_file
+
+    ops = FakeImageOps()
+    _present(ops, _hashes(find_stub_file()))
+    ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
+    monkeypatch.setattr(cli_images, "_docker_ops", lambda: ops)
+    monkeypatch.setenv("STACKCTL_CACHE_DIR", str(tmp_path / "cache"))
+    return ops
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ["up to date"] + ["built"] + ["up to date"] * (len(specs.IMAGE_SPECS) - 2)),
+        (("-q",), []),
+        (("-v",), None),
+    ],
+    ids=["default", "quiet", "verbose"],
+)
+def test_cli_build_prints_one_line_per_image(cli_ops: FakeImageOps, args, expected) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from stackctl.cli.images import images
+
+    r = CliRunner().invoke(images, ["build", *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[-1].startswith(f"{len(specs.IMAGE_SPECS)} image(s): 1 built, ")
+    step_line = f"  redis: docker build -t {specs.REDIS_TAG}"
+    if expected is None:  # verbose: the step messages too
+        assert step_line in lines
+        return
+    assert [line.split("  ")[0] for line in lines[:-1]] == expected
+    assert step_line not in lines
+
+
+def test_cli_build_on_a_terminal_shows_the_running_step(cli_ops: FakeImageOps) -> None:
+    from click.testing import CliRunner
+
+    from stackctl.cli.images import images
+
+    r = CliRunner(env={"FORCE_COLOR": "1", "TERM": "xterm"}).invoke(images, ["build"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "1 built" in r.output
+
+
+def test_progress_line_names_the_step_and_its_elapsed_time() -> None:
+    import io
+
+    from rich.console import Console
+
+    from stackctl.cli.images import _Progress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    progress = _Progress(console, quiet=False, verbose=False)
+    assert progress.live
+    progress.on_step("llama-server", "compiling llama-server")
+    progress.since -= 192
+    assert progress.__rich__().plain == "llama-server: compiling llama-server … 3m12s"
+    assert not _Progress(console, quiet=True, verbose=False).live
+
+
+def test_cli_without_a_docker_engine_exits_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    import python_on_whales
+    from click.testing import CliRunner
+    from python_on_whales.exceptions import DockerException
+
+    from stackctl.cli.images import images
+
+    class NoEngine:
+        class system:  # noqa: N801 - mimics DockerClient().system
+            @staticmethod
+            def info() -> None:
+                raise DockerException(["docker", "info"], 1, stderr=b"Cannot connect to the Docker daemon")
+
+    monkeypatch.setattr(python_on_whales, "DockerClient", NoEngine)
+    for args in (["build"], ["list"]):
+        r = CliRunner().invoke(images, args, catch_exceptions=False)
+        assert r.exit_code == 4, r.output
+        assert "no Docker engine answers" in r.output
+        assert "Cannot connect to the Docker daemon" in r.output
+
+
+def test_cli_quiet_and_verbose_exclude_each_other() -> None:
+    from click.testing import CliRunner
+
+    from stackctl.cli.images import images
+
+    r = CliRunner().invoke(images, ["build", "-q", "-v"])
+    assert r.exit_code == 2
+    assert "exclude each other" in r.output
+
+
+def test_cache_dir_follows_xdg_unless_stackctl_cache_dir_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackctl.images.build import default_cache_dir
+
+    monkeypatch.delenv("STACKCTL_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir() == Path.home() / ".cache" / "stackctl"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert default_cache_dir() == Path.home() / ".cache" / "stackctl"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "stackctl"
+    monkeypatch.setenv("STACKCTL_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"

@@ -1,0 +1,239 @@
+"""Contract of stackctl-local/inference-stub:1, the stand-in for vLLM and Ollama.
+
+The stub (tests/stub/inference_stub.py) runs twice, once per flavor, as the offline stack
+runs it: STUB_FLAVOR=vllm on port 8000 and STUB_FLAVOR=ollama on 11434. The assertions are
+the ones the stack relies on from a real vLLM / Ollama, so they can be pointed at one:
+
+    STACKCTL_CONTRACT_VLLM_URL=http://gpu-box:8000 [STACKCTL_CONTRACT_VLLM_MODEL=name] \\
+        pytest tests/contract/test_inference_stub.py
+    STACKCTL_CONTRACT_OLLAMA_URL=http://127.0.0.1:11434 [STACKCTL_CONTRACT_OLLAMA_MODEL=tag] ...
+
+Without a model variable the first model the server lists is used. Checks of the stub's own
+behaviour (its canned "[stub NAME]" text, its loading phase) are skipped in URL mode.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from tests import tc
+
+from . import (
+    Target,
+    assert_models,
+    chat,
+    completion_text,
+    external,
+    first_model,
+    sse_chunks,
+    stream_text,
+)
+
+pytestmark = pytest.mark.integration
+
+VLLM_MODEL = "contract-vllm-model"
+VLLM_NAME = "contract-vllm"
+OLLAMA_MODEL = "qwen2.5-coder:7b"
+OLLAMA_NAME = "contract-ollama"
+LOADING_S = 3  # STUB_STARTUP_DELAY of the vLLM-flavored container
+
+
+def stub_only(target: Target) -> None:
+    if target.external:
+        pytest.skip("URL mode: checks the stub's own behaviour, not the API contract")
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vllm(containers: Any, http: requests.Session) -> Target:
+    url = external("VLLM")
+    if url:
+        target = Target(url, external("VLLM", "MODEL") or "", external=True)
+        target.model = target.model or first_model(http, target)
+        return target
+
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy
+
+    stub = (DockerContainer(tc.STUB_IMAGE)
+            .with_envs(STUB_FLAVOR="vllm", STUB_MODELS=VLLM_MODEL, STUB_NAME=VLLM_NAME,
+                       STUB_STARTUP_DELAY=str(LOADING_S))
+            .waiting_for(LogMessageWaitStrategy("listening on").with_startup_timeout(60)
+                         .with_poll_interval(0.2)))
+    tc.publish_on_loopback(stub, 8000)
+    containers.start(stub)
+    base = tc.http_url(stub, 8000)
+    # The HTTP server is up, the simulated model is still loading: what does it answer?
+    loading = http.get(f"{base}/health", timeout=5)
+    HttpWaitStrategy(8000, "/health").with_startup_timeout(60) \
+        .with_poll_interval(0.2).wait_until_ready(stub)
+    return Target(base, VLLM_MODEL, extra={"loading": loading})
+
+
+@pytest.fixture(scope="module")
+def ollama(containers: Any, http: requests.Session) -> Target:
+    url = external("OLLAMA")
+    if url:
+        target = Target(url, external("OLLAMA", "MODEL") or "", external=True)
+        if not target.model:
+            tags = http.get(f"{target.url}/api/tags", timeout=30).json()["models"]
+            assert tags, f"{target.url}/api/tags lists no model"
+            target.model = tags[0]["name"]
+        return target
+
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+    stub = (DockerContainer(tc.STUB_IMAGE)
+            .with_envs(STUB_FLAVOR="ollama", STUB_PORT="11434", STUB_MODELS=OLLAMA_MODEL,
+                       STUB_NAME=OLLAMA_NAME)
+            .waiting_for(HttpWaitStrategy(11434, "/api/version").with_startup_timeout(60)
+                         .with_poll_interval(0.2)))
+    tc.publish_on_loopback(stub, 11434)
+    containers.start(stub)
+    return Target(tc.http_url(stub, 11434), OLLAMA_MODEL)
+
+
+# -- vLLM flavor ------------------------------------------------------------------------------
+
+def test_vllm_answers_503_while_loading(vllm: Target) -> None:
+    stub_only(vllm)
+    loading: requests.Response = vllm.extra["loading"]
+    assert loading.status_code == 503, loading.text
+    assert loading.headers.get("Retry-After") == "1"
+    assert loading.json()["error"]["code"] == 503
+
+
+def test_vllm_health(vllm: Target, http: requests.Session) -> None:
+    r = http.get(f"{vllm.url}/health", timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.content == b""  # vLLM: 200 with an empty body
+
+
+def test_vllm_models_lists_served_model(vllm: Target, http: requests.Session) -> None:
+    r = http.get(f"{vllm.url}/v1/models", timeout=30)
+    assert r.status_code == 200, r.text
+    assert_models(r.json(), vllm.model)
+    entry = next(m for m in r.json()["data"] if m["id"] == vllm.model)
+    assert entry.get("owned_by") == "vllm", entry
+    assert isinstance(entry.get("max_model_len"), int), entry
+
+
+def test_vllm_chat_completion(vllm: Target, http: requests.Session) -> None:
+    r = chat(http, vllm, stream=False, max_tokens=8)
+    text = completion_text(r)
+    assert text.strip(), r.json()
+    assert r.json()["model"] == vllm.model
+    assert r.json()["usage"]["completion_tokens"] <= 8
+    if not vllm.external:
+        assert text.startswith(f"[stub {VLLM_NAME}] reply to: Say hello"), text
+
+
+def test_vllm_chat_completion_max_tokens_caps(vllm: Target, http: requests.Session) -> None:
+    r = chat(http, vllm, stream=False, max_tokens=2)
+    completion_text(r)
+    body = r.json()
+    assert body["usage"]["completion_tokens"] <= 2, body
+    assert body["choices"][0]["finish_reason"] == "length", body
+
+
+def test_vllm_chat_completion_stream(vllm: Target, http: requests.Session) -> None:
+    with chat(http, vllm, stream=True, max_tokens=8) as r:
+        chunks = sse_chunks(r)
+    assert {c["model"] for c in chunks} == {vllm.model}
+    assert chunks[0]["choices"][0]["delta"].get("role") == "assistant", chunks[0]
+    text = stream_text(chunks)
+    assert text.strip()
+    if not vllm.external:
+        assert text.startswith(f"[stub {VLLM_NAME}]"), text
+
+
+def test_vllm_unknown_model_is_404(vllm: Target, http: requests.Session) -> None:
+    r = chat(http, Target(vllm.url, "no-such-model-contract"), stream=False)
+    assert r.status_code == 404, r.text
+    error = r.json()["error"]
+    assert "no-such-model-contract" in error["message"], error
+
+
+# -- Ollama flavor ----------------------------------------------------------------------------
+
+def test_ollama_root_and_version(ollama: Target, http: requests.Session) -> None:
+    root = http.get(f"{ollama.url}/", timeout=10)
+    assert root.status_code == 200
+    assert root.text == "Ollama is running"
+    version = http.get(f"{ollama.url}/api/version", timeout=10)
+    assert version.status_code == 200, version.text
+    assert isinstance(version.json().get("version"), str) and version.json()["version"]
+
+
+def test_ollama_tags_list_the_model(ollama: Target, http: requests.Session) -> None:
+    r = http.get(f"{ollama.url}/api/tags", timeout=30)
+    assert r.status_code == 200, r.text
+    models = r.json()["models"]
+    names = [m["name"] for m in models]
+    assert ollama.model in names, names
+    entry = models[names.index(ollama.model)]
+    for key in ("model", "modified_at", "size", "digest", "details"):
+        assert key in entry, entry
+
+
+def test_ollama_openai_models(ollama: Target, http: requests.Session) -> None:
+    r = http.get(f"{ollama.url}/v1/models", timeout=30)
+    assert r.status_code == 200, r.text
+    assert_models(r.json(), ollama.model)
+
+
+def test_ollama_native_chat(ollama: Target, http: requests.Session) -> None:
+    """LiteLLM's `ollama_chat/` provider (the stack's Ollama deployments) uses /api/chat."""
+    body = {"model": ollama.model, "stream": False, "options": {"num_predict": 8},
+            "messages": [{"role": "user", "content": "Say hello in three words."}]}
+    r = http.post(f"{ollama.url}/api/chat", json=body, timeout=180)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["done"] is True, answer
+    assert answer["message"]["role"] == "assistant", answer
+    assert answer["message"]["content"].strip(), answer
+    assert answer["done_reason"] in ("stop", "length"), answer
+    assert answer["eval_count"] <= 8, answer
+    if not ollama.external:
+        assert answer["message"]["content"].startswith(f"[stub {OLLAMA_NAME}]"), answer
+
+
+def test_ollama_native_chat_streams_ndjson(ollama: Target, http: requests.Session) -> None:
+    body = {"model": ollama.model, "options": {"num_predict": 8},  # stream: default true
+            "messages": [{"role": "user", "content": "Say hello in three words."}]}
+    with http.post(f"{ollama.url}/api/chat", json=body, timeout=180, stream=True) as r:
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/x-ndjson"), r.headers
+        lines = [json.loads(raw) for raw in r.iter_lines() if raw]
+    assert len(lines) >= 2, lines
+    assert all(line["done"] is False for line in lines[:-1]), lines
+    assert lines[-1]["done"] is True, lines[-1]
+    text = "".join(line["message"]["content"] for line in lines)
+    assert text.strip(), lines
+
+
+def test_ollama_openai_chat_completion(ollama: Target, http: requests.Session) -> None:
+    text = completion_text(chat(http, ollama, stream=False, max_tokens=8))
+    assert text.strip()
+    if not ollama.external:
+        assert text.startswith(f"[stub {OLLAMA_NAME}]"), text
+
+
+def test_ollama_openai_chat_completion_stream(ollama: Target, http: requests.Session) -> None:
+    with chat(http, ollama, stream=True, max_tokens=8) as r:
+        text = stream_text(sse_chunks(r))
+    assert text.strip()
+
+
+def test_ollama_unknown_model_is_404(ollama: Target, http: requests.Session) -> None:
+    body = {"model": "no-such-model-contract:1b", "stream": False,
+            "messages": [{"role": "user", "content": "hi"}]}
+    r = http.post(f"{ollama.url}/api/chat", json=body, timeout=60)
+    assert r.status_code == 404, r.text
+    assert "not found" in r.json()["error"], r.text
