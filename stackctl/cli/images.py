@@ -27,21 +27,15 @@ class NoDockerEngine(click.ClickException):
 
 
 def _docker_ops():  # type: ignore[no-untyped-def]
-    """ImageOps on the default Docker client; a clear error when no engine answers."""
-    from python_on_whales import DockerClient  # slow import: only when Docker is needed
-    from python_on_whales.exceptions import DockerException
+    """The image half of the Docker adapter; a clear error when no engine answers."""
+    from ..docker.adapter import Docker, EngineUnreachable
 
-    from ..docker.images import ImageOps
-
-    client = DockerClient()
+    docker = Docker()
     try:
-        client.system.info()
-    except (DockerException, FileNotFoundError) as exc:
-        detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines() or [""]
-        raise NoDockerEngine(
-            "no Docker engine answers (`docker info` failed): run scripts/ensure-docker.sh\n" + detail[0]
-        ) from None
-    return ImageOps(client)
+        docker.ping()
+    except EngineUnreachable as exc:
+        raise NoDockerEngine(str(exc)) from None
+    return docker.images
 
 
 def _check_names(names: tuple[str, ...]) -> None:

@@ -69,6 +69,10 @@ class Docker:
         self.env_file = env_file if env_file and env_file.exists() else None
         self._client = client or DockerClient()
 
+    def ping(self) -> None:
+        """EngineUnreachable unless an engine answers `docker info`."""
+        self._call("docker info", self._client.system.info)
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with docker_errors(what):
             return fn()
