@@ -197,7 +197,10 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
 
         def start_and_gate(member: str, created: Future[str] | None = None) -> dict[str, float]:
             t = time.monotonic()
-            name = created.result() if created else create(member)
+            kept = [s.name for s in observed if s.service == member]
+            # the previous member on rollback: its kept container, exactly as it ran, even
+            # when Compose could not create anything now (a broken .env or compose file)
+            name = created.result() if created else kept[0] if kept else create(member)
             say(f"starting {member}")
             try:
                 docker.start(name)

@@ -259,8 +259,9 @@ def test_failed_target_is_rolled_back(offline, how, reason):
     assert "loading..." in text  # the target's last log lines
     assert sorted(c[0] for c in docker.calls[:2]) == ["create", "stop"]
     stop_target = [("stop", "p-vllm-dolphin-1")] if how == "never" else []  # exited already
+    # the previous member's kept container starts again as it was (no Compose run)
     assert docker.calls[2:] == [("start", "p-vllm-dolphin-1"), *stop_target,
-                                ("create", "vllm-qwen"), ("start", "p-vllm-qwen-1")]
+                                ("start", "p-vllm-qwen-1")]
     assert docker.state["vllm-qwen"].ready and not docker.state["vllm-dolphin"].running
 
 
@@ -385,3 +386,23 @@ def test_member_started_a_moment_ago_is_ready_once_its_healthcheck_passes_from_t
     fails = collect_status(offline, docker, timeout=0.2, probe=lambda s: False)
     qwen = {s.name: s for s in fails.services}["vllm-qwen"]
     assert not qwen.ready and not qwen.ok and not fails.healthy
+
+
+def test_rollback_restarts_the_kept_container_even_when_compose_cannot_create(offline):
+    # a broken .env or compose file makes `compose create` fail for every service: the
+    # previous member's container, kept and stopped, still starts as it ran before
+    from stackctl.docker.adapter import DockerError
+
+    docker = FakeDocker(running={"vllm-qwen": GPU})
+
+    def broken(profiles, service):
+        docker.calls.append(("create", service))
+        raise DockerError("docker compose create: required variable X is missing a value")
+    docker.create_service = broken
+    with pytest.raises(SwitchFailed) as exc:
+        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+                      ready=lambda s: False, routable=lambda m, d: True)
+    assert exc.value.restored and "could not be created" in str(exc.value)
+    assert "rolled back: vllm-qwen is healthy and routable again" in str(exc.value)
+    assert docker.calls[-1] == ("start", "p-vllm-qwen-1")
+    assert ("create", "vllm-qwen") not in docker.calls
