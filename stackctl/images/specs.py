@@ -58,6 +58,9 @@ LITELLM_REQUIREMENTS: tuple[str, ...] = (
     "prometheus_client",  # callbacks: ["prometheus"]; not pulled in by litellm[proxy]
     "redis",  # Redis cache
     "async-timeout>=4.0.3",  # redis on Python < 3.11.3
+    # the proxy's auth-error and unhandled-error paths import prisma even without a database:
+    # without it a request with no key gets 500 instead of 401 (litellm's extra-proxy has it)
+    "prisma>=0.11.0,<1.0",
 )
 TARGET_GLIBC_MINOR = 36  # Debian 12: glibc 2.36
 # Every manylinux tag the image's glibc accepts, listed: pip 23 does not expand

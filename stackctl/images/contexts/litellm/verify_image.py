@@ -19,6 +19,7 @@ for module in (
     "fastapi",
     "backoff",
     "orjson",
+    "prisma.errors",
 ):
     importlib.import_module(module)
 print(f"litellm {have} OK on Python {sys.version.split()[0]}")
