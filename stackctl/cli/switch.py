@@ -75,7 +75,7 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
         with ops_errors():
             result = ensure_active(reg, docker, opts, say=say)
     except SwitchFailed as exc:
-        restored = getattr(exc, "restored", True)
+        restored = exc.restored
         code = FAILED if restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
                                           "restored": restored, "exit_code": code}) from None
