@@ -211,8 +211,8 @@ class Watched:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._docker, name)
 
-    def containers(self) -> list:
-        states = self._docker.containers()
+    def containers(self, **filters: Any) -> list:
+        states = self._docker.containers(**filters)
         for st in states:
             key = (st.state, st.health)
             if self._seen.get(st.service) != key:
@@ -243,6 +243,8 @@ def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[s
     from ..render.files import render_all, write_all
 
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
+    if reg.stack.cache.enabled:
+        names.append(reg.stack.cache.password_env)
     created = list(ensure_secrets(reg.env_file, names))
     for name in created:
         say(f"created {name} in {reg.env_file.name} (random; not shown)")

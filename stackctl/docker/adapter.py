@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+GROUP_LABEL = "org.stackctl.gpu-group"
 T = TypeVar("T")
 
 
@@ -104,7 +105,7 @@ class Docker:
         configuration changed, else keeps it); its name, or None when it has none."""
         self._call(f"docker compose create {service}", lambda: self._compose(profiles).create(
             service, pull="never"))
-        found = [c for c in self.containers() if c.service == service]
+        found = self.containers(service=service)
         return found[0].name if len(found) == 1 else None
 
     def service_images(self, profiles: list[str], services: list[str]) -> dict[str, str]:
@@ -115,18 +116,31 @@ class Docker:
                 if name in services and svc.get("image")}
 
     # -- containers --------------------------------------------------------------------------
-    def containers(self) -> list[ContainerState]:
-        """Every container of the project, any state."""
-        listed = self._call("docker container ls", lambda: self._client.container.list(
-            all=True, filters=[("label", f"{PROJECT_LABEL}={self.project}")]))
-        states = []
-        for c in listed:
-            try:
-                states.append(self._call("docker container inspect", lambda c=c: _state(c)))
-            except DockerError as exc:
-                if "No such" not in str(exc):  # else: removed between the list and the inspect
-                    raise
-        return states
+    def containers(self, service: str | None = None, group: str | None = None
+                   ) -> list[ContainerState]:
+        """The project's containers in any state; only one service's, or one GPU group's."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        filters = [("label", f"{PROJECT_LABEL}={self.project}")]
+        if service:
+            filters.append(("label", f"{SERVICE_LABEL}={service}"))
+        if group:
+            filters.append(("label", f"{GROUP_LABEL}={group}"))
+        listed = self._call("docker container ls",
+                            lambda: self._client.container.list(all=True, filters=filters))
+        if len(listed) < 2:
+            return [s for s in map(self._inspected, listed) if s]
+        # one `docker inspect` each: side by side, so a poll costs one CLI round trip
+        with ThreadPoolExecutor(max_workers=min(len(listed), 8)) as pool:
+            return [s for s in pool.map(self._inspected, listed) if s]
+
+    def _inspected(self, c: Container) -> ContainerState | None:
+        try:
+            return self._call("docker container inspect", lambda: _state(c))
+        except DockerError as exc:
+            if "No such" in str(exc):  # removed between the list and the inspect
+                return None
+            raise
 
     def start(self, container: str) -> None:
         self._call(f"docker start {container}", lambda: self._client.container.start(container))

@@ -25,19 +25,30 @@ def http_ok(url: str, expect: str | None = None, timeout: float = 1.0) -> bool:
 
 
 def redis_ping(port: int, password: str | None = None, timeout: float = 1.0) -> bool:
-    """PING answered. A server that wants AUTH is up too: it answered (NOAUTH)."""
+    """PONG to an authenticated PING. Without a password to send, a server that wants AUTH
+    counts as up (it answered NOAUTH); with one, a refused password is a failure."""
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=port, password=password,
+    client = redis.Redis(host="127.0.0.1", port=port, password=password or None,
                          socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(client.ping())
     except redis.AuthenticationError:
-        return True
+        return not password
     except redis.RedisError:
         return False
     finally:
         client.close()
+
+
+def cache_password(reg: Registry) -> str | None:
+    """The Redis password Compose hands the cache (host environment, then the stack's .env)."""
+    from .envfile import EnvFileError, compose_value
+
+    try:
+        return compose_value(reg.env_file, reg.stack.cache.password_env) or None
+    except (EnvFileError, OSError):
+        return None
 
 
 def checks(reg: Registry) -> dict[str, Callable[[], bool]]:
@@ -50,7 +61,7 @@ def checks(reg: Registry) -> dict[str, Callable[[], bool]]:
     gw_port = reg.stack.gateway.host_port
     out[GATEWAY] = lambda: http_ok(f"http://127.0.0.1:{gw_port}/health/liveliness")
     if reg.stack.cache.enabled and (cache_port := reg.stack.cache.host_port):
-        out[CACHE] = lambda: redis_ping(cache_port)
+        out[CACHE] = lambda: redis_ping(cache_port, cache_password(reg))
     for name, prov in reg.providers.providers.items():
         if prov.enabled and prov.container and prov.host_port:
             url, expect = host_check(prov, served_backend(reg, name))

@@ -15,7 +15,7 @@ from ..docker.models import ContainerState, by_service
 from ..registry.catalog import exclusive_groups, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
-from .probes import Probe, host_probe, redis_ping
+from .probes import Probe, cache_password, host_probe, redis_ping
 from .up import gateway_for
 
 
@@ -82,8 +82,9 @@ def _http_json(url: str, timeout: float) -> Any:
     return r.json() or {}
 
 
-def _redis_ping(port: int, timeout: float) -> bool:
-    if not redis_ping(port, timeout=timeout):
+def _redis_ping(port: int, password: str | None, timeout: float) -> bool:
+    """An authenticated PING (the stack's password from .env) must get PONG."""
+    if not redis_ping(port, password, timeout=timeout):
         raise ConnectionError("no PONG")
     return True
 
@@ -106,9 +107,9 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
     rows: list[tuple[str, str, str | None, int | None, Callable[[], Any] | None]] = []
     rows.append((GATEWAY, "gateway", None, reg.stack.gateway.host_port, None))
     if reg.stack.cache.enabled:
-        port = reg.stack.cache.host_port
+        port, password = reg.stack.cache.host_port, cache_password(reg)
         rows.append((CACHE, "cache", None, port,
-                     (lambda p=port: _redis_ping(p, timeout) and []) if port else None))
+                     (lambda p=port: _redis_ping(p, password, timeout) and []) if port else None))
     for name, prov in providers.items():
         if prov.enabled and prov.container:
             port = prov.host_port

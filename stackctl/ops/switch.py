@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel, Field
 
@@ -20,10 +20,11 @@ from ..hints import did_you_mean
 from ..registry.load import Registry
 from .envfile import compose_value
 from .errors import PlanError
-from .gateway import Gateway
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
-from .probes import http_ok
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ def plan_switch(members_: dict[str, Member], target: str,
 def host_ready(members: dict[str, Member]) -> Callable[[str], bool]:
     """A member's own readiness check, sent to its published port."""
     def ready(member: str) -> bool:
+        from .probes import http_ok  # requests: first needed once the active member stops
+
         m = members[member]
         return m.ready_url is not None and http_ok(m.ready_url, m.ready_expect)
     return ready
@@ -163,16 +166,19 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
     """
     members = members_of(reg)
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
-        observed = docker.containers()
+        group, _ = resolve_member(members, opts.member)
+        observed = docker.containers(group=group)
         plan = plan_switch(members, opts.member, observed)
         result = SwitchResult(plan=plan)
         if plan.noop or opts.dry_run:
             return result
         if routable is None:
-            gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
-                         compose_value(reg.env_file, reg.stack.gateway.master_key_env))
+            key = compose_value(reg.env_file, reg.stack.gateway.master_key_env)
 
             def routable(model: str, dep: str) -> bool:
+                from .gateway import Gateway  # as http_ok: after the stop
+
+                gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}", key)
                 return confirm_routable(gw, model, dep, opts.routable_timeout)
         probe = host_ready(members) if ready is None else ready
         t0 = time.monotonic()
@@ -210,7 +216,8 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             started = time.monotonic()
             # Docker's view every 0.5 s catches a crash; the host probe every 20 ms sees
             # readiness as soon as the server has it.
-            wait_healthy([member], docker.containers, opts.timeout, logs=docker.logs,
+            wait_healthy([member], lambda: docker.containers(service=member), opts.timeout,
+                         logs=docker.logs,
                          probe=probe, poll=0.5, probe_poll=0.02)
             healthy = time.monotonic()
             model = members[member].model
@@ -239,10 +246,10 @@ def rollback(plan: SwitchPlan, failure: GateFailure, docker: Docker,
              say: Callable[[str], None], stop: Callable[[str, list[ContainerState]], None],
              start_and_gate: Callable[[str], dict[str, float]]) -> NoReturn:
     """Stop the failed target, bring the previous member back, and say what happened."""
-    logs = failure.logs or next((docker.logs(s.name) for s in docker.containers()
+    logs = failure.logs or next((docker.logs(s.name) for s in docker.containers(plan.target)
                                  if s.service == plan.target), "")
     say(f"{plan.target} failed: {failure.reason}; rolling back")
-    stop(plan.target, docker.containers())
+    stop(plan.target, docker.containers(plan.target))
     previous = plan.stop[0] if plan.stop else None
     if previous is None:
         raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running before, so "

@@ -14,6 +14,7 @@ from .source import Loc
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
 # ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
 ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-|:?\?[^}]*)?\}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ENFORCEABLE_STRATEGIES = {None, "direct", "simple-shuffle", "weighted_round_robin", "weighted"}
 
 
@@ -36,6 +37,7 @@ class Checker:
         self.check_ports()
         self.check_gpu_groups()
         self.check_image_overrides()
+        self.check_secret_names()
         return self.problems
 
     # -- helpers ----------------------------------------------------------------------------
@@ -105,7 +107,7 @@ class Checker:
                 self.err(PROVIDERS, loc + ("requires_api_key",),
                          "an API key is required but no env_var names where it comes from",
                          "add env_var: PROVIDER_API_KEY and put the key in .env")
-            if prov.env_var and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prov.env_var):
+            if prov.env_var and not ENV_NAME.fullmatch(prov.env_var):
                 self.err(PROVIDERS, loc + ("env_var",),
                          "env_var must be the NAME of an environment variable, not a key",
                          "e.g. env_var: OPENAI_API_KEY")
@@ -265,6 +267,41 @@ class Checker:
             if name not in services:
                 self.err(STACK, ("images", name), f"no service is named {name!r}",
                          did_you_mean(name, services) or "services: " + ", ".join(sorted(services)))
+
+    def check_secret_names(self) -> None:
+        """stack.yaml names the variables holding its secrets: each becomes `${NAME:?}` in
+        the compose file and `os.environ/NAME` in the gateway's config, so it must be a
+        variable name; the cache's password is a secret of its own."""
+        stack = self.reg.stack
+        named: list[tuple[Loc, str, str]] = [
+            (("gateway", "master_key_env"), stack.gateway.master_key_env, "LITELLM_MASTER_KEY"),
+            (("monitoring", "grafana_password_env"), stack.monitoring.grafana_password_env,
+             "GRAFANA_ADMIN_PASSWORD")]
+        if stack.cache.enabled:
+            named.append((("cache", "password_env"), stack.cache.password_env, "REDIS_PASSWORD"))
+        for loc, name, example in named:
+            if not ENV_NAME.fullmatch(name):
+                self._stack_err(loc, f"{loc[-1]} must be the NAME of an environment "
+                                "variable, not a secret",
+                                f"e.g. {loc[-1]}: {example}, and put the value in .env")
+        if not stack.cache.enabled:
+            return
+        password = stack.cache.password_env
+        hint = "give the cache its own variable, e.g. cache.password_env: REDIS_PASSWORD"
+        for loc, name, _ in named[:-1]:
+            if name == password:
+                self._stack_err(("cache", "password_env"),
+                                f"cache.password_env {password!r} is also "
+                                f"{'.'.join(map(str, loc))}: Redis would share that secret", hint)
+        for pname, prov in self.providers.items():
+            if prov.enabled and prov.env_var == password:
+                self.err(PROVIDERS, ("providers", pname, "env_var"),
+                         f"env_var {password!r} is also the cache's password (cache.password_env"
+                         " in stack.yaml): Redis would share this API key", hint)
+
+    def _stack_err(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        # stack.yaml may be absent: its defaults are valid, so a problem there has a source
+        self.err(STACK if STACK in self.reg.sources else PROVIDERS, loc, message, hint)
 
     def check_gpu_groups(self) -> None:
         known = {profile_of(n, p) for n, p in self.providers.items() if p.enabled and p.container}

@@ -244,6 +244,9 @@ class Cache(Strict):
     host_port: int | None = Field(6379, ge=1, le=65535, description="null: not published")
     namespace: str = "stackctl"
     ttl: int = Field(3600, gt=0, description="seconds a cached response lives")
+    password_env: str = Field("REDIS_PASSWORD", description="NAME of the environment "
+                              "variable holding Redis's password (value in .env; `stackctl "
+                              "up` creates it)")
 
 
 class MonitoringService(Strict):

@@ -28,13 +28,21 @@ def _image(reg: Registry, service: str, default: str) -> str:
     return reg.stack.images.get(service, default)
 
 
+def _required(name: str) -> str:
+    """`${NAME:?…}`: Compose refuses to run without the value; the file holds only the name.
+    Only for always-on services (Compose interpolates every profile's services)."""
+    return f"${{{name}:?set {name} in .env}}"
+
+
 def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
     gw, stack = reg.stack.gateway, reg.stack
-    env = {gw.master_key_env: f"${{{gw.master_key_env}:?set {gw.master_key_env} in .env}}",
+    env = {gw.master_key_env: _required(gw.master_key_env),
            "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
+    if stack.cache.enabled:  # cache_params.password: os.environ/<password_env>
+        env[stack.cache.password_env] = _required(stack.cache.password_env)
     for prov in reg.providers.providers.values():
         if prov.enabled and prov.env_var:
-            env[prov.env_var] = f"${{{prov.env_var}:?set {prov.env_var} in .env}}"
+            env[prov.env_var] = _required(prov.env_var)
     svc: dict[str, Any] = {
         "image": _image(reg, GATEWAY, gw.image),
         "command": ["--config", "/app/config.yaml", "--port", "4000", "--host", "0.0.0.0"],
@@ -53,13 +61,46 @@ def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
     return svc
 
 
+def _shell(script: str) -> list[str]:
+    """`sh -c SCRIPT` as a compose command: `$` doubled so Compose leaves it to the shell."""
+    return ["sh", "-c", script.replace("$", "$$")]
+
+
+def redis_start(var: str) -> str:
+    """Start Redis with `requirepass` read from the container's environment variable `var`.
+
+    The shell writes it into the config Redis reads on stdin (`redis-server -`, a here-doc:
+    no file, no child process), so the password is in no generated file, not in the
+    container's command (`docker inspect`) and on no process's command line. The official
+    image's entrypoint runs an `sh` command as given, and so does the local one. Redis' config
+    syntax splits on blanks and quotes: such a password is refused here, before Redis would
+    echo the offending config line, password included, into its log."""
+    return (f'case "${var}" in ""|*[[:space:]\\"\\\'\\\\]*)\n'
+            f'  echo "{var} must be set, without blanks, quotes or backslashes" >&2; exit 1;;\n'
+            "esac\n"
+            "exec redis-server - --save '' --appendonly no --protected-mode no <<EOF\n"
+            f"requirepass ${var}\n"
+            "EOF\n")
+
+
+def redis_health(var: str) -> str:
+    """Healthy only on PONG (`redis-cli ping` exits 0 on NOAUTH and LOADING replies); the
+    password goes to redis-cli in REDISCLI_AUTH, not as an argument."""
+    return f'test "$(REDISCLI_AUTH="${var}" redis-cli ping)" = PONG'
+
+
 def cache_service(reg: Registry) -> dict[str, Any]:
     cache = reg.stack.cache
+    var = cache.password_env
     return {
         "image": _image(reg, CACHE, cache.image),
-        "command": ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        # not root: the official image drops to `redis` only for a `redis-server` command
+        "user": "redis",
+        "command": _shell(redis_start(var)),
+        # like the gateway's master key, the value lives only in the container's environment
+        "environment": {var: _required(var)},
         "ports": _port(reg.stack.bind_address, cache.host_port, 6379),
-        "healthcheck": compose_healthcheck(["CMD", "redis-cli", "ping"], 1, 3, 5, 10),
+        "healthcheck": compose_healthcheck(["CMD", *_shell(redis_health(var))], 1, 3, 5, 10),
         "labels": _labels("cache"),
         "restart": "unless-stopped",
     }

@@ -71,6 +71,7 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     if cache.enabled:
         litellm_settings["cache"] = True
         litellm_settings["cache_params"] = {"type": "redis", "host": CACHE_HOST, "port": 6379,
+                                            "password": f"os.environ/{cache.password_env}",
                                             "namespace": cache.namespace, "ttl": cache.ttl}
     return {
         "model_list": model_list,

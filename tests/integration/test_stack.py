@@ -51,7 +51,18 @@ def test_chat_through_gateway_returns_real_smollm2_tokens(stack):
 def test_same_request_again_is_served_from_redis(stack):
     import redis
 
-    r = redis.Redis(host="127.0.0.1", port=6379)
+    from stackctl.ops.envfile import read_env
+
+    # the cache requires AUTH: without the password from the stack's .env, nothing is read
+    anonymous = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5)
+    with pytest.raises((redis.AuthenticationError, redis.ResponseError)) as refused:
+        anonymous.keys("stackctl:*")
+    anonymous.close()
+    # the NOAUTH error code (redis-py keeps it in status_code, RESP3's HELLO gets it too)
+    assert "NOAUTH" in (getattr(refused.value, "status_code", None) or str(refused.value))
+    password = read_env(stack.root / ".env")["REDIS_PASSWORD"]
+    r = redis.Redis(host="127.0.0.1", port=6379, password=password, socket_timeout=5)
+    assert r.ping()
     before = set(r.keys("stackctl:*"))
     prompt = f"Say one word. ({uuid.uuid4()})"
     body = {"model": "qwen2.5-coder:7b", "max_tokens": 8,

@@ -1,5 +1,8 @@
 """A fake of stackctl.docker.adapter.Docker that records calls and simulates containers.
 
+Containers of the offline example's GPU-group members carry their group label, as the
+generated compose file gives it (`groups`).
+
 `behaviour[service]` decides what a started container does: "healthy" (default),
 "never" (stays starting), "exit" (exits with code 1), "unhealthy".
 """
@@ -8,11 +11,15 @@ from __future__ import annotations
 
 from stackctl.docker.models import ContainerState
 
+OFFLINE_GROUPS = {"vllm-qwen": "gpu0", "vllm-dolphin": "gpu0"}
+
 
 class FakeDocker:
     def __init__(self, project: str = "p", running: dict[str, dict[str, str]] | None = None,
-                 images: dict[str, str] | None = None, present: set[str] | None = None):
+                 images: dict[str, str] | None = None, present: set[str] | None = None,
+                 groups: dict[str, str] | None = None):
         self.project = project
+        self.groups = OFFLINE_GROUPS if groups is None else groups
         self.images = images or {}  # service → image, as `compose config` would resolve it
         self.present = set(self.images.values()) if present is None else present
         self.calls: list[tuple] = []
@@ -26,12 +33,15 @@ class FakeDocker:
         kinds = {"healthy": ("running", "healthy", None), "never": ("running", "starting", None),
                  "exit": ("exited", "none", 1), "unhealthy": ("running", "unhealthy", None)}
         st, health, code = kinds[how]
+        group = {"org.stackctl.gpu-group": self.groups[service]} if service in self.groups else {}
         self.state[service] = ContainerState(name=name, service=service, state=st,
                                              health=health, exit_code=code,
-                                             labels=labels or {})
+                                             labels={**group, **(labels or {})})
 
-    def containers(self) -> list[ContainerState]:
-        return list(self.state.values())
+    def containers(self, service: str | None = None, group: str | None = None
+                   ) -> list[ContainerState]:
+        return [s for s in self.state.values() if service in (None, s.service)
+                and group in (None, s.gpu_group)]
 
     def up(self, profiles: list[str], services: list[str] | None = None) -> None:
         self.calls.append(("up", tuple(profiles), tuple(services or ())))

@@ -38,6 +38,7 @@ GOLDEN_NAMES = {"compose.yaml": "compose.yaml", "litellm/config.yaml": "litellm.
 
 SECRETS = {  # set while generating: none of these values may reach a generated file
     "LITELLM_MASTER_KEY": "sk-should-not-appear-master",
+    "REDIS_PASSWORD": "sk-should-not-appear-redis",
     "GRAFANA_ADMIN_PASSWORD": "grafana-should-not-appear",
     "HF_TOKEN": "hf_should_not_appear",
     "OPENAI_API_KEY": "sk-should-not-appear-openai",
@@ -395,6 +396,7 @@ def test_cache_and_master_key(generated):
     cache_cfg = generated["stack"].get("cache", {})
     assert ls["cache"] is True
     assert ls["cache_params"] == {"type": "redis", "host": "redis", "port": 6379,
+                                  "password": "os.environ/REDIS_PASSWORD",
                                   "namespace": cache_cfg.get("namespace", "stackctl"),
                                   "ttl": cache_cfg.get("ttl", 3600)}
     assert "redis" in generated["compose"]["services"]
@@ -455,3 +457,204 @@ def test_probe_expects_model_name_only_on_model_listing_endpoints():
     wrong = [(n, path, expect) for n, path, expect in checks
              if path not in ("/v1/models", "/api/tags")]
     assert wrong == []
+
+
+# -- the cache's password ---------------------------------------------------------------------
+# Redis requires AUTH. The password reaches Redis, its healthcheck and the gateway only through
+# the containers' environment (`${REDIS_PASSWORD:?}`): never a generated file, never argv.
+
+def _unescaped(script: str) -> str:
+    """What the shell runs: Compose turns `$$` into `$`."""
+    return script.replace("$$", "$")
+
+
+def test_redis_requires_the_password_from_the_environment(generated):
+    services = generated["compose"]["services"]
+    required = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    redis = services["redis"]
+    assert redis["environment"] == {"REDIS_PASSWORD": required}
+    assert services["litellm"]["environment"]["REDIS_PASSWORD"] == required
+    assert redis["user"] == "redis"  # the official image drops root only for `redis-server`
+    sh, flag, script = redis["command"]
+    assert (sh, flag) == ("sh", "-c")
+    assert "requirepass $$REDIS_PASSWORD\n" in script  # the config read on stdin
+    assert "exec redis-server - " in script and "<<EOF\n" in script
+    # the password is never an argument: not to redis-server, not to redis-cli
+    for text in (generated["compose_text"], generated["litellm_text"]):
+        assert "--requirepass" not in text and "redis-cli -a" not in text
+        assert "sk-should-not-appear-redis" not in text
+    assert generated["litellm"]["litellm_settings"]["cache_params"]["password"] == \
+        "os.environ/REDIS_PASSWORD"
+
+
+def test_redis_healthcheck_wants_pong(generated):
+    test = generated["compose"]["services"]["redis"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "sh", "-c"]
+    assert test[3] == 'test "$$(REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli ping)" = PONG'
+
+
+def _fake_tools(folder: Path) -> Path:
+    """redis-server / redis-cli stand-ins recording argv (and stdin) like the real ones get."""
+    folder.mkdir()
+    (folder / "redis-server").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$LOG.argv"\ncat > "$LOG.stdin"\n')
+    (folder / "redis-cli").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" >> "$LOG.argv"\n'
+        'if [ -n "$FAKE_REPLY" ]; then echo "$FAKE_REPLY"\n'
+        'elif [ "$REDISCLI_AUTH" = "$SERVER_PASSWORD" ]; then echo PONG\n'
+        'else echo "NOAUTH Authentication required."; fi\n')
+    for tool in folder.iterdir():
+        tool.chmod(0o755)
+    return folder
+
+
+def _run_sh(script: str, tools: Path, log: Path, **env: str):
+    import subprocess
+
+    base = {"PATH": f"{tools}:/usr/bin:/bin", "LOG": str(log)}
+    return subprocess.run(["sh", "-c", _unescaped(script)], env={**base, **env},
+                          capture_output=True, text=True, timeout=10)
+
+
+def test_redis_start_passes_the_password_on_stdin_only(generated, tmp_path):
+    script = generated["compose"]["services"]["redis"]["command"][2]
+    tools, log = _fake_tools(tmp_path / "bin"), tmp_path / "server"
+    password = "sk-Kq3_x-9#%!&*()=+"
+    p = _run_sh(script, tools, log, REDIS_PASSWORD=password)
+    assert p.returncode == 0, p.stderr
+    argv = Path(f"{log}.argv").read_text().splitlines()
+    assert argv == ["-", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+    assert Path(f"{log}.stdin").read_text() == f"requirepass {password}\n"
+
+
+@pytest.mark.parametrize("password", ["", "two words", 'a"quote', "it's", "back\\slash",
+                                      "tab\there", "new\nline"])
+def test_redis_start_refuses_a_password_redis_would_misparse(generated, tmp_path, password):
+    """Redis would fail on such a config line and print it, password included, in its log."""
+    script = generated["compose"]["services"]["redis"]["command"][2]
+    tools, log = _fake_tools(tmp_path / "bin"), tmp_path / "server"
+    p = _run_sh(script, tools, log, REDIS_PASSWORD=password)
+    assert p.returncode == 1
+    assert p.stderr.strip() == \
+        "REDIS_PASSWORD must be set, without blanks, quotes or backslashes"
+    assert not Path(f"{log}.argv").exists()  # Redis never started
+
+
+@pytest.mark.parametrize("env, healthy", [
+    ({"REDIS_PASSWORD": "sk-right"}, True),
+    ({"REDIS_PASSWORD": "sk-wrong"}, False),  # NOAUTH: redis-cli still exits 0
+    ({"REDIS_PASSWORD": "sk-right", "FAKE_REPLY": "LOADING Redis is loading the dataset"}, False),
+])
+def test_redis_healthcheck_fails_on_error_replies(generated, tmp_path, env, healthy):
+    script = generated["compose"]["services"]["redis"]["healthcheck"]["test"][3]
+    tools, log = _fake_tools(tmp_path / "bin"), tmp_path / "cli"
+    p = _run_sh(script, tools, log, SERVER_PASSWORD="sk-right", **env)
+    assert (p.returncode == 0) == healthy, (p.stdout, p.stderr)
+    assert Path(f"{log}.argv").read_text().splitlines() == ["ping"]  # no -a PASSWORD
+
+
+def test_cache_password_env_names_the_variable_everywhere(runner, registry_dir, yaml_edit,
+                                                          secret_env, monkeypatch):
+    monkeypatch.setenv("CACHE_SECRET", "sk-should-not-appear-cache")
+    cfg = registry_dir("offline")
+    yaml_edit(cfg / "stack.yaml", lambda d: d["cache"].__setitem__("password_env", "CACHE_SECRET"))
+    assert generate(runner, "-C", str(cfg)).exit_code == 0
+    out = cfg.parent / "compose"
+    compose_text = (out / "compose.yaml").read_text()
+    litellm_text = (out / "litellm" / "config.yaml").read_text()
+    services = load_yaml(compose_text)["services"]
+    required = "${CACHE_SECRET:?set CACHE_SECRET in .env}"
+    assert services["redis"]["environment"] == {"CACHE_SECRET": required}
+    assert services["litellm"]["environment"]["CACHE_SECRET"] == required
+    assert "REDIS_PASSWORD" not in compose_text + litellm_text
+    assert "requirepass $$CACHE_SECRET\n" in services["redis"]["command"][2]
+    assert "REDISCLI_AUTH=\"$$CACHE_SECRET\"" in services["redis"]["healthcheck"]["test"][3]
+    assert load_yaml(litellm_text)["litellm_settings"]["cache_params"]["password"] == \
+        "os.environ/CACHE_SECRET"
+    assert "sk-should-not-appear-cache" not in compose_text + litellm_text
+
+
+def test_no_cache_no_cache_password(runner, registry_dir, yaml_edit, secret_env):
+    cfg = registry_dir("offline")
+    yaml_edit(cfg / "stack.yaml", lambda d: d["cache"].__setitem__("enabled", False))
+    assert generate(runner, "-C", str(cfg)).exit_code == 0
+    out = cfg.parent / "compose"
+    compose_text = (out / "compose.yaml").read_text()
+    assert "REDIS_PASSWORD" not in compose_text
+    assert "redis" not in load_yaml(compose_text)["services"]
+    assert "cache_params" not in load_yaml((out / "litellm" / "config.yaml").read_text())[
+        "litellm_settings"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_up_creates_the_cache_password_in_env_file(registry_dir, yaml_edit, monkeypatch, enabled):
+    from stackctl.cli.common import prepare_files
+    from stackctl.ops.envfile import read_env
+
+    for name in ("LITELLM_MASTER_KEY", "GRAFANA_ADMIN_PASSWORD", "REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = registry_dir("offline")
+    yaml_edit(cfg / "stack.yaml", lambda d: d["cache"].__setitem__("enabled", enabled))
+    reg = load_registry(cfg)
+    said: list[str] = []
+    result = prepare_files(reg, said.append)
+    env = read_env(reg.env_file)
+    assert ("REDIS_PASSWORD" in result["secrets_created"]) == enabled
+    assert ("REDIS_PASSWORD" in env) == enabled
+    if enabled:
+        assert re.fullmatch(r"sk-[A-Za-z0-9_-]{32}", env["REDIS_PASSWORD"])
+        assert env["REDIS_PASSWORD"] not in "\n".join(said)  # named, never shown
+        assert env["REDIS_PASSWORD"] != env["LITELLM_MASTER_KEY"]
+
+
+# -- the host-side probe sends the same password ----------------------------------------------
+
+class _FakeRedis:
+    """redis.Redis stand-in: a server requiring `server_password`."""
+
+    server_password = "sk-right"
+    seen: list[str | None] = []
+
+    def __init__(self, host: str, port: int, password: str | None = None, **_: Any):
+        assert host == "127.0.0.1"
+        self.password = password
+
+    def ping(self) -> bool:
+        import redis
+
+        type(self).seen.append(self.password)
+        if self.password is None:
+            raise redis.AuthenticationError("Authentication required.")
+        if self.password != self.server_password:
+            raise redis.AuthenticationError("invalid username-password pair")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("password, up", [("sk-right", True), ("sk-wrong", False),
+                                          (None, True)])  # NOAUTH: up, if nothing to send
+def test_redis_ping_is_authenticated(monkeypatch, password, up):
+    import redis
+
+    from stackctl.ops.probes import redis_ping
+
+    monkeypatch.setattr(redis, "Redis", _FakeRedis)
+    assert redis_ping(6379, password) is up
+
+
+def test_host_checks_read_the_password_from_env_file(registry_dir, monkeypatch):
+    import redis
+
+    from stackctl.ops.probes import checks
+
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    monkeypatch.setattr(redis, "Redis", _FakeRedis)
+    _FakeRedis.seen = []
+    reg = load_registry(registry_dir("offline"))
+    reg.env_file.write_text("REDIS_PASSWORD=sk-right\n")
+    assert checks(reg)["redis"]() is True
+    reg.env_file.write_text("REDIS_PASSWORD=sk-wrong\n")
+    assert checks(reg)["redis"]() is False  # a refused password is not "up"
+    assert _FakeRedis.seen == ["sk-right", "sk-wrong"]

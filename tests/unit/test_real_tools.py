@@ -40,7 +40,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarni
 REPO = Path(__file__).resolve().parents[2]
 REGISTRIES = {"shipped": Path("config"), "offline": Path("examples/offline/config")}
 STUB = REPO / "tests" / "stub" / "inference_stub.py"
-DUMMY_ENV = {"LITELLM_MASTER_KEY": "sk-dummy-master", "GRAFANA_ADMIN_PASSWORD": "dummy-password"}
+DUMMY_ENV = {"LITELLM_MASTER_KEY": "sk-dummy-master", "GRAFANA_ADMIN_PASSWORD": "dummy-password",
+             "REDIS_PASSWORD": "sk-dummy-redis"}
 
 LB_PROVIDERS = """\
 providers:
@@ -181,7 +182,8 @@ def _env_file(out: Path, name: str, env: dict[str, str]) -> Path:
 
 def test_compose_refuses_to_run_without_master_key(compose_env, outputs):
     env_file = _env_file(outputs["shipped"], "no-master-key.env",
-                         {"GRAFANA_ADMIN_PASSWORD": "dummy-password"})
+                         {"GRAFANA_ADMIN_PASSWORD": "dummy-password",
+                          "REDIS_PASSWORD": "sk-dummy-redis"})
     p = compose(compose_env, outputs["shipped"], "--env-file", str(env_file), "config", "-q",
                 env_file=False)
     assert p.returncode != 0
@@ -190,9 +192,10 @@ def test_compose_refuses_to_run_without_master_key(compose_env, outputs):
 
 
 @pytest.mark.parametrize("name", ["shipped", "offline"])
-def test_core_stack_needs_only_the_master_key(compose_env, outputs, name):
+def test_core_stack_needs_only_the_master_key_and_cache_password(compose_env, outputs, name):
     env_file = _env_file(outputs[name], "master-key-only.env",
-                         {"LITELLM_MASTER_KEY": "sk-dummy-master"})
+                         {"LITELLM_MASTER_KEY": "sk-dummy-master",
+                          "REDIS_PASSWORD": "sk-dummy-redis"})
     p = compose(compose_env, outputs[name], "--env-file", str(env_file), "config", "-q",
                 env_file=False)
     assert p.returncode == 0, p.stderr

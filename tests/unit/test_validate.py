@@ -646,3 +646,60 @@ def test_legacy_registry_reports_its_defects(runner, legacy):
         assert message in w["message"] and "enforce" in w["message"], w
         assert w["line"] == line_of(legacy / MAPPINGS_YAML, *anchors), w
     assert doc["summary"]["providers"] == 8
+
+
+# -- the cache's password: cache.password_env ------------------------------------------------
+# Like the gateway's master key, stack.yaml names the variable (in .env) that holds it.
+
+CACHE_PASSWORD_BROKEN = [
+    Broken("cache-password-env-holds-a-password", "stack.yaml",
+           set_in("cache", "password_env", "hunter2 with spaces!"),
+           (key("cache"), key("password_env")), "cache.password_env",
+           ("password_env must be the NAME of an environment variable, not a secret",
+            "e.g. password_env: REDIS_PASSWORD, and put the value in .env"),
+           forbid=("hunter2",)),
+    Broken("cache-password-env-offline", "stack.yaml",
+           set_in("cache", "password_env", "${REDIS_PASSWORD}"),
+           (key("cache"), key("password_env")), "cache.password_env",
+           ("must be the NAME of an environment variable",), registry="offline"),
+    Broken("cache-password-is-the-master-key", "stack.yaml",
+           set_in("cache", "password_env", "LITELLM_MASTER_KEY"),
+           (key("cache"), key("password_env")), "cache.password_env",
+           ("cache.password_env 'LITELLM_MASTER_KEY' is also gateway.master_key_env",
+            "give the cache its own variable")),
+    Broken("cache-password-is-an-api-key", "providers.yaml",
+           both(set_in("providers", "openai", "status", "active"),
+                set_in("providers", "openai", "env_var", "REDIS_PASSWORD")),
+           (key("openai"), key("env_var")), "providers.openai.env_var",
+           ("env_var 'REDIS_PASSWORD' is also the cache's password",
+            "give the cache its own variable")),
+    Broken("master-key-env-holds-a-key", "stack.yaml",
+           set_in("gateway", "master_key_env", "sk-1234"),
+           (key("gateway"), key("master_key_env")), "gateway.master_key_env",
+           ("master_key_env must be the NAME of an environment variable",
+            "e.g. master_key_env: LITELLM_MASTER_KEY"), forbid=("sk-1234",)),
+]
+
+
+@pytest.mark.parametrize("case", CACHE_PASSWORD_BROKEN, ids=[c.id for c in CACHE_PASSWORD_BROKEN])
+def test_broken_cache_password_env(runner, registry_dir, yaml_edit, case: Broken):
+    test_broken_registry(runner, registry_dir, yaml_edit, case)
+
+
+@pytest.mark.parametrize("edit", [
+    set_in("cache", "password_env", "STACK_CACHE_PASSWORD"),
+    # a disabled cache has no password: its name is not checked
+    both(set_in("cache", "enabled", False), set_in("cache", "password_env", "not a name")),
+    both(set_in("cache", "enabled", False), set_in("cache", "password_env", "LITELLM_MASTER_KEY")),
+], ids=["own-name", "disabled-bad-name", "disabled-shared-name"])
+def test_cache_password_env_is_fine(runner, registry_dir, yaml_edit, edit):
+    cfg = registry_dir("shipped")
+    yaml_edit(cfg / "stack.yaml", edit)
+    r = validate(runner, "--strict")
+    assert r.exit_code == 0, r.output
+
+
+def test_cache_password_env_defaults_to_redis_password():
+    from stackctl.registry.models import StackFile
+
+    assert StackFile().cache.password_env == "REDIS_PASSWORD"
