@@ -76,7 +76,7 @@ def stop(container: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--switches", type=int, default=10)
+    ap.add_argument("--switches", type=int, default=12)
     ap.add_argument("--rate", type=float, default=5.5,
                     help="requests/s per vLLM alias in the load phase (0: skip that phase)")
     ap.add_argument("--baseline", help="git ref whose `switch` takes every other no-load switch")
@@ -121,7 +121,7 @@ def phase(cfg: Path, project: str, key: str, switches: int, rate: float,
                               MEMBERS[back][2]):
                 time.sleep(0.05)
             time.sleep(2)  # let the gateway route back to it
-            impl = list(impls)[i % len(impls)]
+            impl = list(impls)[(i // 2) % len(impls)]  # each does both directions
             start = time.perf_counter()
             out = stackctl("switch", target, "-C", str(cfg), cmd=impls[impl]).stdout
             walls.append((impl, target, time.perf_counter() - start))
