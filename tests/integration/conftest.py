@@ -47,12 +47,20 @@ def docker_ready() -> None:
 
 
 class Stack:
-    """One offline stack in tmp: run stackctl against it, read its key, talk to it."""
+    """One offline stack in tmp: run stackctl against it, read its key, talk to it.
 
-    def __init__(self, root: Path, project: str):
+    Its host ports are the offline example's shifted by an offset derived from the project
+    name, so stacks of different test modules (or of two people on one machine) do not
+    collide; `port(service)` tells each."""
+
+    def __init__(self, root: Path, project: str, ports: dict[str, int]):
         self.root = root
         self.config = root / "config"
         self.project = project
+        self.ports = ports
+
+    def port(self, service: str) -> int:
+        return self.ports[service]
 
     def cli(self, *args: str) -> object:
         runner = CliRunner()
@@ -71,7 +79,7 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:4000"
+        return f"http://127.0.0.1:{self.port('litellm')}"
 
     def edit(self, file: str, change: Callable[[dict], None]) -> None:
         from ruamel.yaml import YAML
@@ -94,14 +102,33 @@ class Stack:
         return out
 
 
+OFFLINE_PORTS = {"litellm": 4000, "redis": 6379, "llama_cpp": 8080, "ollama": 11434,
+                 "vllm-qwen": 8001, "vllm-dolphin": 8002}
+
+
 def make_stack(tmp: Path, project: str) -> Stack:
+    """A copy of the offline example named `project`, on ports shifted by 10000–19900 (kept
+    below 32768, where Docker and testcontainers pick random ports)."""
+    import zlib
+
     root = tmp / project
     shutil.copytree(OFFLINE / "config", root / "config")
-    stack = Stack(root, project)
+    offset = 10000 + 100 * (zlib.crc32(project.encode()) % 100)
+    ports = {service: port + offset for service, port in OFFLINE_PORTS.items()}
+    stack = Stack(root, project, ports)
 
-    def rename(data: dict) -> None:
+    def stack_yaml(data: dict) -> None:
         data["project"] = project
-    stack.edit("stack.yaml", rename)
+        data["gateway"]["host_port"] = ports["litellm"]
+        data["cache"]["host_port"] = ports["redis"]
+
+    def providers_yaml(data: dict) -> None:
+        for name, prov in data["providers"].items():
+            if name in ports:
+                prov["base_url"] = prov["base_url"].replace(
+                    f":{OFFLINE_PORTS[name]}", f":{ports[name]}")
+    stack.edit("stack.yaml", stack_yaml)
+    stack.edit("providers.yaml", providers_yaml)
     return stack
 
 

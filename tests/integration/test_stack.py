@@ -27,7 +27,7 @@ def test_up_reports_every_service_and_a_working_curl_line(stack):
     for service in ("litellm", "redis", "llama_cpp", "ollama", "vllm-qwen"):
         assert f"{service}" in out and "ready" in out
     assert "vllm-dolphin" not in out  # the other member of gpu0 stays down
-    assert "endpoint: http://127.0.0.1:4000/v1" in out
+    assert f"endpoint: {stack.url}/v1" in out
     assert stack.key not in out  # the secret is referenced, never printed
     curl = next(line.strip() for line in out.splitlines() if "curl -s" in line)
     res = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60,
@@ -54,21 +54,21 @@ def test_same_request_again_is_served_from_redis(stack):
     from stackctl.ops.envfile import read_env
 
     # the cache requires AUTH: without the password from the stack's .env, nothing is read
-    anonymous = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5)
+    anonymous = redis.Redis(host="127.0.0.1", port=stack.port("redis"), socket_timeout=5)
     with pytest.raises((redis.AuthenticationError, redis.ResponseError)) as refused:
         anonymous.keys("stackctl:*")
     anonymous.close()
     # the NOAUTH error code (redis-py keeps it in status_code, RESP3's HELLO gets it too)
     assert "NOAUTH" in (getattr(refused.value, "status_code", None) or str(refused.value))
     password = read_env(stack.root / ".env")["REDIS_PASSWORD"]
-    r = redis.Redis(host="127.0.0.1", port=6379, password=password, socket_timeout=5)
+    r = redis.Redis(host="127.0.0.1", port=stack.port("redis"), password=password, socket_timeout=5)
     assert r.ping()
     before = set(r.keys("stackctl:*"))
     prompt = f"Say one word. ({uuid.uuid4()})"
     body = {"model": "qwen2.5-coder:7b", "max_tokens": 8,
             "messages": [{"role": "user", "content": prompt}]}
     headers = {"Authorization": f"Bearer {stack.key}"}
-    stats = "http://127.0.0.1:11434/stub/stats"
+    stats = f"http://127.0.0.1:{stack.port('ollama')}/stub/stats"
     hits_before = requests.get(stats, timeout=5).json()
 
     first = requests.post(f"{stack.url}/v1/chat/completions", json=body, headers=headers,
@@ -100,7 +100,8 @@ def test_status_json_then_degraded_after_a_provider_is_killed(stack):
     assert {"smollm2", "qwen-coder-vllm", "qwen2.5-coder:7b"} <= set(st["gateway"]["models"])
     svc = {s["name"]: s for s in st["services"]}
     assert svc["vllm-qwen"]["state"] == "running" and svc["vllm-qwen"]["health"] == "healthy"
-    assert svc["vllm-qwen"]["models"] == ["qwen-coder-vllm"] and svc["vllm-qwen"]["port"] == 8001
+    assert svc["vllm-qwen"]["models"] == ["qwen-coder-vllm"]
+    assert svc["vllm-qwen"]["port"] == stack.port("vllm-qwen")
     assert svc["llama_cpp"]["models"] == ["smollm2"]
     assert svc["vllm-dolphin"]["state"] == "absent"
     assert st["gpu_groups"]["gpu0"] == {"active": "vllm-qwen",
