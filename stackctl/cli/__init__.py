@@ -22,6 +22,14 @@ COMMANDS = {
     "status": ("stackctl.cli.status", "status", "Health of every service, GPU group and the gateway."),
     "switch": ("stackctl.cli.switch", "switch", "Move an exclusive GPU group to another member."),
     "images": ("stackctl.cli.images", "images", "Build the local image set (no registry needed)."),
+    # day two (listed once their module exists)
+    "reload": ("stackctl.cli.reload", "reload", "Apply registry edits to the gateway; roll back on failure."),
+    "backups": ("stackctl.cli.reload", "backups", "List the gateway config backups."),
+    "ports": ("stackctl.cli.ports", "ports", "Every port the stack needs: free, ours or foreign."),
+    "cache": ("stackctl.cli.cache", "cache", "The gateway's Redis cache: stats, keys, flush."),
+    "logs": ("stackctl.cli.logs", "logs", "Service logs, or one line per request (--requests)."),
+    "bench": ("stackctl.cli.bench", "bench", "Latency, tokens/s and throughput, gateway vs direct."),
+    "doctor": ("stackctl.cli.doctor", "doctor", "Check the machine, the registry and the stack."),
 }
 
 
