@@ -45,9 +45,11 @@ def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
             env[prov.env_var] = _required(prov.env_var)
     svc: dict[str, Any] = {
         "image": _image(reg, GATEWAY, gw.image),
-        "command": ["--config", "/app/config.yaml", "--port", "4000", "--host", "0.0.0.0"],
+        "command": ["--config", "/app/litellm/config.yaml", "--port", "4000", "--host", "0.0.0.0"],
         "environment": env,
-        "volumes": ["./litellm/config.yaml:/app/config.yaml:ro"],
+        # the folder, not the file: files in it are replaced atomically (a new inode), which a
+        # single-file bind mount would never show the container; callbacks live beside it
+        "volumes": ["./litellm:/app/litellm:ro"],
         "ports": _port(stack.bind_address, gw.host_port, 4000),
         "healthcheck": compose_healthcheck(
             python_http("http://127.0.0.1:4000/health/liveliness", 4), 2, 5, 3, gw.start_period),

@@ -404,7 +404,7 @@ def test_cache_and_master_key(generated):
         "os.environ/LITELLM_MASTER_KEY"
     gw = generated["compose"]["services"]["litellm"]
     assert gw["depends_on"] == {"redis": {"condition": "service_healthy"}}
-    assert "./litellm/config.yaml:/app/config.yaml:ro" in gw["volumes"]
+    assert "./litellm:/app/litellm:ro" in gw["volumes"]  # the folder: atomic replaces show
 
 
 def test_load_balancing_weights(lb):
