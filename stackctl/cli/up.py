@@ -87,7 +87,9 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     started = time.monotonic()
     try:
         with ops_errors():
-            result = bring_up(reg, docker, opts, on_change, say=lambda s: console.print(f"  {s}"))
+            changed = any("litellm" in Path(p).parts for p in files["files_written"])
+            result = bring_up(reg, docker, opts, on_change, say=lambda s: console.print(f"  {s}"),
+                              gateway_config_changed=changed)
     except (GateFailure, GatewayCheckFailed) as exc:
         raise Failed(str(exc) + "\n(`stackctl status` shows the rest; "
                      "`stackctl down` removes the stack)") from None

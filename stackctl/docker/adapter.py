@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -73,6 +74,19 @@ class Docker:
     def ping(self) -> None:
         """EngineUnreachable unless an engine answers `docker info`."""
         self._call("docker info", self._client.system.info)
+
+    def info(self) -> dict[str, Any]:
+        """The engine's facts `doctor` reports, from one `docker info`: `version` (the
+        server's), `runtimes` (names, e.g. runc, nvidia), `root_dir` (DockerRootDir, where
+        images and volumes live). EngineUnreachable when no engine answers."""
+        info = self._call("docker info", self._client.system.info)
+        return {"version": info.server_version or "", "runtimes": sorted(info.runtimes or {}),
+                "root_dir": str(info.docker_root_dir or "")}
+
+    def compose_version(self) -> str:
+        """`docker compose version` as printed (e.g. "Docker Compose version v2.40.3");
+        needs no engine. DockerError when the Compose v2 plugin is missing."""
+        return self._call("docker compose version", self._client.compose.version)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with docker_errors(what):
@@ -142,6 +156,42 @@ class Docker:
                 return None
             raise
 
+    def published_ports(self) -> list[dict[str, Any]]:
+        """Every TCP host port a running container publishes, whatever its project: dicts of
+        container, project and service (Compose labels; None outside Compose), address (the
+        host IP; 0.0.0.0 when Docker leaves it empty) and port. One `docker inspect` for all."""
+        import json
+
+        from python_on_whales.utils import run
+
+        def published() -> list[dict[str, Any]]:
+            ids = [c.id for c in self._client.container.list()]
+            if not ids:
+                return []
+            found = json.loads(run(self._client.client_config.docker_cmd
+                                   + ["container", "inspect", *ids]))
+            out = []
+            for c in found:
+                labels = (c.get("Config") or {}).get("Labels") or {}
+                for key, binds in ((c.get("NetworkSettings") or {}).get("Ports") or {}).items():
+                    if not key.endswith("/tcp"):
+                        continue
+                    for b in binds or []:
+                        out.append({"container": c["Name"].lstrip("/"),
+                                    "project": labels.get(PROJECT_LABEL),
+                                    "service": labels.get(SERVICE_LABEL),
+                                    "address": b.get("HostIp") or "0.0.0.0",
+                                    "port": int(b["HostPort"])})
+            return out
+
+        try:
+            return self._call("docker container inspect", published)
+        except DockerError as exc:
+            if "No such" not in str(exc):
+                raise
+            # a container went away between the list and the inspect: once more
+            return self._call("docker container inspect", published)
+
     def start(self, container: str) -> None:
         self._call(f"docker start {container}", lambda: self._client.container.start(container))
 
@@ -157,6 +207,45 @@ class Docker:
         except DockerError as exc:
             return f"(no logs: {exc})"
 
+    def signal(self, container: str, signal: str) -> None:
+        self._call(f"docker kill -s {signal} {container}",
+                   lambda: self._client.container.kill(container, signal=signal))
+
+    def run_python(self, image: str, script: Path, args: list[str],
+                   mounts: list[tuple[Path, str]]) -> str:
+        """`script` run with the image's python3, read-only mounts, no network; its stdout."""
+        volumes = [(script, "/stackctl/" + script.name, "ro")]
+        volumes += [(host, inside, "ro") for host, inside in mounts]
+        return self._call(f"docker run {image}", lambda: self._client.run(
+            image, ["/stackctl/" + script.name, *args], entrypoint="python3", remove=True,
+            volumes=volumes, networks=["none"]))
+
+    def logs_since(self, container: str, since: datetime) -> str:
+        try:
+            return self._call("docker logs", lambda: self._client.container.logs(
+                container, since=since))
+        except DockerError as exc:
+            return f"(no logs: {exc})"
+
+    def log_lines(self, container: str, since: str | None = None, follow: bool = False,
+                  tail: int | None = None) -> Iterator[str]:
+        """A container's log (stdout and stderr), line by line as `docker logs` prints it;
+        with `follow`, until the container stops or the caller closes the iterator."""
+        cmd = [*self._client.client_config.docker_cmd, "container", "logs"]
+        cmd += _log_args(since=since, tail=tail, follow=follow)
+        return _stream_lines(cmd + [container], "docker logs")
+
+    def service_log_lines(self, profiles: list[str], services: list[str], follow: bool = False,
+                          since: str | None = None, tail: int | None = None,
+                          timestamps: bool = False) -> Iterator[str]:
+        """`docker compose logs` of the services (all when empty), prefixed `service-1  | `,
+        line by line; with `follow`, until the caller closes the iterator."""
+        cmd = [*self._compose(profiles).docker_compose_cmd, "logs", "--no-color"]
+        cmd += _log_args(since=since, tail=tail, follow=follow)
+        if timestamps:
+            cmd.append("--timestamps")
+        return _stream_lines(cmd + list(services), "docker compose logs")
+
     # -- images ------------------------------------------------------------------------------
     def image_exists(self, image: str) -> bool:
         return self._call("docker image inspect", lambda: self._client.image.exists(image))
@@ -169,6 +258,71 @@ class Docker:
         from .images import ImageOps
 
         return ImageOps(self._client)
+
+
+def _log_args(since: str | None, tail: int | None, follow: bool) -> list[str]:
+    args = []
+    if since is not None:
+        args += ["--since", since]
+    if tail is not None:
+        args += ["--tail", str(tail)]
+    if follow:
+        args.append("--follow")
+    return args
+
+
+def _stream_lines(cmd: list[str], what: str) -> Iterator[str]:
+    """The lines a docker CLI command prints (stdout and stderr, as they come). Closing the
+    iterator (or Ctrl-C while it waits) stops the command: no `docker logs --follow` is left
+    behind. A failed command raises DockerError (EngineUnreachable: no engine)."""
+    import queue
+    import subprocess
+    import threading
+
+    try:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise EngineUnreachable("the docker CLI is not installed: run "
+                                "scripts/ensure-docker.sh") from None
+    lines: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+    errors: list[str] = []
+
+    def read(stream: Any, source: str) -> None:
+        for raw in iter(stream.readline, b""):
+            lines.put((source, raw))
+        lines.put(None)
+
+    for stream, source in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+        threading.Thread(target=read, args=(stream, source), daemon=True).start()
+    try:
+        open_streams = 2
+        while open_streams:
+            item = lines.get()
+            if item is None:
+                open_streams -= 1
+                continue
+            source, raw = item
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if source == "stderr":
+                errors = (errors + [text])[-5:]
+            yield text
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        text = "\n".join(errors)
+        if any(marker in text for marker in _UNREACHABLE):
+            raise EngineUnreachable(f"no Docker engine answers ({errors[-1]}); "
+                                    "scripts/ensure-docker.sh starts one")
+        last = next((e for e in reversed(errors) if e.strip()), f"exit {code}")
+        raise DockerError(f"{what}: {last}")
 
 
 def _state(c: Container) -> ContainerState:

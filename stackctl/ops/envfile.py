@@ -102,9 +102,12 @@ def _parse(text: str, environ: Mapping[str, str], where: str
         original, start = binding.original.string, pos
         pos += len(original)
         line = binding.original.line + original[:len(original) - len(original.lstrip())].count("\n")
-        first = original.strip().split("\n", 1)[0]
+        # the line may hold a secret: name it by its key, never quote it
+        head = original.strip().split("\n", 1)[0].split("=", 1)[0].strip()
+        first = f"the line for {head}" if NAME.fullmatch(head.removeprefix("export ").strip()) \
+            else f"a line of {len(original.strip())} characters"
         if binding.error:
-            raise EnvFileError(f"{where}:{line}: cannot read {first!r}: write KEY=value "
+            raise EnvFileError(f"{where}:{line}: cannot read {first}: write KEY=value "
                                "(Compose and stackctl would not agree on this line)")
         if binding.key is None:  # blank or comment
             continue
@@ -112,7 +115,7 @@ def _parse(text: str, environ: Mapping[str, str], where: str
         _check_key(key, where, line)
         stmt = _statement(binding.value is None, key, original, start, line)
         if stmt is None:
-            raise EnvFileError(f"{where}:{line}: cannot read {first!r}: write KEY=value")
+            raise EnvFileError(f"{where}:{line}: cannot read {first}: write KEY=value")
         if stmt.quote is None:  # `KEY` alone: the host's value
             if key in environ:
                 out[key], setters[key] = environ[key], stmt
@@ -285,7 +288,8 @@ def ensure_secrets(path: Path, names: list[str],
         else:
             how = (f"`{name}` alone takes the environment variable {name}, which is empty"
                    if stmt.quote is None else
-                   f"{name} is set to {stmt.written!r}, which Compose reads as empty")
+                   f"{name} is set to a value that Compose reads as empty (a reference "
+                   "to an unset variable?)")
             raise EnvFileError(f"{path}:{stmt.line}: {how}; stackctl does not overwrite it. "
                                f"Give {name} a value, or delete the line and stackctl will "
                                "create a random one")

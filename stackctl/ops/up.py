@@ -15,6 +15,7 @@ from .gateway import Gateway
 from .health import Gate, GateFailure, wait_healthy
 from .lock import stack_lock
 from .plan import UpPlan, plan_up, services_of
+from .ports import ensure_ports_free
 from .probes import host_probe
 
 
@@ -90,18 +91,36 @@ def gateway_for(reg: Registry) -> Gateway:
 def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
              on_change: Callable[[str, str, float], None] = lambda *a: None,
              probe: Callable[[str], bool] | None = None,
-             say: Callable[[str], None] = lambda s: None) -> UpResult:
+             say: Callable[[str], None] = lambda s: None,
+             gateway_config_changed: bool = False) -> UpResult:
     """Plan, start and health-gate under the stack lock, then check the gateway's models.
 
     `probe(service)` sees readiness from the host (default: the services' healthchecks sent
-    to their published ports)."""
+    to their published ports). `gateway_config_changed`: the gateway's config files were
+    just rewritten; a gateway that was already running gets new workers that read them (as
+    `reload` does), one that starts now reads them anyway."""
+    from ..render.compose import GATEWAY
+
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
-        plan = plan_up(reg, opts.profiles, docker.containers())
+        observed = docker.containers()
+        plan = plan_up(reg, opts.profiles, observed)
         ensure_images(docker, plan, opts.pull, say)
+        ensure_ports_free(reg, docker, plan.services)
+        running = next((s.name for s in observed if s.service == GATEWAY and s.running), None)
         docker.up(plan.profiles, plan.services)
         gate: Gate = wait_healthy(plan.services, docker.containers, opts.timeout,
                                   logs=docker.logs, on_change=on_change,
                                   probe=host_probe(reg) if probe is None else probe)
+        if gateway_config_changed and running:
+            from .reload import replace_workers
+
+            try:
+                replace_workers(docker, running, reg.stack.gateway.workers, plan.expected_models,
+                                gateway_for(reg).models, min(opts.timeout, 120), say)
+            except (RuntimeError, TimeoutError) as exc:
+                raise GatewayCheckFailed(f"the gateway's new config does not serve ({exc}); "
+                                         "`stackctl reload --restore` puts a backup back") \
+                    from None
     gw = gateway_for(reg)
     missing = gw.wait_models(plan.expected_models, timeout=min(opts.timeout, 30))
     if missing:

@@ -234,6 +234,9 @@ class Gateway(Strict):
     host_port: int = Field(4000, ge=1, le=65535)
     master_key_env: str = "LITELLM_MASTER_KEY"
     router: Router = Field(default_factory=Router)
+    workers: int = Field(2, ge=1, le=32, description="gunicorn workers serving the gateway "
+                         "(one per core you give it); more than one also makes `stackctl "
+                         "reload` graceful")
     start_period: float = Field(120, gt=0,
                                 description="seconds LiteLLM may take to start (slow imports)")
 

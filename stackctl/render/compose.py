@@ -34,10 +34,15 @@ def _required(name: str) -> str:
     return f"${{{name}:?set {name} in .env}}"
 
 
-def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
+METRICS_DIR = "/tmp/litellm-metrics"
+
+
+def gateway_service(reg: Registry) -> dict[str, Any]:
     gw, stack = reg.stack.gateway, reg.stack
     env = {gw.master_key_env: _required(gw.master_key_env),
-           "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
+           "LITELLM_LOCAL_MODEL_COST_MAP": "true",
+           # every worker writes its samples here; /metrics adds them up
+           "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR}
     if stack.cache.enabled:  # cache_params.password: os.environ/<password_env>
         env[stack.cache.password_env] = _required(stack.cache.password_env)
     for prov in reg.providers.providers.values():
@@ -45,17 +50,21 @@ def gateway_service(reg: Registry, config_digest: str = "") -> dict[str, Any]:
             env[prov.env_var] = _required(prov.env_var)
     svc: dict[str, Any] = {
         "image": _image(reg, GATEWAY, gw.image),
-        "command": ["--config", "/app/litellm/config.yaml", "--port", "4000", "--host", "0.0.0.0"],
+        # gunicorn: several workers on the cores, and on SIGHUP new workers read the config
+        # again while the old ones finish their requests (`stackctl reload`)
+        "command": ["--config", "/app/litellm/config.yaml", "--port", "4000", "--host", "0.0.0.0",
+                    "--run_gunicorn", "--num_workers", str(gw.workers)],
         "environment": env,
+        "tmpfs": [METRICS_DIR],
         # the folder, not the file: files in it are replaced atomically (a new inode), which a
         # single-file bind mount would never show the container; callbacks live beside it
         "volumes": ["./litellm:/app/litellm:ro"],
         "ports": _port(stack.bind_address, gw.host_port, 4000),
         "healthcheck": compose_healthcheck(
             python_http("http://127.0.0.1:4000/health/liveliness", 4), 2, 5, 3, gw.start_period),
-        # the config is a bind mount, whose content Compose does not watch: a digest label
-        # makes `up` recreate the gateway exactly when its config changed
-        "labels": _labels("gateway", **({"config_digest": config_digest} if config_digest else {})),
+        # its config folder is a bind mount, which Compose does not watch: `up` and `reload`
+        # have gunicorn replace the workers when it changed (no restart)
+        "labels": _labels("gateway"),
         "restart": "unless-stopped",
     }
     if stack.cache.enabled:
@@ -200,8 +209,8 @@ def monitoring_services(reg: Registry) -> dict[str, Any]:
     }
 
 
-def render_compose(reg: Registry, gateway_config_digest: str = "") -> dict[str, Any]:
-    services: dict[str, Any] = {GATEWAY: gateway_service(reg, gateway_config_digest)}
+def render_compose(reg: Registry) -> dict[str, Any]:
+    services: dict[str, Any] = {GATEWAY: gateway_service(reg)}
     if reg.stack.cache.enabled:
         services[CACHE] = cache_service(reg)
     volumes: dict[str, dict] = {}

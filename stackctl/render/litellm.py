@@ -11,6 +11,8 @@ from ..registry.models import Provider
 PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
           "openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai"}
 CACHE_HOST = "redis"
+TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
+TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
 
 
 def api_base(name: str, prov: Provider) -> str:
@@ -66,7 +68,10 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     if aliases:
         settings["model_group_alias"] = aliases
 
-    litellm_settings: dict[str, Any] = {"drop_params": True, "callbacks": ["prometheus"]}
+    # stackctl_trace: one JSON line per request on the gateway's stdout (`stackctl logs
+    # --requests`); a module generated beside this config, where the proxy looks for it
+    litellm_settings: dict[str, Any] = {"drop_params": True,
+                                        "callbacks": ["prometheus", TRACE_CALLBACK]}
     cache = reg.stack.cache
     if cache.enabled:
         litellm_settings["cache"] = True

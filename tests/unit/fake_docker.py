@@ -91,3 +91,63 @@ class FakeDocker:
         if not image.startswith("pullable/"):
             raise DockerError(f"docker pull {image}: no registry reachable")
         self.present.add(image)
+
+    def publish(self, service: str, port: int, address: str = "127.0.0.1",
+                project: str | None = None) -> None:
+        """`service`'s container publishes `port` while it runs; with `project`, a running
+        container of that other project (named like Compose would) does."""
+        self.__dict__.setdefault("_published", []).append((service, port, address, project))
+
+    def published_ports(self) -> list[dict]:
+        out = []
+        for service, port, address, project in self.__dict__.get("_published", []):
+            if project is None:
+                st = self.state.get(service)
+                if st is None or not st.running:
+                    continue
+                name, project = st.name, self.project
+            else:
+                name = f"{project}-{service}-1"
+            out.append({"container": name, "project": project, "service": service,
+                        "address": address, "port": port})
+        return out
+
+    # -- doctor: the engine's facts; set `engine` to None for "no engine answers" ---------
+    engine: dict | None = {"version": "27.3.1", "runtimes": ["runc"],
+                           "root_dir": "/var/lib/docker"}
+    compose: str | None = "Docker Compose version v2.40.3"  # None: the plugin is missing
+
+    def info(self) -> dict:
+        from stackctl.docker.adapter import EngineUnreachable
+
+        if self.engine is None:
+            raise EngineUnreachable("no Docker engine answers (Cannot connect to the Docker "
+                                    "daemon at unix:///nowhere.sock. Is the docker daemon "
+                                    "running?); scripts/ensure-docker.sh starts one")
+        return dict(self.engine)
+
+    def compose_version(self) -> str:
+        from stackctl.docker.adapter import DockerError
+
+        if self.compose is None:
+            raise DockerError("docker compose version: docker: 'compose' is not a docker "
+                              "command.")
+        return self.compose
+
+    # -- logs: `log_text[container]` is its log so far; `log_new[container]` what a follow
+    # reads (from its `since`: it may repeat the end of log_text), then the follow ends, as
+    # when the container stops ----------------------------------------------------------
+    def log_lines(self, container: str, since: str | None = None, follow: bool = False,
+                  tail: int | None = None):
+        self.calls.append(("log_lines", container, since, follow, tail))
+        source = self.__dict__.setdefault("log_new" if follow else "log_text", {})
+        lines = list(source.get(container, []))
+        yield from lines[-tail:] if tail else lines
+
+    def service_log_lines(self, profiles: list[str], services: list[str], follow: bool = False,
+                          since: str | None = None, tail: int | None = None,
+                          timestamps: bool = False):
+        self.calls.append(("service_log_lines", tuple(services), follow, since, tail,
+                           timestamps))
+        for service in services or sorted(self.state):
+            yield f"{service}-1  | log of {service}"

@@ -249,7 +249,8 @@ def fake_bring_up(outcome: str = "ok"):
     from stackctl.ops.plan import UpPlan
     from stackctl.ops.up import ImagesMissing, UpResult
 
-    def bring_up(reg, docker, opts, on_change=lambda *a: None, probe=None, say=lambda s: None):
+    def bring_up(reg, docker, opts, on_change=lambda *a: None, probe=None, say=lambda s: None,
+                 gateway_config_changed=False):
         if outcome == "images":
             raise ImagesMissing("1 image(s) missing, nothing was started:\n  stackctl-local/x:1")
         for service in ("litellm", "redis"):
@@ -318,7 +319,8 @@ def test_generate_json(runner, offline):
     assert doc["ok"] and not doc["check"]
     assert {f["path"]: f["status"] for f in doc["files"]} == {
         "examples/offline/compose/compose.yaml": "written",
-        "examples/offline/compose/litellm/config.yaml": "unchanged"}
+        "examples/offline/compose/litellm/config.yaml": "unchanged",
+        "examples/offline/compose/litellm/stackctl_trace.py": "unchanged"}
     (out / "compose.yaml").write_text("stale\n")
     r = run(runner, "-C", OFFLINE, "generate", "--check", "--json")
     assert r.exit_code == 1

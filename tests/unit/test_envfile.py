@@ -334,3 +334,14 @@ def test_the_key_compose_uses_is_the_hosts_when_both_have_it(tmp_path):
     assert compose_value(env, "LITELLM_MASTER_KEY", {}) == "sk-file"
     assert compose_value(env, "LITELLM_MASTER_KEY", {"LITELLM_MASTER_KEY": "sk-host"}) == "sk-host"
     assert compose_value(env, "OTHER", {}) is None
+
+
+def test_an_unreadable_line_is_named_by_its_key_never_quoted(tmp_path):
+    from stackctl.ops.envfile import EnvFileError, read_env
+
+    env = tmp_path / ".env"
+    env.write_text('OK=1\nLITELLM_MASTER_KEY="sk-very-secret-value\n')  # unterminated quote
+    with pytest.raises(EnvFileError) as exc:
+        read_env(env, {})
+    assert "LITELLM_MASTER_KEY" in str(exc.value) and ":2:" in str(exc.value)
+    assert "sk-very-secret" not in str(exc.value)

@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
 CONFIGS = {"shipped": REPO / "config", "offline": REPO / "examples" / "offline" / "config"}
 OUTPUT = {"shipped": Path("compose"), "offline": Path("examples/offline/compose")}
-GOLDEN_NAMES = {"compose.yaml": "compose.yaml", "litellm/config.yaml": "litellm.yaml"}
+GOLDEN_NAMES = {"compose.yaml": "compose.yaml", "litellm/config.yaml": "litellm.yaml",
+                "litellm/stackctl_trace.py": "stackctl_trace.py"}
 
 SECRETS = {  # set while generating: none of these values may reach a generated file
     "LITELLM_MASTER_KEY": "sk-should-not-appear-master",
@@ -200,12 +201,13 @@ def test_generate_is_byte_stable(runner, registry_dir, name):
     assert f"wrote {rel}/compose.yaml" in r.output
     assert f"wrote {rel}/litellm/config.yaml" in r.output
     first = _snapshot(out)
-    assert len(first) == 2, list(first)  # no stray temporary files
+    assert len(first) == len(GOLDEN_NAMES), list(first)  # no stray temporary files
 
     r = generate(runner, "-C", str(cfg))
     assert r.exit_code == 0, r.output
     assert r.output.splitlines() == [f"unchanged {rel}/compose.yaml",
-                                     f"unchanged {rel}/litellm/config.yaml"]
+                                     f"unchanged {rel}/litellm/config.yaml",
+                                     f"unchanged {rel}/litellm/stackctl_trace.py"]
     second = _snapshot(out)
     assert second == first  # same bytes, and not even rewritten
 
@@ -246,7 +248,8 @@ def test_check_after_registry_edit(runner, registry_dir, yaml_edit):
     r = generate(runner, "--check")
     assert r.exit_code == 1, r.output
     assert "-    ttl: 3600\n" in r.output and "+    ttl: 600\n" in r.output
-    assert "2 generated file(s) are stale" in r.output
+    # only the gateway's config: a config change reaches the gateway without a new container
+    assert "1 generated file(s) are stale" in r.output and "compose.yaml" not in r.output
 
 
 @pytest.mark.parametrize("name", ["shipped", "offline"])
@@ -658,3 +661,22 @@ def test_host_checks_read_the_password_from_env_file(registry_dir, monkeypatch):
     reg.env_file.write_text("REDIS_PASSWORD=sk-wrong\n")
     assert checks(reg)["redis"]() is False  # a refused password is not "up"
     assert _FakeRedis.seen == ["sk-right", "sk-wrong"]
+
+
+# -- the gateway's request-log callback (issue 10) -------------------------------------------
+
+def test_request_log_callback_is_generated_beside_the_config(generated):
+    """`litellm_settings.callbacks` names stackctl_trace.callback; the proxy imports it from
+    the config's own folder (/app/litellm, mounted whole), where `generate` writes it."""
+    from stackctl.render.files import TRACE_HEADER
+
+    assert generated["litellm"]["litellm_settings"]["callbacks"] == \
+        ["prometheus", "stackctl_trace.callback"]
+    module = (generated["out"] / "litellm" / "stackctl_trace.py").read_text(encoding="utf-8")
+    source = (REPO / "stackctl" / "render" / "trace_callback.py").read_text(encoding="utf-8")
+    assert module == TRACE_HEADER + source
+    gw = generated["compose"]["services"]["litellm"]
+    assert "./litellm:/app/litellm:ro" in gw["volumes"]
+    assert gw["command"][:2] == ["--config", "/app/litellm/config.yaml"]
+
+
