@@ -59,3 +59,5 @@ bench: install engine images
 	$(BIN)/python benchmarks/bench_cli_startup.py
 	$(BIN)/python benchmarks/bench_up.py
 	$(BIN)/python benchmarks/bench_switch.py
+	$(BIN)/python benchmarks/bench_reload.py
+	$(BIN)/python benchmarks/bench_gateway.py
