@@ -38,11 +38,11 @@ OK, FAILED, USAGE, GATEWAY_DOWN, NO_ENGINE, UNRESTORED, INTERRUPTED = 0, 1, 2, 3
 
 EXIT_CODES: dict[int, str] = {
     OK: "ok; status: the stack is healthy",
-    FAILED: "failed (switch: and rolled back); status: degraded",
+    FAILED: "failed (switch, reload: and rolled back); status: degraded",
     USAGE: "usage error: unknown command or option, bad value (click)",
     GATEWAY_DOWN: "status: the gateway does not answer",
-    NO_ENGINE: "no Docker engine answers (up, down, status, switch)",
-    UNRESTORED: "switch failed and so did its rollback: no healthy member",
+    NO_ENGINE: "no Docker engine answers (the commands that need one)",
+    UNRESTORED: "switch or reload failed and so did its rollback",
     INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
