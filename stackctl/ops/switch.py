@@ -139,11 +139,19 @@ def host_ready(members: dict[str, Member]) -> Callable[[str], bool]:
 
 
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,
-                     clock: Callable[[], float] = time.monotonic,
+                     streak: int = 1, clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
-    """True once a request for `model` is answered by `deployment_id` (not by a fallback)."""
+    """True once `streak` requests in a row for `model` are answered by `deployment_id`
+    (not by a fallback). Each gateway worker keeps its own cooldowns, and each request
+    lands on whichever worker accepts it: a streak of several per worker is how a switch
+    knows that every worker routes to the new member, not just one."""
     deadline = clock() + timeout
-    while gw.answered_by(model, timeout=max(1.0, deadline - clock())) != deployment_id:
+    row = 0
+    while row < streak:
+        if gw.answered_by(model, timeout=max(1.0, deadline - clock())) == deployment_id:
+            row += 1
+            continue
+        row = 0
         if clock() >= deadline:
             return False
         sleep(0.1)
@@ -179,7 +187,8 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                 from .gateway import Gateway  # as http_ok: after the stop
 
                 gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}", key)
-                return confirm_routable(gw, model, dep, opts.routable_timeout)
+                return confirm_routable(gw, model, dep, opts.routable_timeout,
+                                        streak=3 * reg.stack.gateway.workers)
         probe = host_ready(members) if ready is None else ready
         t0 = time.monotonic()
 

@@ -406,3 +406,26 @@ def test_rollback_restarts_the_kept_container_even_when_compose_cannot_create(of
     assert "rolled back: vllm-qwen is healthy and routable again" in str(exc.value)
     assert docker.calls[-1] == ("start", "p-vllm-qwen-1")
     assert ("create", "vllm-qwen") not in docker.calls
+
+
+def test_routable_needs_a_streak_so_every_gateway_worker_routes_to_the_member():
+    # two workers: one still cools the member down and answers from the fallback
+    from stackctl.ops.switch import confirm_routable
+
+    class Gateway:
+        def __init__(self, answers):
+            self.answers, self.asked = list(answers), 0
+
+        def answered_by(self, model, timeout):
+            self.asked += 1
+            return self.answers.pop(0) if self.answers else "m@member"
+
+    t = FakeTime()
+    fallback, member = "f@ollama", "m@member"
+    gw = Gateway([member, fallback, member, member, fallback, member])
+    assert confirm_routable(gw, "m", member, timeout=5, streak=3, clock=t.clock, sleep=t.sleep)
+    assert gw.asked == 8  # the streak started again after each fallback answer
+    never = Gateway([fallback] * 1000)
+    never.answered_by = lambda model, timeout: fallback
+    assert not confirm_routable(never, "m", member, timeout=2, streak=3, clock=t.clock,
+                                sleep=t.sleep)
