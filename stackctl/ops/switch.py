@@ -141,21 +141,20 @@ def host_ready(members: dict[str, Member]) -> Callable[[str], bool]:
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,
                      streak: int = 1, clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> bool:
-    """True once `streak` requests in a row for `model` are answered by `deployment_id`
-    (not by a fallback). Each gateway worker keeps its own cooldowns, and each request
-    lands on whichever worker accepts it: a streak of several per worker is how a switch
-    knows that every worker routes to the new member, not just one."""
+    """True once `streak` requests for `model`, sent side by side, are all answered by
+    `deployment_id` (not by a fallback). Each gateway worker keeps its own cooldowns, and
+    each request lands on whichever worker accepts it: several at once, on their own
+    connections, reach every worker, and cost the time of one."""
     deadline = clock() + timeout
-    row = 0
-    while row < streak:
-        if gw.answered_by(model, timeout=max(1.0, deadline - clock())) == deployment_id:
-            row += 1
-            continue
-        row = 0
-        if clock() >= deadline:
-            return False
-        sleep(0.1)
-    return True
+    with ThreadPoolExecutor(max_workers=streak) as pool:
+        while True:
+            wait = [max(1.0, deadline - clock())] * streak
+            answers = list(pool.map(lambda w: gw.answered_by(model, timeout=w), wait))
+            if all(a == deployment_id for a in answers):
+                return True
+            if clock() >= deadline:
+                return False
+            sleep(0.1)
 
 
 def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,

@@ -409,7 +409,8 @@ def test_rollback_restarts_the_kept_container_even_when_compose_cannot_create(of
 
 
 def test_routable_needs_a_streak_so_every_gateway_worker_routes_to_the_member():
-    # two workers: one still cools the member down and answers from the fallback
+    # two workers: one still cools the member down and answers from the fallback; requests
+    # go side by side, a round succeeds when every answer comes from the member
     from stackctl.ops.switch import confirm_routable
 
     class Gateway:
@@ -422,9 +423,9 @@ def test_routable_needs_a_streak_so_every_gateway_worker_routes_to_the_member():
 
     t = FakeTime()
     fallback, member = "f@ollama", "m@member"
-    gw = Gateway([member, fallback, member, member, fallback, member])
+    gw = Gateway([member, fallback, member, member, member, fallback])
     assert confirm_routable(gw, "m", member, timeout=5, streak=3, clock=t.clock, sleep=t.sleep)
-    assert gw.asked == 8  # the streak started again after each fallback answer
+    assert gw.asked == 9  # three rounds of three: the first two had a fallback answer
     never = Gateway([fallback] * 1000)
     never.answered_by = lambda model, timeout: fallback
     assert not confirm_routable(never, "m", member, timeout=2, streak=3, clock=t.clock,
