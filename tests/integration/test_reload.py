@@ -101,3 +101,18 @@ def test_config_that_never_serves_is_rolled_back_and_restore_works(stack):
     assert "did not serve" in r.stderr and "previous config serves again" in r.stderr
     assert sorted(listed(stack)) == sorted(good)
     assert "RENAMED_MASTER_KEY" not in gateway_config(stack)
+
+
+def test_restore_puts_a_backup_back(stack):
+    # the backup taken before the alias was added holds the config without it
+    r = stack.run("backups", "--json")
+    found = json.loads(r.stdout)
+    older = next(b for b in found if "tiny" not in (stack.root / "compose" / "backups" / b["id"]
+                                                     / "config.yaml").read_text()
+                 and "RENAMED" not in (stack.root / "compose" / "backups" / b["id"]
+                                       / "config.yaml").read_text())
+    before = started_at(stack)
+    r = stack.run("reload", "--restore", older["id"], "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tiny" not in listed(stack) and "tiny" not in gateway_config(stack)
+    assert started_at(stack) == before
