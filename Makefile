@@ -56,6 +56,8 @@ images: install engine
 	@$(STACKCTL) images build
 
 bench: install engine images
+	@command -v wrk >/dev/null || $(STEP) "wrk (apt-get install wrk)" --log $(LOGS)/wrk.log -- \
+	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk'
 	$(BIN)/python benchmarks/bench_cli_startup.py
 	$(BIN)/python benchmarks/bench_up.py
 	$(BIN)/python benchmarks/bench_switch.py
