@@ -153,3 +153,26 @@ def test_new_config_that_never_serves_is_rolled_back(reg):
 def test_restore_unknown_backup_names_the_known_ones(reg):
     with pytest.raises(PlanError, match="no backup 'nope'.*backups: none"):
         reload_gateway(reg, FakeGateway(), ReloadOptions(restore="nope"), now=lambda: NOW)
+
+
+def test_up_gives_a_running_gateway_new_workers_when_its_config_changed(reg, monkeypatch):
+    # `up` after a registry edit: the gateway is not recreated (no downtime); its workers
+    # are replaced the way `reload` does it
+    from stackctl.ops import up
+
+    class Gw:
+        url = "http://127.0.0.1:4000"
+
+        def models(self):  # type: ignore[no-untyped-def]
+            return ["smollm2", "qwen2.5-coder:7b", "qwen-coder-vllm", "dolphin-uncensored-vllm"]
+
+        def wait_models(self, expected, timeout):  # type: ignore[no-untyped-def]
+            return []
+    monkeypatch.setattr(up, "gateway_for", lambda reg: Gw())
+    docker = FakeGateway()
+    up.bring_up(reg, docker, up.UpOptions(timeout=5), probe=lambda s: True,
+                gateway_config_changed=True)
+    assert [c[1] for c in docker.calls if c[0] == "signal"] == ["TTIN", "TTIN", "TTOU", "TTOU"]
+    docker = FakeGateway()
+    up.bring_up(reg, docker, up.UpOptions(timeout=5), probe=lambda s: True)
+    assert not [c for c in docker.calls if c[0] == "signal"]  # nothing changed: no signal
