@@ -76,6 +76,17 @@ def first_model(http: requests.Session, target: Target) -> str:
     return str(ids[0])
 
 
+def external_target(http: requests.Session, name: str, key: str | None = None) -> Target | None:
+    """The server STACKCTL_CONTRACT_<name>_URL names (its model: <name>_MODEL, else the first
+    it lists), or None when the variable is unset: the test then starts a container."""
+    url = external(name)
+    if not url:
+        return None
+    target = Target(url, external(name, "MODEL") or "", key=key, external=True)
+    target.model = target.model or first_model(http, target)
+    return target
+
+
 # -- /v1/models -----------------------------------------------------------------------------
 
 def assert_models(body: Any, model: str) -> list[str]:

@@ -29,7 +29,7 @@ from . import (
     chat,
     completion_text,
     external,
-    first_model,
+    external_target,
     sse_chunks,
     stream_text,
 )
@@ -66,9 +66,7 @@ def gateway(containers: Any, http: requests.Session) -> Target:
         if not key:
             pytest.fail("STACKCTL_CONTRACT_GATEWAY_URL needs STACKCTL_CONTRACT_GATEWAY_KEY "
                         "(the gateway's master key)")
-        target = Target(url, external("GATEWAY", "MODEL") or "", key=key, external=True)
-        target.model = target.model or first_model(http, target)
-        return target
+        return external_target(http, "GATEWAY", key=key)
 
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy

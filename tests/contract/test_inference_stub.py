@@ -28,7 +28,7 @@ from . import (
     chat,
     completion_text,
     external,
-    first_model,
+    external_target,
     sse_chunks,
     stream_text,
 )
@@ -51,10 +51,8 @@ def stub_only(target: Target) -> None:
 
 @pytest.fixture(scope="module")
 def vllm(containers: Any, http: requests.Session) -> Target:
-    url = external("VLLM")
-    if url:
-        target = Target(url, external("VLLM", "MODEL") or "", external=True)
-        target.model = target.model or first_model(http, target)
+    target = external_target(http, "VLLM")
+    if target:
         return target
 
     from testcontainers.core.container import DockerContainer

@@ -29,8 +29,7 @@ from . import (
     assert_models,
     chat,
     completion_text,
-    external,
-    first_model,
+    external_target,
     sse_chunks,
     stream_text,
 )
@@ -46,10 +45,8 @@ THROTTLED = 3_000  # µs of CPU per period while loading: 3% of one core
 
 @pytest.fixture(scope="module")
 def llama(containers: Any, http: requests.Session) -> Target:
-    url = external("LLAMA_CPP")
-    if url:
-        target = Target(url, external("LLAMA_CPP", "MODEL") or "", external=True)
-        target.model = target.model or first_model(http, target)
+    target = external_target(http, "LLAMA_CPP")
+    if target:
         return target
 
     from testcontainers.core.container import DockerContainer
