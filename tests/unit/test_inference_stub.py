@@ -358,6 +358,229 @@ def test_vllm_errors_unknown_model_bad_json_unknown_route(start_stub):
     assert requests.get(stub.url("/v1/chat/completions"), timeout=5).status_code == 405
 
 
+# --------------------------------------------------------------------------- vLLM metrics
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def vllm_reference_exposition(model):
+    """/metrics of vLLM 0.11.0 restricted to the series the stub exports: the definitions of
+    vllm/v1/metrics/loggers.py (PrometheusStatLogger) at that tag, registered with
+    prometheus_client as vLLM does and written by prometheus_client (as vLLM's /metrics is)."""
+    pc = pytest.importorskip("prometheus_client")
+    registry = pc.CollectorRegistry()
+    labelnames = ["model_name", "engine"]
+
+    def metric(cls, name, doc, extra_labels=(), **kwargs):
+        return cls(name=name, documentation=doc, labelnames=labelnames + list(extra_labels),
+                   registry=registry, **kwargs)  # fmt: skip
+
+    for name, doc in (
+        ("vllm:num_requests_running", "Number of requests in model execution batches."),
+        ("vllm:num_requests_waiting", "Number of requests waiting to be processed."),
+        ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
+    ):
+        metric(pc.Gauge, name, doc).labels(model, "0")
+    metric(pc.Counter, "vllm:prompt_tokens", "Number of prefill tokens processed.").labels(model, "0")
+    metric(pc.Counter, "vllm:generation_tokens", "Number of generation tokens processed.").labels(
+        model, "0"
+    )
+    success = metric(pc.Counter, "vllm:request_success", "Count of successfully processed requests.",
+                     ["finished_reason"])  # fmt: skip
+    for reason in ("stop", "length", "abort"):  # vllm.v1.engine.FinishReason
+        success.labels(model, "0", reason)
+    tokens = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]  # build_1_2_5_buckets(4096)
+    itl = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+           10.0, 20.0, 40.0, 80.0]  # fmt: skip
+    latency = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+               120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]  # fmt: skip
+    for name, doc, buckets in (
+        ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tokens),
+        ("vllm:request_generation_tokens", "Number of generation tokens processed.", tokens),
+        ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+         [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+          10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]),
+        ("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds."
+         "DEPRECATED: Use vllm:inter_token_latency_seconds instead.", itl),
+        ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", itl),
+        ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+         latency),
+        ("vllm:request_queue_time_seconds",
+         "Histogram of time spent in WAITING phase for request.", latency),
+        ("vllm:request_inference_time_seconds",
+         "Histogram of time spent in RUNNING phase for request.", latency),
+        ("vllm:request_prefill_time_seconds",
+         "Histogram of time spent in PREFILL phase for request.", latency),
+        ("vllm:request_decode_time_seconds",
+         "Histogram of time spent in DECODE phase for request.", latency),
+    ):  # fmt: skip
+        metric(pc.Histogram, name, doc, buckets=buckets).labels(model, "0")
+    return pc.generate_latest(registry).decode()
+
+
+def without_values(exposition):
+    return [re.sub(r" \S+$", " <value>", line) if not line.startswith("#") else line
+            for line in exposition.splitlines()]  # fmt: skip
+
+
+class Scrape:
+    """One GET /metrics, parsed by prometheus_client's own parser."""
+
+    def __init__(self, stub, model):
+        parser = pytest.importorskip("prometheus_client.parser")
+        resp = requests.get(stub.url("/metrics"), timeout=2)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["Content-Type"] == PROMETHEUS_TEXT
+        self.text = resp.text
+        self.families = {f.name: f for f in parser.text_string_to_metric_families(resp.text)}
+        self.samples = {
+            (s.name, frozenset(s.labels.items())): s.value
+            for f in self.families.values()
+            for s in f.samples
+        }
+        self.model = model
+
+    def __call__(self, name, **labels):
+        labels = {"engine": "0", "model_name": self.model, **labels}
+        return self.samples[(name, frozenset(labels.items()))]
+
+
+def wait_scrape(stub, model, condition, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        scrape = Scrape(stub, model)
+        if condition(scrape):
+            return scrape
+        assert time.monotonic() < deadline, f"metrics never matched:\n{scrape.text}\n{stub.log}"
+        time.sleep(0.02)
+
+
+def test_vllm_metrics_are_vllm_0_11_series(start_stub):
+    stub = start_stub(STUB_MODELS="dolphin,dolphin-alias")
+    scrape = Scrape(stub, "dolphin")
+    # names, types, HELP, label sets, bucket bounds and layout exactly as vLLM's /metrics
+    assert without_values(scrape.text) == without_values(vllm_reference_exposition("dolphin"))
+    # vLLM labels every series with its first served name and the engine index
+    labels = {(s.labels["model_name"], s.labels["engine"]) for f in scrape.families.values()
+              for s in f.samples}  # fmt: skip
+    assert labels == {("dolphin", "0")}
+    types = {name: f.type for name, f in scrape.families.items() if not name.endswith("_created")}
+    assert types["vllm:num_requests_running"] == "gauge"
+    assert types["vllm:prompt_tokens"] == "counter"
+    assert types["vllm:time_to_first_token_seconds"] == "histogram"
+    assert scrape("vllm:request_success_total", finished_reason="abort") == 0
+    # /metrics/ answers as well (vLLM mounts it as a sub-application)
+    assert requests.get(stub.url("/metrics/"), timeout=2).status_code == 200
+
+
+def test_vllm_metrics_count_the_requests_served(start_stub):
+    stub = start_stub(STUB_MODELS="m", STUB_LATENCY_MS="300", STUB_TOKEN_DELAY_MS="10")
+    url = stub.url("/v1/chat/completions")
+    plain = requests.post(url, json=chat_body("m", "tell me a story please"), timeout=5).json()
+    with requests.post(
+        url,
+        stream=True,
+        timeout=5,
+        json=chat_body("m", "one two", stream=True, max_tokens=4,
+                       stream_options={"include_usage": True}),  # fmt: skip
+    ) as resp:
+        streamed = parse_sse(resp)[-2]["usage"]
+    # requests that never reach the engine are not counted
+    assert requests.post(url, json=chat_body("nope", "x"), timeout=5).status_code == 404
+    requests.post(stub.url("/stub/config"), json={"error_rate": 1}, timeout=2)
+    assert requests.post(url, json=chat_body("m", "x"), timeout=5).status_code == 500
+
+    t0 = time.monotonic()
+    scrape = Scrape(stub, "m")
+    assert time.monotonic() - t0 < 0.25  # STUB_LATENCY_MS does not slow the scrape down
+    usages = [plain["usage"], streamed]
+    prompt = sum(u["prompt_tokens"] for u in usages)
+    generated = sum(u["completion_tokens"] for u in usages)
+    assert streamed["completion_tokens"] == 4
+    assert scrape("vllm:prompt_tokens_total") == prompt
+    assert scrape("vllm:generation_tokens_total") == generated
+    assert scrape("vllm:request_success_total", finished_reason="stop") == 1
+    assert scrape("vllm:request_success_total", finished_reason="length") == 1
+    assert scrape("vllm:request_success_total", finished_reason="abort") == 0
+    assert scrape("vllm:request_prompt_tokens_sum") == prompt
+    assert scrape("vllm:request_generation_tokens_sum") == generated
+    # both include the 300 ms: nothing at or below 0.25 s (TTFT) / 0.3 s (e2e, lowest bucket)
+    for name, below in (("time_to_first_token", "0.25"), ("e2e_request_latency", "0.3")):
+        assert scrape(f"vllm:{name}_seconds_count") == 2
+        assert scrape(f"vllm:{name}_seconds_sum") >= 0.6
+        assert scrape(f"vllm:{name}_seconds_bucket", le=below) == 0
+        assert scrape(f"vllm:{name}_seconds_bucket", le="+Inf") == 2
+    # one inter-token gap per streamed token after the first; the plain answer is one step
+    for name in ("inter_token_latency", "time_per_output_token"):
+        assert scrape(f"vllm:{name}_seconds_count") == 3
+        assert 0.03 <= scrape(f"vllm:{name}_seconds_sum") < 1
+    for phase in ("queue", "inference", "prefill", "decode"):
+        assert scrape(f"vllm:request_{phase}_time_seconds_count") == 2
+    assert scrape("vllm:num_requests_running") == 0
+    assert scrape("vllm:num_requests_waiting") == 0
+    assert scrape("vllm:kv_cache_usage_perc") == 0
+
+
+@pytest.mark.parametrize(
+    "env,prompt,usage_while_running",
+    [
+        ({"STUB_MAX_NUM_SEQS": "1"}, "short", 1 / 4096),  # no free sequence slot
+        ({"STUB_KV_CACHE_TOKENS": "32"}, " ".join(["word"] * 20), 1.0),  # no free KV block
+    ],
+)
+def test_vllm_metrics_running_waiting_and_kv_cache(start_stub, env, prompt, usage_while_running):
+    stub = start_stub(STUB_MODELS="m", STUB_TOKEN_DELAY_MS="100", **env)
+    url = stub.url("/v1/chat/completions")
+
+    def stream(text):
+        with requests.post(url, stream=True, timeout=10,
+                           json=chat_body("m", text, stream=True)) as resp:  # fmt: skip
+            return parse_sse(resp)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stream, prompt)
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_running") == 1)
+        second = pool.submit(stream, "next")
+        scrape = wait_scrape(stub, "m", lambda s: s("vllm:num_requests_waiting") == 1)
+        assert scrape("vllm:num_requests_running") == 1
+        assert scrape("vllm:kv_cache_usage_perc") == pytest.approx(usage_while_running)
+        assert first.result()[-1] == "[DONE]" and second.result()[-1] == "[DONE]"
+
+    scrape = wait_scrape(stub, "m", lambda s: s("vllm:request_success_total",
+                                                finished_reason="stop") == 2)  # fmt: skip
+    assert scrape("vllm:num_requests_running") == 0
+    assert scrape("vllm:num_requests_waiting") == 0
+    assert scrape("vllm:kv_cache_usage_perc") == 0
+    assert scrape("vllm:request_queue_time_seconds_sum") >= 0.3  # the second waited for the first
+
+
+def test_vllm_metrics_count_a_client_that_hangs_up_as_abort(start_stub):
+    stub = start_stub(STUB_MODELS="m", STUB_TOKEN_DELAY_MS="100")
+    with requests.post(
+        stub.url("/v1/chat/completions"),
+        stream=True,
+        timeout=5,
+        json=chat_body("m", "one two three four five six", stream=True),
+    ) as resp:
+        next(line for line in resp.iter_lines() if line)
+    scrape = wait_scrape(
+        stub, "m", lambda s: s("vllm:request_success_total", finished_reason="abort") == 1
+    )
+    assert scrape("vllm:num_requests_running") == 0
+    assert scrape("vllm:kv_cache_usage_perc") == 0
+    assert scrape("vllm:request_success_total", finished_reason="stop") == 0
+
+
+def test_metrics_settings_are_checked_and_ollama_has_no_metrics(start_stub):
+    for bad in ({"STUB_MAX_NUM_SEQS": "0"}, {"STUB_KV_CACHE_TOKENS": "8"}):
+        done = subprocess.run([PYTHON, str(STUB)], check=False, env=clean_env(**bad),
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+        assert done.returncode == 2 and next(iter(bad)) in done.stderr
+    ollama = start_stub("ollama")
+    resp = requests.get(ollama.url("/metrics"), timeout=2)
+    assert resp.status_code == 404 and resp.text == "404 page not found"  # as Ollama
+
+
 # --------------------------------------------------------------------------- Ollama flavor
 
 
