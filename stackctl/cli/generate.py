@@ -1,4 +1,5 @@
-"""stackctl generate: registry → compose/compose.yaml and compose/litellm/config.yaml."""
+"""stackctl generate: registry → compose/compose.yaml, compose/litellm/config.yaml and the
+monitoring configs (compose/prometheus/prometheus.yml, compose/alertmanager/alertmanager.yml)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from .common import (
               help="Print {ok, check, files: [{path, status: written|unchanged|stale, diff}]}.")
 @json_errors
 def generate(config_dir: Path, check: bool, as_json: bool) -> None:
-    """Render the compose file and the LiteLLM config from the registry (byte-stable)."""
+    """Render the compose file, the LiteLLM config and the Prometheus and Alertmanager configs
+    from the registry (byte-stable)."""
     reg = load_or_fail(config_dir)
     files = render_all(reg)
     if check:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..registry.catalog import profile_of
+from ..registry.catalog import monitoring_components, profile_of
 from ..registry.load import PROVIDERS, STACK, Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING
 from ..render.compose import profiles as all_profiles
@@ -124,8 +124,8 @@ def needed_ports(reg: Registry, profiles: list[str] | None = None) -> list[Need]
             need = (profile_of(service, prov), prov.host_port, PROVIDERS,
                     f"providers.{service}.{key}")
         else:
-            need = (MONITORING, getattr(stack.monitoring, service).host_port, STACK,
-                    f"monitoring.{service}.host_port")
+            key, comp = monitoring_components(reg)[service]
+            need = (MONITORING, comp.host_port, STACK, f"monitoring.{key}.host_port")
         profile, port, file, key = need
         if port is not None:
             out.append(Need(service, profile, port, addr, file, key))

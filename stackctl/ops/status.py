@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 
 from ..docker.adapter import Docker
 from ..docker.models import ContainerState, by_service
-from ..registry.catalog import exclusive_groups, profile_of
+from ..registry.catalog import exclusive_groups, monitoring_components, profile_of
 from ..registry.load import Registry
-from ..render.compose import CACHE, GATEWAY, MONITORING, monitoring_services
+from ..render.compose import CACHE, GATEWAY, MONITORING
 from .probes import Probe, cache_password, host_probe, redis_ping
 from .up import gateway_for
 
@@ -115,9 +115,8 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
             port = prov.host_port
             rows.append((name, "provider", profile_of(name, prov), port,
                          _provider_probe(prov.type, port, timeout) if port else None))
-    for name in monitoring_services(reg):
-        rows.append((name, "monitoring", MONITORING,
-                     getattr(reg.stack.monitoring, name).host_port, None))
+    for name, (_, comp) in monitoring_components(reg).items():
+        rows.append((name, "monitoring", MONITORING, comp.host_port, None))
 
     gw = gateway_for(reg)
     with ThreadPoolExecutor(max_workers=len(rows) + 2) as pool:

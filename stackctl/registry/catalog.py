@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .load import Registry
-from .models import Provider
+from .models import MONITORING_DEFAULTS, MonitoringService, Provider
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,32 @@ def profile_of(name: str, prov: Provider) -> str:
 def models_of_provider(reg: Registry, provider: str) -> list[str]:
     """Public names served (at least partly) by `provider`."""
     return [m for m, deps in deployments(reg).items() if any(d.provider == provider for d in deps)]
+
+
+# llama.cpp reads a boolean argument's environment variable as true when it is one of these
+_LLAMA_TRUE = ("1", "true", "on", "enabled")
+
+
+def llama_metrics_enabled(prov: Provider) -> bool:
+    """llama.cpp's server has /metrics only when started with --metrics (or its variable)."""
+    c = prov.container
+    return c is not None and ("--metrics" in c.command or
+                              c.env.get("LLAMA_ARG_ENDPOINT_METRICS", "").lower() in _LLAMA_TRUE)
+
+
+def has_metrics(prov: Provider) -> bool:
+    """Whether a provider's container serves Prometheus metrics on /metrics: vLLM does,
+    llama.cpp with --metrics; Ollama and a generic OpenAI-compatible server have none."""
+    return prov.type == "vllm" or (prov.type == "llama_cpp" and llama_metrics_enabled(prov))
+
+
+def monitoring_components(reg: Registry) -> dict[str, tuple[str, MonitoringService]]:
+    """Compose service → (stack.yaml key, settings) of every monitoring service the stack
+    runs, in start order (the Redis exporter only with the cache)."""
+    mon = reg.stack.monitoring
+    out: dict[str, tuple[str, MonitoringService]] = {}
+    for key in MONITORING_DEFAULTS:
+        comp: MonitoringService = getattr(mon, key)
+        if comp.enabled and (key != "redis_exporter" or reg.stack.cache.enabled):
+            out[key.replace("_", "-")] = (key, comp)
+    return out

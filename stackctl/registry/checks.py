@@ -6,8 +6,16 @@ import re
 from collections import Counter
 
 from ..hints import did_you_mean
-from .catalog import declared_models, exclusive_groups, profile_of
+from .catalog import (
+    declared_models,
+    exclusive_groups,
+    has_metrics,
+    llama_metrics_enabled,
+    monitoring_components,
+    profile_of,
+)
 from .load import MAPPINGS, PROVIDERS, STACK, Registry
+from .models import MONITORING_DEFAULTS
 from .problems import Problem
 from .source import Loc
 
@@ -38,6 +46,7 @@ class Checker:
         self.check_gpu_groups()
         self.check_image_overrides()
         self.check_secret_names()
+        self.check_monitoring()
         return self.problems
 
     # -- helpers ----------------------------------------------------------------------------
@@ -250,9 +259,8 @@ class Checker:
         claim(stack.gateway.host_port, "the gateway", STACK, ("gateway", "host_port"))
         if stack.cache.enabled:
             claim(stack.cache.host_port, "the cache", STACK, ("cache", "host_port"))
-        for svc in ("prometheus", "grafana", "loki", "alloy"):
-            claim(getattr(stack.monitoring, svc).host_port, svc, STACK,
-                  ("monitoring", svc, "host_port"))
+        for svc, (key, comp) in monitoring_components(self.reg).items():
+            claim(comp.host_port, svc, STACK, ("monitoring", key, "host_port"))
         for name, prov in self.providers.items():
             if prov.enabled and prov.container:
                 where = ("container", "host_port") if prov.container.host_port else ("base_url",)
@@ -261,7 +269,7 @@ class Checker:
     def check_image_overrides(self) -> None:
         from ..render.compose import CACHE, GATEWAY
 
-        services = {GATEWAY, CACHE, "prometheus", "grafana", "loki", "alloy"}
+        services = {GATEWAY, CACHE} | {k.replace("_", "-") for k in MONITORING_DEFAULTS}
         services |= {n for n, p in self.providers.items() if p.container}
         for name in self.reg.stack.images:
             if name not in services:
@@ -277,13 +285,24 @@ class Checker:
             (("gateway", "master_key_env"), stack.gateway.master_key_env, "LITELLM_MASTER_KEY"),
             (("monitoring", "grafana_password_env"), stack.monitoring.grafana_password_env,
              "GRAFANA_ADMIN_PASSWORD")]
+        receivers = stack.monitoring.alerts.receivers
+        webhooks: list[tuple[Loc, str, str]] = [
+            (("monitoring", "alerts", "receivers", i, "webhook_url_env"), r.webhook_url_env,
+             "ALERT_WEBHOOK_URL") for i, r in enumerate(receivers)]
         if stack.cache.enabled:
             named.append((("cache", "password_env"), stack.cache.password_env, "REDIS_PASSWORD"))
-        for loc, name, example in named:
+        for loc, name, example in named + webhooks:
             if not ENV_NAME.fullmatch(name):
                 self._stack_err(loc, f"{loc[-1]} must be the NAME of an environment "
                                 "variable, not a secret",
                                 f"e.g. {loc[-1]}: {example}, and put the value in .env")
+        others = {name: loc for loc, name, _ in named}
+        for loc, name, _ in webhooks:
+            if name in others:
+                self._stack_err(loc, f"webhook_url_env {name!r} is also "
+                                f"{'.'.join(map(str, others[name]))}: Alertmanager would send "
+                                "that secret as a URL", "give the webhook its own variable, "
+                                "e.g. webhook_url_env: ALERT_WEBHOOK_URL")
         if not stack.cache.enabled:
             return
         password = stack.cache.password_env
@@ -298,6 +317,27 @@ class Checker:
                 self.err(PROVIDERS, ("providers", pname, "env_var"),
                          f"env_var {password!r} is also the cache's password (cache.password_env"
                          " in stack.yaml): Redis would share this API key", hint)
+
+    def check_monitoring(self) -> None:
+        """What the monitoring profile could not observe, or could not start with."""
+        running = monitoring_components(self.reg)
+        if "alloy" in running and "loki" not in running:
+            self._stack_err(("monitoring", "alloy", "enabled"),
+                            "alloy ships logs to loki, which is disabled",
+                            "enable monitoring.loki or set monitoring.alloy.enabled: false")
+        for name, prov in self.providers.items():
+            if not (prov.enabled and prov.container):
+                continue
+            loc: Loc = ("providers", name, "container", "command")
+            if prov.type == "llama_cpp" and not llama_metrics_enabled(prov):
+                self.warn(PROVIDERS, loc if prov.container.command else loc[:-1],
+                          "llama.cpp server without --metrics: Prometheus cannot scrape it "
+                          "(it is only probed for health)", "add --metrics to its command")
+            elif not has_metrics(prov) and "prometheus" in running \
+                    and "blackbox-exporter" not in running:
+                self.warn(PROVIDERS, ("providers", name),
+                          f"{name!r} has no metrics endpoint and monitoring.blackbox_exporter "
+                          "is disabled: nothing watches it", "enable the blackbox exporter")
 
     def _stack_err(self, loc: Loc, message: str, hint: str | None = None) -> None:
         # stack.yaml may be absent: its defaults are valid, so a problem there has a source

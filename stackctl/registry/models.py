@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 LOCAL_TYPES = ("ollama", "llama_cpp", "vllm")
 ProviderType = Literal["ollama", "llama_cpp", "vllm", "openai", "anthropic", "openai_compatible"]
@@ -252,19 +259,100 @@ class Cache(Strict):
                               "up` creates it)")
 
 
+# A Prometheus/Alertmanager duration; both parse this form (model.ParseDuration).
+Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*(s|m|h)$")]
+
+
+def seconds(duration: str) -> int:
+    """Seconds in a Duration ("15s", "5m", "4h")."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
 class MonitoringService(Strict):
+    """One service of the `monitoring` profile; unset keys take that service's defaults."""
+
+    enabled: bool = Field(True, description="false: the service is not part of the stack")
     image: PinnedImage
-    host_port: int | None = Field(None, ge=1, le=65535)
+    host_port: int | None = Field(None, ge=1, le=65535, description="null: not published")
+    via: Literal["wget", "python"] = Field(
+        "wget", description="tool the image has for its healthcheck (upstream images: the "
+        "busybox wget; the local Debian images: python)")
+
+
+# stack.yaml key → defaults; the compose service is the key with '-' for '_'. Upstream
+# images (the shipped registry); the offline example points them at the local set.
+MONITORING_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prometheus": {"image": "prom/prometheus:v3.7.3", "host_port": 9090},
+    "alertmanager": {"image": "prom/alertmanager:v0.29.0", "host_port": 9093},
+    # `stackctl switch` pushes to it from the host
+    "pushgateway": {"image": "prom/pushgateway:v1.11.2", "host_port": 9091},
+    # the -alpine variant: the plain one is FROM scratch, with no tool for a healthcheck
+    "redis_exporter": {"image": "oliver006/redis_exporter:v1.80.0-alpine"},
+    "blackbox_exporter": {"image": "prom/blackbox-exporter:v0.27.0"},
+    "grafana": {"image": "grafana/grafana:12.2.1", "host_port": 3000},
+    "loki": {"image": "grafana/loki:3.5.7", "host_port": 3100},
+    "alloy": {"image": "grafana/alloy:v1.11.3"},
+}
+
+
+def _component(key: str) -> Any:
+    return Field(default_factory=lambda: MonitoringService(**MONITORING_DEFAULTS[key]))
+
+
+class Receiver(Strict):
+    """Where Alertmanager sends notifications: a webhook (Slack, Discord, ntfy, any)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="receiver name")
+    webhook_url_env: str = Field(description="NAME of the environment variable holding the "
+                                 "webhook URL (a secret: the URL is in no generated file)")
+    send_resolved: bool = Field(True, description="also notify when the alert resolves")
+
+
+class Alerts(Strict):
+    """Alertmanager's routing: every alert goes to every receiver."""
+
+    receivers: list[Receiver] = Field(default_factory=list,
+                                      description="none: alerts are kept, not sent")
+    group_wait: Duration = Field("30s", description="wait for more alerts of a new group")
+    group_interval: Duration = Field("5m", description="wait before notifying a group's changes")
+    repeat_interval: Duration = Field("4h", description="resend a still-firing group after")
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique(cls, value: list[Receiver]) -> list[Receiver]:
+        names = [r.name for r in value]
+        for name in names:
+            if name == "null" or names.count(name) > 1:
+                raise ValueError(f"receiver name {name!r} is "
+                                 + ("reserved" if name == "null" else "used twice"))
+        return value
 
 
 class Monitoring(Strict):
     config_dir: str = Field("../monitoring", description="relative to the config folder")
     dashboards_dir: str = Field("../grafana-dashboards", description="relative to the config folder")
-    prometheus: MonitoringService = MonitoringService(image="prom/prometheus:v3.7.3", host_port=9090)
-    grafana: MonitoringService = MonitoringService(image="grafana/grafana:12.2.1", host_port=3000)
-    loki: MonitoringService = MonitoringService(image="grafana/loki:3.5.7", host_port=3100)
-    alloy: MonitoringService = MonitoringService(image="grafana/alloy:v1.11.3", host_port=None)
+    scrape_interval: Duration = Field("15s", description="Prometheus' scrape and rule "
+                                      "evaluation interval")
+    prometheus: MonitoringService = _component("prometheus")
+    alertmanager: MonitoringService = _component("alertmanager")
+    pushgateway: MonitoringService = _component("pushgateway")
+    redis_exporter: MonitoringService = _component("redis_exporter")
+    blackbox_exporter: MonitoringService = _component("blackbox_exporter")
+    grafana: MonitoringService = _component("grafana")
+    loki: MonitoringService = _component("loki")
+    alloy: MonitoringService = _component("alloy")
     grafana_password_env: str = "GRAFANA_ADMIN_PASSWORD"
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_defaults(cls, data: Any) -> Any:
+        """`grafana: {enabled: false}` keeps Grafana's default image (and so on)."""
+        if not isinstance(data, dict):
+            return data
+        return {k: {**MONITORING_DEFAULTS[k], **v}
+                if k in MONITORING_DEFAULTS and isinstance(v, dict) else v
+                for k, v in data.items()}
 
 
 class StackFile(Strict):

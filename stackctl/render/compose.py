@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..registry.catalog import models_of_provider, profile_of
+from ..registry.catalog import models_of_provider, monitoring_components, profile_of
 from ..registry.load import Registry
-from ..registry.models import Provider
+from ..registry.models import MonitoringService, Provider
+from .alertmanager import start_script, webhook_variables
 from .litellm import served_backend
 from .probes import compose_healthcheck, provider_probe, python_http
 
@@ -146,31 +147,77 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
     return svc
 
 
-def monitoring_services(reg: Registry) -> dict[str, Any]:
-    mon, bind = reg.stack.monitoring, reg.stack.bind_address
-    cfg = os.path.relpath(reg.resolve(mon.config_dir), reg.output_dir)
-    dashboards = os.path.relpath(reg.resolve(mon.dashboards_dir), reg.output_dir)
-    common = {"profiles": [MONITORING], "labels": _labels("monitoring"),
-              "restart": "unless-stopped"}
+# Container ports of the monitoring services (the compose service names).
+MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "pushgateway": 9091,
+                    "redis-exporter": 9121, "blackbox-exporter": 9115, "grafana": 3000,
+                    "loki": 3100, "alloy": 12345}
+# Generated configs are mounted as folders: a file replaced on the host (a new inode) shows in
+# the container, so a reload (SIGHUP) or restart reads the current one.
+PROMETHEUS_DIR = "/etc/prometheus/stackctl"
+PROMETHEUS_RULES = "/etc/prometheus/rules/alerts.yml"
+ALERTMANAGER_DIR = "/etc/alertmanager/stackctl"
+ALERTMANAGER_RUNTIME = "/run/alertmanager"  # tmpfs: the config with the webhook URLs in it
+MONITORING_VOLUMES = {"prometheus": "prometheus-data", "alertmanager": "alertmanager-data",
+                      "pushgateway": "pushgateway-data", "grafana": "grafana-data",
+                      "loki": "loki-data"}
 
-    def wget(url: str) -> list[str]:
-        return ["CMD", "wget", "-q", "-O", "/dev/null", url]
 
-    return {
-        "prometheus": {
-            "image": _image(reg, "prometheus", mon.prometheus.image),
-            "command": ["--config.file=/etc/prometheus/prometheus.yml",
-                        "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d"],
-            "volumes": [f"{cfg}/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
-                        f"{cfg}/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro",
+def _ready(comp: MonitoringService, service: str, path: str) -> dict:
+    url = f"http://127.0.0.1:{MONITORING_PORTS[service]}{path}"
+    test = python_http(url, 4) if comp.via == "python" else \
+        ["CMD", "wget", "-q", "-O", "/dev/null", url]
+    return compose_healthcheck(test, 10, 5, 3, 30)
+
+
+def _alertmanager(reg: Registry) -> dict[str, Any]:
+    """Run on the generated file; with webhooks, on a copy holding their URLs (alertmanager.py)."""
+    flags = ["--storage.path=/alertmanager",
+             "--cluster.listen-address="]  # one instance: no gossip port, no peers to find
+    variables = webhook_variables(reg)
+    if not variables:
+        return {"command": [f"--config.file={ALERTMANAGER_DIR}/alertmanager.yml", *flags]}
+    script = start_script(f"{ALERTMANAGER_DIR}/alertmanager.yml",
+                          f"{ALERTMANAGER_RUNTIME}/alertmanager.yml")
+    return {"entrypoint": [*_shell(script), "alertmanager"],  # "$@" after it: the flags
+            "command": [f"--config.file={ALERTMANAGER_RUNTIME}/alertmanager.yml", *flags],
+            "tmpfs": [ALERTMANAGER_RUNTIME],
+            "secrets": variables}
+
+
+def _monitoring_service(reg: Registry, service: str, comp: MonitoringService,
+                        cfg: str, dashboards: str) -> dict[str, Any]:
+    stack = reg.stack
+    svc: dict[str, Any] = {"image": _image(reg, service, comp.image), "profiles": [MONITORING]}
+    if service == "prometheus":
+        svc.update({
+            # --web.enable-lifecycle: POST /-/reload reads a regenerated config (no restart)
+            "command": [f"--config.file={PROMETHEUS_DIR}/prometheus.yml",
+                        "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d",
+                        "--web.enable-lifecycle"],
+            "volumes": [f"./prometheus:{PROMETHEUS_DIR}:ro",
+                        f"{cfg}/prometheus:{os.path.dirname(PROMETHEUS_RULES)}:ro",
                         "prometheus-data:/prometheus"],
             "secrets": ["litellm_master_key"],
-            "ports": _port(bind, mon.prometheus.host_port, 9090),
-            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:9090/-/ready"), 10, 5, 3, 30),
-            **common,
-        },
-        "grafana": {
-            "image": _image(reg, "grafana", mon.grafana.image),
+            "healthcheck": _ready(comp, service, "/-/ready")})
+    elif service == "alertmanager":
+        svc.update(_alertmanager(reg))
+        svc["volumes"] = [f"./alertmanager:{ALERTMANAGER_DIR}:ro", "alertmanager-data:/alertmanager"]
+        svc["healthcheck"] = _ready(comp, service, "/-/ready")
+    elif service == "pushgateway":
+        # the last switch of each GPU group survives a restart
+        svc["command"] = ["--persistence.file=/pushgateway/metrics.store"]
+        svc["volumes"] = ["pushgateway-data:/pushgateway"]
+        svc["healthcheck"] = _ready(comp, service, "/-/ready")
+    elif service == "redis-exporter":
+        # both images read these variables; the password only from the container's environment
+        svc["environment"] = {"REDIS_ADDR": f"redis://{CACHE}:6379",
+                              "REDIS_PASSWORD": _required(stack.cache.password_env)}
+        svc["healthcheck"] = _ready(comp, service, "/health")
+    elif service == "blackbox-exporter":
+        # the image's own modules file: both ship the http_2xx module the probes use
+        svc["healthcheck"] = _ready(comp, service, "/-/healthy")
+    elif service == "grafana":
+        svc.update({
             # a secret, not ${VAR:?}: Compose interpolates every service, so a required
             # variable here would be required by stacks without monitoring too
             "environment": {
@@ -180,33 +227,36 @@ def monitoring_services(reg: Registry) -> dict[str, Any]:
             "volumes": [f"{cfg}/grafana/provisioning:/etc/grafana/provisioning:ro",
                         f"{dashboards}:/var/lib/grafana/dashboards:ro",
                         "grafana-data:/var/lib/grafana"],
-            "ports": _port(bind, mon.grafana.host_port, 3000),
-            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:3000/api/health"), 10, 5, 3, 30),
-            **common,
-        },
-        "loki": {
-            "image": _image(reg, "loki", mon.loki.image),
+            "healthcheck": _ready(comp, service, "/api/health")})
+    elif service == "loki":
+        svc.update({
             "command": ["-config.file=/etc/loki/loki.yaml"],
             "volumes": [f"{cfg}/loki/loki.yaml:/etc/loki/loki.yaml:ro", "loki-data:/loki"],
-            "ports": _port(bind, mon.loki.host_port, 3100),
-            "healthcheck": compose_healthcheck(wget("http://127.0.0.1:3100/ready"), 10, 5, 3, 30),
-            **common,
-        },
-        "alloy": {
-            "image": _image(reg, "alloy", mon.alloy.image),
+            "healthcheck": _ready(comp, service, "/ready")})
+    elif service == "alloy":
+        svc.update({
             "command": ["run", "--server.http.listen-addr=0.0.0.0:12345",
                         "--storage.path=/var/lib/alloy/data", "/etc/alloy/config.alloy"],
-            "environment": {"STACKCTL_COMPOSE_PROJECT": reg.stack.project},  # logs of ours only
+            "environment": {"STACKCTL_COMPOSE_PROJECT": stack.project},  # logs of ours only
             "volumes": [f"{cfg}/alloy/config.alloy:/etc/alloy/config.alloy:ro",
                         "/var/run/docker.sock:/var/run/docker.sock:ro"],
-            "ports": _port(bind, mon.alloy.host_port, 12345),
             # the Alloy image has neither curl nor wget: check its HTTP port with bash
             "healthcheck": compose_healthcheck(
                 ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/12345"], 10, 5, 3, 30),
-            "depends_on": {"loki": {"condition": "service_healthy"}},
-            **common,
-        },
-    }
+            "depends_on": {"loki": {"condition": "service_healthy"}}})
+    svc["ports"] = _port(stack.bind_address, comp.host_port, MONITORING_PORTS[service])
+    svc["labels"] = _labels("monitoring")
+    svc["restart"] = "unless-stopped"
+    return svc
+
+
+def monitoring_services(reg: Registry) -> dict[str, Any]:
+    """The services of the `monitoring` profile that stack.yaml enables."""
+    mon = reg.stack.monitoring
+    cfg = os.path.relpath(reg.resolve(mon.config_dir), reg.output_dir)
+    dashboards = os.path.relpath(reg.resolve(mon.dashboards_dir), reg.output_dir)
+    return {service: _monitoring_service(reg, service, comp, cfg, dashboards)
+            for service, (_, comp) in monitoring_components(reg).items()}
 
 
 def render_compose(reg: Registry) -> dict[str, Any]:
@@ -219,17 +269,22 @@ def render_compose(reg: Registry) -> dict[str, Any]:
             services[name] = provider_service(reg, name, prov)
             for vol in prov.container.volumes:
                 volumes[vol] = {}
-    services.update(monitoring_services(reg))
-    for vol in ("prometheus-data", "grafana-data", "loki-data"):
-        volumes[vol] = {}
+    monitoring = monitoring_services(reg)
+    services.update(monitoring)
+    for service, vol in MONITORING_VOLUMES.items():
+        if service in monitoring:
+            volumes[vol] = {}
+    secrets = {"litellm_master_key": {"environment": reg.stack.gateway.master_key_env}}
+    if "grafana" in monitoring:
+        secrets["grafana_admin_password"] = {
+            "environment": reg.stack.monitoring.grafana_password_env}
+    if "alertmanager" in monitoring:  # each named like the variable it is read from
+        secrets.update({v: {"environment": v} for v in webhook_variables(reg)})
     return {
         "name": reg.stack.project,
         "services": services,
         "volumes": volumes,
-        "secrets": {
-            "litellm_master_key": {"environment": reg.stack.gateway.master_key_env},
-            "grafana_admin_password": {"environment": reg.stack.monitoring.grafana_password_env},
-        },
+        "secrets": secrets,
     }
 
 

@@ -319,6 +319,8 @@ def test_generate_json(runner, offline):
     assert doc["ok"] and not doc["check"]
     assert {f["path"]: f["status"] for f in doc["files"]} == {
         "examples/offline/compose/compose.yaml": "written",
+        "examples/offline/compose/alertmanager/alertmanager.yml": "unchanged",
+        "examples/offline/compose/prometheus/prometheus.yml": "unchanged",
         "examples/offline/compose/litellm/config.yaml": "unchanged",
         "examples/offline/compose/litellm/stackctl_trace.py": "unchanged"}
     (out / "compose.yaml").write_text("stale\n")

@@ -66,7 +66,8 @@ def test_default_profiles_start_gateway_cache_and_their_providers(offline):
 
 def test_monitoring_profile_adds_its_services(shipped):
     plan = plan_up(shipped, ["monitoring"], [])
-    assert plan.services == ["litellm", "redis", "prometheus", "grafana", "loki", "alloy"]
+    assert plan.services == ["litellm", "redis", "prometheus", "alertmanager", "pushgateway",
+                             "redis-exporter", "blackbox-exporter", "grafana", "loki", "alloy"]
 
 
 def test_two_members_of_one_gpu_group_are_refused(offline):

@@ -1,6 +1,7 @@
 """`stackctl generate` and the pure renderers behind it.
 
-Golden files: tests/golden/<registry>/{compose.yaml,litellm.yaml} hold the renderer output for
+Golden files: tests/golden/<registry>/{compose,litellm,prometheus,alertmanager}.yaml|yml hold the
+renderer output for
 the shipped registry (config/) and the offline example (examples/offline/config/). After an
 intended change to a renderer or a registry, regenerate them and review the diff:
 
@@ -37,7 +38,9 @@ OUTPUT = {"shipped": Path("compose"), "offline": Path("examples/offline/compose"
 # generated file → its golden; None: no golden (the trace callback is its source module
 # with a header, which a test below checks line for line)
 GOLDEN_NAMES = {"compose.yaml": "compose.yaml", "litellm/config.yaml": "litellm.yaml",
-                "litellm/stackctl_trace.py": None}
+                "litellm/stackctl_trace.py": None,
+                "prometheus/prometheus.yml": "prometheus.yml",
+                "alertmanager/alertmanager.yml": "alertmanager.yml"}
 
 SECRETS = {  # set while generating: none of these values may reach a generated file
     "LITELLM_MASTER_KEY": "sk-should-not-appear-master",
@@ -69,7 +72,7 @@ providers:
       - name: llama-gguf
     container:
       image: ghcr.io/ggml-org/llama.cpp:server-b6990
-      command: ["--model", "/models/m.gguf", "--port", "8080"]
+      command: ["--model", "/models/m.gguf", "--port", "8080", "--metrics"]
       port: 8080
       health: {endpoint: /health, via: curl}
   openai:
@@ -183,9 +186,11 @@ def test_renderer_matches_golden(name, monkeypatch):
 
 def test_generated_files_in_tmp_equal_golden(generated):
     """Generating from a copy elsewhere gives the same bytes: no absolute paths leak in."""
-    assert generated["compose_text"] == (GOLDEN / generated["name"] / "compose.yaml").read_text()
-    assert generated["litellm_text"] == (GOLDEN / generated["name"] / "litellm.yaml").read_text()
-    assert str(generated["cfg"].parent) not in generated["compose_text"]
+    for name, golden in GOLDEN_NAMES.items():
+        if golden is not None:
+            text = (generated["out"] / name).read_text()
+            assert text == (GOLDEN / generated["name"] / golden).read_text(), name
+            assert str(generated["cfg"].parent) not in text, name
 
 
 # -- the generate command -------------------------------------------------------------------
@@ -202,16 +207,14 @@ def test_generate_is_byte_stable(runner, registry_dir, name):
     r = generate(runner, "-C", str(cfg))
     assert r.exit_code == 0, r.output
     rel = out.relative_to(Path.cwd()).as_posix()
-    assert f"wrote {rel}/compose.yaml" in r.output
-    assert f"wrote {rel}/litellm/config.yaml" in r.output
+    for name in GOLDEN_NAMES:
+        assert f"wrote {rel}/{name}" in r.output
     first = _snapshot(out)
     assert len(first) == len(GOLDEN_NAMES), list(first)  # no stray temporary files
 
     r = generate(runner, "-C", str(cfg))
     assert r.exit_code == 0, r.output
-    assert r.output.splitlines() == [f"unchanged {rel}/compose.yaml",
-                                     f"unchanged {rel}/litellm/config.yaml",
-                                     f"unchanged {rel}/litellm/stackctl_trace.py"]
+    assert r.output.splitlines() == [f"unchanged {rel}/{name}" for name in GOLDEN_NAMES]
     second = _snapshot(out)
     assert second == first  # same bytes, and not even rewritten
 
@@ -346,6 +349,10 @@ def test_no_secret_value_in_generated_text(generated):
             assert value not in text, var
     env = generated["compose"]["services"]["litellm"]["environment"]
     assert env["LITELLM_MASTER_KEY"].startswith("${LITELLM_MASTER_KEY:?")
+    if generated["name"] == "offline":  # no Grafana there (it has no local image)
+        assert "grafana" not in generated["compose"]["services"]
+        assert "grafana_admin_password" not in generated["compose"]["secrets"]
+        return
     grafana = generated["compose"]["services"]["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert generated["compose"]["secrets"]["grafana_admin_password"] == \
@@ -573,7 +580,9 @@ def test_cache_password_env_names_the_variable_everywhere(runner, registry_dir, 
     required = "${CACHE_SECRET:?set CACHE_SECRET in .env}"
     assert services["redis"]["environment"] == {"CACHE_SECRET": required}
     assert services["litellm"]["environment"]["CACHE_SECRET"] == required
-    assert "REDIS_PASSWORD" not in compose_text + litellm_text
+    # the exporter's own variable is named REDIS_PASSWORD; its value comes from CACHE_SECRET
+    assert services["redis-exporter"]["environment"]["REDIS_PASSWORD"] == required
+    assert "${REDIS_PASSWORD" not in compose_text and "REDIS_PASSWORD" not in litellm_text
     assert "requirepass $$CACHE_SECRET\n" in services["redis"]["command"][2]
     assert "REDISCLI_AUTH=\"$$CACHE_SECRET\"" in services["redis"]["healthcheck"]["test"][3]
     assert load_yaml(litellm_text)["litellm_settings"]["cache_params"]["password"] == \

@@ -73,12 +73,13 @@ def test_every_profile_needs_gateway_cache_providers_and_monitoring_ports(offlin
         ("litellm", 4000, None), ("redis", 6379, None), ("llama_cpp", 8080, "llamacpp"),
         ("ollama", 11434, "ollama"), ("vllm-qwen", 8001, "vllm-qwen"),
         ("vllm-dolphin", 8002, "vllm-dolphin"), ("prometheus", 9090, "monitoring"),
-        ("grafana", 3000, "monitoring"), ("loki", 3100, "monitoring")]  # alloy: unpublished
+        ("alertmanager", 9093, "monitoring"), ("pushgateway", 9091, "monitoring")]
+    # the exporters are unpublished; Grafana, Loki and Alloy are off in the offline example
     keys = {n.service: (n.file, n.key) for n in needs}
     assert keys["litellm"] == ("stack.yaml", "gateway.host_port")
     assert keys["redis"] == ("stack.yaml", "cache.host_port")
     assert keys["llama_cpp"] == ("providers.yaml", "providers.llama_cpp.base_url")
-    assert keys["grafana"] == ("stack.yaml", "monitoring.grafana.host_port")
+    assert keys["alertmanager"] == ("stack.yaml", "monitoring.alertmanager.host_port")
     assert {n.address for n in needs} == {"127.0.0.1"}
 
 
@@ -257,7 +258,7 @@ def test_duplicates_are_validates_problems_with_file_line_and_key(registry_dir, 
     reg = load_registry(config)
     problems = registry_duplicates(reg)
     assert [p.render() for p in problems] == [
-        "examples/offline/config/stack.yaml:10:3: error: cache.host_port: host port 4000 is "
+        "examples/offline/config/stack.yaml:7:3: error: cache.host_port: host port 4000 is "
         "already used by the gateway (give each service its own host port)"]
     assert [p for p in check(reg) if p.severity == "error"] == problems  # validate's own
 
@@ -354,18 +355,18 @@ def test_ports_foreign_process_exit_1_names_pid_and_key(runner, registry_dir, fa
 
 
 def test_ports_json_is_the_only_stdout_and_carries_holders(runner, registry_dir, fake, host):
-    host.listeners.append(Listener("127.0.0.1", 3000, 4242, "grafana-server"))
+    host.listeners.append(Listener("127.0.0.1", 9093, 4242, "alertmanager"))
     r = runner.invoke(cli, ["ports", "-C", str(registry_dir("offline")), "--json"],
                       catch_exceptions=False)
     assert r.exit_code == 1, r.output
     doc = json.loads(r.stdout)
     assert (doc["ok"], doc["project"], doc["bind_address"]) == (False, PROJECT, "127.0.0.1")
     ports = {p["service"]: p for p in doc["ports"]}
-    assert ports["grafana"] == {
-        "port": 3000, "address": "127.0.0.1", "service": "grafana", "profile": "monitoring",
-        "file": "stack.yaml", "key": "monitoring.grafana.host_port", "state": "foreign",
-        "pid": 4242, "process": "grafana-server", "container": None,
-        "holders": [{"address": "127.0.0.1", "pid": 4242, "process": "grafana-server",
+    assert ports["alertmanager"] == {
+        "port": 9093, "address": "127.0.0.1", "service": "alertmanager", "profile": "monitoring",
+        "file": "stack.yaml", "key": "monitoring.alertmanager.host_port", "state": "foreign",
+        "pid": 4242, "process": "alertmanager", "container": None,
+        "holders": [{"address": "127.0.0.1", "pid": 4242, "process": "alertmanager",
                      "container": None, "project": None, "service": None, "ours": False}]}
     assert ports["litellm"]["state"] == "ours" and ports["litellm"]["holders"][0]["ours"]
     assert len(doc["conflicts"]) == 1 and doc["duplicates"] == []
@@ -386,7 +387,7 @@ def test_ports_reports_registry_duplicates_exit_1(runner, registry_dir, yaml_edi
     yaml_edit(config / "stack.yaml", lambda d: d["cache"].__setitem__("host_port", 4000))
     r = run(runner, "ports", "-C", str(config))
     assert r.exit_code == 1, r.output
-    assert ("registry: examples/offline/config/stack.yaml:10:3: error: cache.host_port: host "
+    assert ("registry: examples/offline/config/stack.yaml:7:3: error: cache.host_port: host "
             "port 4000 is already used by the gateway") in r.output
     assert r.output.splitlines()[-1].endswith("; 1 registry duplicate(s)")
     r = run(runner, "ports", "-C", str(config), "--json")

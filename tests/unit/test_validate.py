@@ -703,3 +703,104 @@ def test_cache_password_env_defaults_to_redis_password():
     from stackctl.registry.models import StackFile
 
     assert StackFile().cache.password_env == "REDIS_PASSWORD"
+
+
+# -- monitoring: receivers, optional services, what Prometheus can see -------------------------
+
+RECEIVER = {"name": "ops", "webhook_url_env": "ALERT_WEBHOOK_URL"}
+
+
+def receivers(*entries: dict) -> Callable[[Any], None]:
+    return set_in("monitoring", "alerts", {"receivers": [dict(e) for e in entries]})
+
+
+MONITORING_BROKEN = [
+    Broken("webhook-url-written-inline", "stack.yaml",
+           receivers(dict(RECEIVER, webhook_url_env="https://hooks.slack.com/services/T0/B0/x")),
+           (key("monitoring"), key("webhook_url_env")),
+           "monitoring.alerts.receivers[0].webhook_url_env",
+           ("webhook_url_env must be the NAME of an environment variable",
+            "e.g. webhook_url_env: ALERT_WEBHOOK_URL"), forbid=("hooks.slack.com",)),
+    Broken("webhook-url-is-the-master-key", "stack.yaml",
+           receivers(dict(RECEIVER, webhook_url_env="LITELLM_MASTER_KEY")),
+           (key("monitoring"), key("webhook_url_env")),
+           "monitoring.alerts.receivers[0].webhook_url_env",
+           ("webhook_url_env 'LITELLM_MASTER_KEY' is also gateway.master_key_env",
+            "give the webhook its own variable")),
+    Broken("receiver-named-twice", "stack.yaml", receivers(RECEIVER, RECEIVER),
+           (key("monitoring"), key("receivers")), "monitoring.alerts.receivers",
+           ("receiver name 'ops' is used twice",)),
+    Broken("receiver-named-null", "stack.yaml", receivers(dict(RECEIVER, name="null")),
+           (key("monitoring"), key("receivers")), "monitoring.alerts.receivers",
+           ("receiver name 'null' is reserved",)),
+    Broken("scrape-interval-without-unit", "stack.yaml",
+           set_in("monitoring", "scrape_interval", "15"),
+           (key("monitoring"), key("scrape_interval")), "monitoring.scrape_interval",
+           ("should match pattern",)),
+    Broken("alloy-without-loki", "stack.yaml", set_in("monitoring", "loki", {"enabled": False}),
+           (key("monitoring"),), "monitoring.alloy.enabled",
+           ("alloy ships logs to loki, which is disabled",)),
+    Broken("pushgateway-on-prometheus-port", "stack.yaml",
+           set_in("monitoring", "pushgateway", {"host_port": 9090}),
+           (key("monitoring"), key("pushgateway"), key("host_port")),
+           "monitoring.pushgateway.host_port", ("host port 9090 is already used by prometheus",)),
+]
+
+
+@pytest.mark.parametrize("case", MONITORING_BROKEN, ids=[c.id for c in MONITORING_BROKEN])
+def test_broken_monitoring(runner, registry_dir, yaml_edit, case: Broken):
+    test_broken_registry(runner, registry_dir, yaml_edit, case)
+
+
+@pytest.mark.parametrize("edit", [
+    receivers(RECEIVER, {"name": "chat", "webhook_url_env": "DISCORD_WEBHOOK_URL",
+                         "send_resolved": False}),
+    set_in("monitoring", "grafana", {"enabled": False}),  # keeps its default image
+    both(set_in("monitoring", "loki", {"enabled": False}),
+         set_in("monitoring", "alloy", {"enabled": False})),
+    # a disabled service's port is free for another
+    both(set_in("monitoring", "grafana", {"enabled": False}),
+         set_in("monitoring", "pushgateway", {"host_port": 3000})),
+    set_in("monitoring", "scrape_interval", "1m"),
+], ids=["two-receivers", "no-grafana", "no-loki-no-alloy", "port-of-disabled", "interval-1m"])
+def test_monitoring_is_fine(runner, registry_dir, yaml_edit, edit):
+    cfg = registry_dir("shipped")
+    yaml_edit(cfg / "stack.yaml", edit)
+    r = validate(runner, "--strict")
+    assert r.exit_code == 0, r.output
+
+
+def _warnings(runner, cfg: Path) -> list[dict]:
+    r = validate(runner, "-C", str(cfg), "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["warnings"]
+
+
+def test_llama_cpp_without_metrics_is_a_warning(runner, registry_dir, yaml_edit):
+    cfg = registry_dir("offline")
+    yaml_edit(cfg / "providers.yaml",
+              lambda d: d["providers"]["llama_cpp"]["container"]["command"].remove("--metrics"))
+    (w,) = _warnings(runner, cfg)
+    assert w["path"] == "providers.llama_cpp.container.command"
+    assert w["line"] == line_of(cfg / "providers.yaml", key("llama_cpp"), key("command"))
+    assert "without --metrics" in w["message"] and "--metrics" in w["hint"]
+
+
+def test_llama_cpp_metrics_from_its_environment_variable(runner, registry_dir, yaml_edit):
+    cfg = registry_dir("offline")
+
+    def edit(d: Any) -> None:
+        c = d["providers"]["llama_cpp"]["container"]
+        c["command"].remove("--metrics")
+        c["env"] = {"LLAMA_ARG_ENDPOINT_METRICS": "1"}
+
+    yaml_edit(cfg / "providers.yaml", edit)
+    assert _warnings(runner, cfg) == []
+
+
+def test_unwatched_provider_is_a_warning(runner, registry_dir, yaml_edit):
+    cfg = registry_dir("offline")
+    yaml_edit(cfg / "stack.yaml", set_in("monitoring", "blackbox_exporter", {"enabled": False}))
+    (w,) = _warnings(runner, cfg)
+    assert w["path"] == "providers.ollama"
+    assert "no metrics endpoint" in w["message"] and "blackbox" in w["hint"]
