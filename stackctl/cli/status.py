@@ -33,7 +33,8 @@ from .common import (
 @json_errors
 def status(config_dir: Path, as_json: bool) -> None:
     """Show each service's state, health, port, probe latency and models; the active member
-    of each exclusive GPU group; the gateway's URL, health and model list."""
+    of each exclusive GPU group; the gateway's URL, health and model list; and, when the
+    monitoring profile runs, the alerts firing in Prometheus."""
     from ..ops.status import collect_status
 
     reg = load_or_fail(config_dir)
@@ -66,6 +67,14 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
     for group, g in st.gpu_groups.items():
         console.print(f"GPU group {group}: active {g.active or 'none'} "
                       f"(members: {', '.join(g.members)})")
+    if st.alerts is not None:
+        console.print(f"alerts firing in Prometheus: {len(st.alerts) or 'none'}")
+        colours = {"critical": "red", "warning": "yellow"}
+        for a in st.alerts:
+            where = ", ".join(f"{k}={v}" for k, v in a.labels.items()
+                              if k in ("provider", "gpu_group", "requested_model", "instance"))
+            console.print(f"  [{colours.get(a.severity, 'dim')}]{a.severity:8}[/] {a.name}"
+                          f"{f' ({where})' if where else ''}: {a.summary}")
     verdict = {OK: "[green]healthy[/]", FAILED: "[yellow]degraded[/]",
                GATEWAY_DOWN: "[red]gateway down[/]"}
     console.print(f"stack {st.project!r}: {verdict.get(st.exit_code, st.exit_code)}")

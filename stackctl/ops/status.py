@@ -15,6 +15,7 @@ from ..docker.models import ContainerState, by_service
 from ..registry.catalog import exclusive_groups, monitoring_components, profile_of
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING
+from .monitoring import firing_alerts, prometheus_url
 from .probes import Probe, cache_password, host_probe, redis_ping
 from .up import gateway_for
 
@@ -51,11 +52,21 @@ class GroupStatus(BaseModel):
     members: list[str]
 
 
+class AlertStatus(BaseModel):
+    name: str
+    severity: str
+    summary: str
+    since: str = Field(description="when it became active (RFC 3339)")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class StackStatus(BaseModel):
     project: str
     gateway: GatewayStatus
     services: list[ServiceStatus]
     gpu_groups: dict[str, GroupStatus]
+    alerts: list[AlertStatus] | None = Field(None, description="alerts firing in Prometheus, "
+                                             "most severe first; null: Prometheus not running")
     healthy: bool = Field(description="gateway up and every present container healthy")
 
     @property
@@ -119,9 +130,13 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
         rows.append((name, "monitoring", MONITORING, comp.host_port, None))
 
     gw = gateway_for(reg)
-    with ThreadPoolExecutor(max_workers=len(rows) + 2) as pool:
+    prom = prometheus_url(reg)
+    prom_state = states.get("prometheus")
+    with ThreadPoolExecutor(max_workers=len(rows) + 3) as pool:
         live = pool.submit(_timed, lambda: gw.live(timeout) or None)
         listed = pool.submit(_timed, lambda: gw.models(timeout))
+        alerts = pool.submit(firing_alerts, prom, timeout) if (
+            prom and prom_state is not None and prom_state.running) else None
         futures, pending = {}, {}
         check = host_probe(reg) if probe is None else probe
         for name, _, _, _, listing in rows:
@@ -146,8 +161,11 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
                             latency_ms=gw_latency)
     present_ok = all(s.ok for s in services if s.state != "absent")
     core_ok = all(s.state != "absent" for s in services if s.profile is None)
+    firing = alerts.result() if alerts else None
     return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
-                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok)
+                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok,
+                       alerts=None if firing is None else [
+                           AlertStatus(**vars(a)) for a in firing])
 
 
 def _service(name: str, role: str, profile: str | None, port: int | None,

@@ -22,6 +22,7 @@ from .envfile import compose_value
 from .errors import PlanError
 from .health import GateFailure, wait_healthy
 from .lock import stack_lock
+from .monitoring import SwitchReport, pushgateway_url
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -189,6 +190,9 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                 return confirm_routable(gw, model, dep, opts.routable_timeout,
                                         streak=3 * reg.stack.gateway.workers)
         probe = host_ready(members) if ready is None else ready
+        report = SwitchReport(pushgateway_url(reg), plan.group,
+                              [m for m, info in members.items() if info.group == plan.group])
+        report.started()
         t0 = time.monotonic()
 
         def stop(member: str, states: list[ContainerState]) -> None:
@@ -245,8 +249,18 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             try:
                 result.timings.update(start_and_gate(plan.target, created))
             except GateFailure as failure:
-                rollback(plan, failure, docker, say, stop, start_and_gate)
+                try:
+                    rollback(plan, failure, docker, say, stop, start_and_gate)
+                except SwitchFailed as exc:
+                    result.timings["total"] = time.monotonic() - t0
+                    previous = plan.stop[0] if plan.stop and exc.restored else None
+                    report.finished(previous, result.timings, success=False,
+                                    rolled_back=bool(plan.stop))
+                    raise
         result.timings["total"] = time.monotonic() - t0
+        report.finished(plan.target, result.timings, success=True, rolled_back=False)
+        if report.problem:
+            say(f"switch record not pushed: {report.problem}")
         return result
 
 

@@ -13,6 +13,20 @@ PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
 CACHE_HOST = "redis"
 TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
+# The gateway's metrics that the shipped alert rules and dashboards use (a unit test keeps
+# the two in step). Only these are kept: each request updates ~40 metrics by default, and
+# the ones left out (rate-limit, budget and per-key gauges) cost the gateway about a tenth
+# of its CPU per request (benchmarks/bench_gateway.py).
+GATEWAY_METRICS = (
+    "litellm_proxy_total_requests_metric", "litellm_proxy_failed_requests_metric",
+    "litellm_request_total_latency_metric", "litellm_llm_api_latency_metric",
+    "litellm_llm_api_time_to_first_token_metric", "litellm_in_flight_requests",
+    "litellm_deployment_state", "litellm_deployment_cooled_down",
+    "litellm_deployment_success_responses", "litellm_deployment_failure_responses",
+    "litellm_deployment_successful_fallbacks", "litellm_deployment_failed_fallbacks",
+    "litellm_input_tokens_metric", "litellm_output_tokens_metric", "litellm_total_tokens_metric",
+    "litellm_spend_metric", "litellm_cache_hits_metric", "litellm_cache_misses_metric",
+)
 
 
 def api_base(name: str, prov: Provider) -> str:
@@ -70,8 +84,9 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
 
     # stackctl_trace: one JSON line per request on the gateway's stdout (`stackctl logs
     # --requests`); a module generated beside this config, where the proxy looks for it
-    litellm_settings: dict[str, Any] = {"drop_params": True,
-                                        "callbacks": ["prometheus", TRACE_CALLBACK]}
+    litellm_settings: dict[str, Any] = {
+        "drop_params": True, "callbacks": ["prometheus", TRACE_CALLBACK],
+        "prometheus_metrics_config": [{"group": "stackctl", "metrics": list(GATEWAY_METRICS)}]}
     cache = reg.stack.cache
     if cache.enabled:
         litellm_settings["cache"] = True

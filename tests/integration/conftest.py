@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from stackctl.cli import cli
+from stackctl.images.specs import IMAGE_SPECS
 from stackctl.ops.envfile import read_env
 
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"
-IMAGES = ["stackctl-local/litellm:1.106.2", "stackctl-local/redis:7",
-          "stackctl-local/llama-server:0.3.36", "stackctl-local/inference-stub:1"]
+IMAGES = [spec.tag for spec in IMAGE_SPECS]  # the whole local set
 
 
 def _docker_ok() -> str | None:
@@ -103,7 +103,9 @@ class Stack:
 
 
 OFFLINE_PORTS = {"litellm": 4000, "redis": 6379, "llama_cpp": 8080, "ollama": 11434,
-                 "vllm-qwen": 8001, "vllm-dolphin": 8002}
+                 "vllm-qwen": 8001, "vllm-dolphin": 8002, "prometheus": 9090,
+                 "alertmanager": 9093, "pushgateway": 9091}
+MONITORING_PORTS = ("prometheus", "alertmanager", "pushgateway")
 
 
 def make_stack(tmp: Path, project: str) -> Stack:
@@ -121,6 +123,8 @@ def make_stack(tmp: Path, project: str) -> Stack:
         data["project"] = project
         data["gateway"]["host_port"] = ports["litellm"]
         data["cache"]["host_port"] = ports["redis"]
+        for service in MONITORING_PORTS:
+            data["monitoring"][service]["host_port"] = ports[service]
 
     def providers_yaml(data: dict) -> None:
         for name, prov in data["providers"].items():

@@ -146,6 +146,20 @@ class Source:
     target: frozenset[str] = TARGET  # labels Prometheus adds from the scrape target
 
 
+def _pushed_by_switch() -> dict[str, set[str]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stackctl.ops.monitoring import switch_metrics, switch_started
+
+    text = switch_started("g") + switch_metrics("g", ["a", "b"], "a", {
+        "total": 1, "stop": 1, "start": 1, "ready": 1, "routable": 1}, True, False)
+    out: dict[str, set[str]] = {}
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            out.setdefault(sample.name, set()).update(sample.labels)
+    return out
+
+
 SOURCES: dict[str, Source] = {
     "litellm": Source(
         "Seen on /metrics/ of a real LiteLLM 1.106.2 proxy (callbacks: [prometheus], "
@@ -205,14 +219,9 @@ SOURCES: dict[str, Source] = {
     ),
     "stackctl switch": Source(
         "Pushed by `stackctl switch` to the Pushgateway (job stackctl_switch, grouping key "
-        "gpu_group; the monitoring contract of issue #11), scraped with honor_labels.",
-        {
-            "stackctl_switch_last_timestamp_seconds": {"gpu_group"},
-            "stackctl_switch_duration_seconds": {"gpu_group", "phase"},
-            "stackctl_switch_success": {"gpu_group"},
-            "stackctl_switch_rolled_back": {"gpu_group"},
-            "stackctl_gpu_group_active": {"gpu_group", "provider"},
-        },
+        "gpu_group), scraped with honor_labels: read from what stackctl.ops.monitoring "
+        "renders, so a renamed series fails here.",
+        _pushed_by_switch(),
     ),
     "alertmanager": Source(
         "/metrics of Debian bookworm's prometheus-alertmanager 0.25.0 with a webhook receiver.",
@@ -535,6 +544,19 @@ def test_every_allow_listed_name_is_used():
 
     used = {family(n) for n in used_metric_names()}
     assert {n for n in KNOWN if family(n) not in used} == set()
+
+
+def test_gateway_keeps_every_metric_the_rules_and_dashboards_use():
+    """The generated config keeps only GATEWAY_METRICS: a rule or panel on any other
+    litellm_* metric would see no data."""
+    import re
+
+    from stackctl.render.litellm import GATEWAY_METRICS
+
+    used = {re.sub(r"_(total|bucket|sum|count)$", "", m) for m in used_metric_names()
+            if m.startswith("litellm_")}
+    assert used - set(GATEWAY_METRICS) == set()
+    assert set(GATEWAY_METRICS) - used <= {"litellm_llm_api_latency_metric"}  # no dead weight
 
 
 def test_allow_list_matches_installed_litellm():
