@@ -147,6 +147,9 @@ def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
             if with_output:
                 out = rel.parent / "compose"
                 shutil.copytree(REPO / out, tmp_path / out, dirs_exist_ok=True)
+        for folder in ("monitoring", "grafana-dashboards"):  # what the monitoring mounts
+            if not (tmp_path / folder).exists():
+                shutil.copytree(REPO / folder, tmp_path / folder)  # not a symlink: resolved
         if chdir:
             monkeypatch.chdir(tmp_path)
         return dest

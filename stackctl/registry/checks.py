@@ -325,6 +325,24 @@ class Checker:
             self._stack_err(("monitoring", "alloy", "enabled"),
                             "alloy ships logs to loki, which is disabled",
                             "enable monitoring.loki or set monitoring.alloy.enabled: false")
+        mon = self.reg.stack.monitoring
+        # What each service mounts from the monitoring folder. A missing file is mounted as
+        # an empty directory: Prometheus would run without a single rule, and say nothing.
+        needs = {"prometheus": "prometheus/alerts.yml", "grafana": "grafana/provisioning",
+                 "loki": "loki/loki.yaml", "alloy": "alloy/config.alloy"}
+        folder = self.reg.resolve(mon.config_dir)
+        missing = [rel for svc, rel in needs.items() if svc in running
+                   and not (folder / rel).exists()]
+        if "grafana" in running and not self.reg.resolve(mon.dashboards_dir).is_dir():
+            missing.append(f"the dashboards folder {mon.dashboards_dir}")
+        if missing:
+            self.problems.append(self.reg.sources[STACK if STACK in self.reg.sources
+                                                  else PROVIDERS].problem(
+                "warning", ("monitoring", "config_dir"),
+                f"the monitoring profile would run without {', '.join(missing)} "
+                f"(monitoring.config_dir is {folder})",
+                "point config_dir (and dashboards_dir) at stackctl's monitoring/ and "
+                "grafana-dashboards/ folders, relative to the config folder"))
         for name, prov in self.providers.items():
             if not (prov.enabled and prov.container):
                 continue

@@ -25,7 +25,7 @@ GATEWAY_METRICS = (
     "litellm_deployment_success_responses", "litellm_deployment_failure_responses",
     "litellm_deployment_successful_fallbacks", "litellm_deployment_failed_fallbacks",
     "litellm_input_tokens_metric", "litellm_output_tokens_metric", "litellm_total_tokens_metric",
-    "litellm_spend_metric", "litellm_cache_hits_metric", "litellm_cache_misses_metric",
+    "litellm_spend_metric", "litellm_cache_hits_metric",
 )
 
 

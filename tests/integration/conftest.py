@@ -125,6 +125,8 @@ def make_stack(tmp: Path, project: str) -> Stack:
         data["cache"]["host_port"] = ports["redis"]
         for service in MONITORING_PORTS:
             data["monitoring"][service]["host_port"] = ports[service]
+        data["monitoring"]["config_dir"] = str(REPO / "monitoring")  # the rules
+        data["monitoring"]["dashboards_dir"] = str(REPO / "grafana-dashboards")
 
     def providers_yaml(data: dict) -> None:
         for name, prov in data["providers"].items():

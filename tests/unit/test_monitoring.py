@@ -100,7 +100,8 @@ LITELLM_FAMILIES: dict[str, tuple[str, set[str]]] = {
     "litellm_deployment_successful_fallbacks": ("counter", _FALLBACK),
     "litellm_deployment_failed_fallbacks": ("counter", _FALLBACK),
     "litellm_cache_hits_metric": ("counter", _CACHE),
-    "litellm_cache_misses_metric": ("counter", _CACHE),
+    # not litellm_cache_misses_metric: 1.106.2 increments it only when cache_hit is False,
+    # and a miss logs None (checked on the live stack: the series never appears)
     "litellm_input_tokens_metric": ("counter", _TOKENS),
     "litellm_output_tokens_metric": ("counter", _TOKENS),
     "litellm_total_tokens_metric": ("counter", _TOKENS),

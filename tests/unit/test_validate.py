@@ -592,8 +592,23 @@ def legacy(tmp_path, monkeypatch) -> Path:
     cfg.mkdir()
     for name in (PROVIDERS_YAML, MAPPINGS_YAML):
         shutil.copy(LEGACY / name, cfg / name)
+    for folder in ("monitoring", "grafana-dashboards"):  # as in a project
+        shutil.copytree(LEGACY.parents[2] / folder, tmp_path / folder)
     monkeypatch.chdir(tmp_path)
     return cfg
+
+
+def test_a_missing_monitoring_folder_is_a_warning_naming_what_would_be_missing(
+        runner, registry_dir):
+    config = registry_dir("offline")
+    shutil.rmtree(config.parents[2] / "monitoring")
+    r = validate(runner, "-C", str(config), "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["errors"] == []
+    [w] = doc["warnings"]
+    assert (w["file"], w["path"]) == ("examples/offline/config/stack.yaml",
+                                      "monitoring.config_dir")
+    assert "would run without prometheus/alerts.yml" in w["message"]
 
 
 def test_legacy_fixture_is_in_the_old_format():
