@@ -113,7 +113,8 @@ def cli(config_dir: Path | None) -> None:
     The registry (providers.yaml, model-mappings.yaml, stack.yaml in -C/--config-dir, default
     ./config) becomes a Docker Compose stack: a LiteLLM gateway on 127.0.0.1:4000, a Redis
     response cache, the inference providers and, in the `monitoring` profile, Prometheus,
-    Grafana, Loki and Alloy. `stackctl COMMAND --help` shows a command's options and exit
+    Alertmanager, the Pushgateway, exporters, Grafana, Loki and Alloy. `stackctl COMMAND
+    --help` shows a command's options and exit
     codes; the README shows how to turn on shell completion.
     """
 
