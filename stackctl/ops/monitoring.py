@@ -76,14 +76,17 @@ def switch_metrics(group: str, members: list[str], active: str | None,
     return "\n".join(lines) + "\n"
 
 
-def push_switch(url: str, group: str, body: str, timeout: float = 0.5) -> str | None:
-    """PUT the group's record (replacing its last one); None on success, else why not."""
+def push_switch(url: str, group: str, body: str, timeout: float = 0.5,
+                replace: bool = True) -> str | None:
+    """PUT the group's record, replacing its last one (`replace`), or POST it, replacing only
+    the series it names; None on success, else why not."""
     import requests  # here: switch imports this module, and requests only once it is done
 
     where = f"{url}/metrics/job/{SWITCH_JOB}/gpu_group/{quote(group, safe='')}"
     try:
-        r = requests.put(where, data=body.encode(), timeout=timeout,
-                         headers={"Content-Type": "text/plain; version=0.0.4"})
+        r = requests.request("PUT" if replace else "POST", where, data=body.encode(),
+                             timeout=timeout,
+                             headers={"Content-Type": "text/plain; version=0.0.4"})
     except requests.RequestException as exc:
         return f"the Pushgateway at {url} did not answer ({type(exc).__name__})"
     return None if r.ok else f"the Pushgateway at {url} answered {r.status_code}"
@@ -103,8 +106,9 @@ class SwitchReport:
     def started(self) -> None:
         if self.url is None:
             return
+        # POST: the last switch's record (active member, durations) stays on the dashboards
         body = switch_started(self.group)
-        self._start = threading.Thread(target=self._push, args=(body,), daemon=True)
+        self._start = threading.Thread(target=self._push, args=(body, False), daemon=True)
         self._start.start()
 
     def finished(self, active: str | None, timings: dict[str, float], success: bool,
@@ -116,9 +120,10 @@ class SwitchReport:
         self._push(switch_metrics(self.group, self.members, active, timings, success,
                                   rolled_back))
 
-    def _push(self, body: str) -> None:
+    def _push(self, body: str, replace: bool = True) -> None:
         assert self.url is not None
-        self.problem = push_switch(self.url, self.group, body, self.timeout) or self.problem
+        self.problem = push_switch(self.url, self.group, body, self.timeout,
+                                   replace) or self.problem
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,10 @@ def test_every_rule_and_panel_evaluates_and_the_main_panels_have_data(stack, tra
     active = {s["metric"]["provider"]: float(s["value"][1])
               for s in query(stack, 'stackctl_gpu_group_active{gpu_group="gpu0"}')}
     assert active == {"vllm-qwen": 1.0, "vllm-dolphin": 0.0}  # the last switch's record
+    record = {s["metric"]["__name__"]: float(s["value"][1]) for s in query(
+        stack, '{job="stackctl_switch", gpu_group="gpu0", phase=""}')}
+    assert (record["stackctl_switch_success"], record["stackctl_switch_rolled_back"],
+            record["stackctl_switch_in_progress"]) == (1, 0, 0)
 
 
 def test_every_metric_the_rules_and_dashboards_use_is_exported(stack, traffic):

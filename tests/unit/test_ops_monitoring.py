@@ -33,3 +33,30 @@ def test_rolled_back_switch_keeps_previous_member_active_and_escapes_labels():
     assert got[("stackctl_switch_success", (g,))] == 0
     assert got[("stackctl_switch_rolled_back", (g,))] == 1
     assert got[("stackctl_gpu_group_active", (g, ("provider", "a")))] == 1
+
+
+def test_a_pushgateway_that_never_answers_costs_a_switch_at_most_a_second():
+    import socket
+    import time
+
+    from stackctl.ops.monitoring import SwitchReport
+
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        report = SwitchReport(f"http://127.0.0.1:{silent.getsockname()[1]}", "gpu0",
+                              ["a", "b"], timeout=0.3)
+        t = time.monotonic()
+        report.started()
+        report.finished("a", {"total": 1.0}, success=True, rolled_back=False)
+        assert time.monotonic() - t < 1.0
+    assert report.problem is not None and "did not answer" in report.problem
+
+
+def test_no_pushgateway_configured_is_a_silent_no_op():
+    from stackctl.ops.monitoring import SwitchReport
+
+    report = SwitchReport(None, "gpu0", ["a"])
+    report.started()
+    report.finished("a", {}, success=True, rolled_back=False)
+    assert report.problem is None
