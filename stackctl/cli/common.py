@@ -245,12 +245,16 @@ def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[s
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
     if reg.stack.cache.enabled:
         names.append(reg.stack.cache.password_env)
-    created = list(ensure_secrets(reg.env_file, names))
+    try:
+        created = list(ensure_secrets(reg.env_file, names))
+    except OSError as exc:  # a full disk, a read-only folder: the old .env is untouched
+        raise Failed(f"could not write {reg.env_file}: {exc.strerror or exc}; it is unchanged "
+                     "and nothing was started") from None
     for name in created:
         say(f"created {name} in {reg.env_file.name} (random; not shown)")
     files = render_all(reg)
     existed = {f.path for f in files if f.path.exists()}
-    written = write_all(files)
+    written = write_all(files, reg.output_dir)
     for path in written:
         why = "the registry had changed" if path in existed else "first run"
         say(f"wrote {path.name} ({why})")

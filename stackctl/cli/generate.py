@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..render.files import render_all, write_all
+from ..render.writer import interrupted
 from .common import (
     FAILED,
     OK,
@@ -18,6 +19,7 @@ from .common import (
     exit_codes,
     json_errors,
     load_or_fail,
+    ops_errors,
 )
 
 
@@ -37,6 +39,10 @@ def generate(config_dir: Path, check: bool, as_json: bool) -> None:
     reg = load_or_fail(config_dir)
     files = render_all(reg)
     if check:
+        if interrupted(reg.output_dir):  # the files may match; the set is still unfinished
+            raise Failed(f"{display(reg.output_dir)} holds a set an interrupted `stackctl "
+                         f"generate` did not finish: run `stackctl generate -C {config_dir}`",
+                         doc={"ok": False, "check": True, "interrupted": True, "files": []})
         stale = [f for f in files if f.is_stale()]
         rows = [{"path": display(f.path), "status": "stale" if f in stale else "unchanged",
                  **({"diff": f.diff(display(f.path))} if f in stale else {})} for f in files]
@@ -52,7 +58,8 @@ def generate(config_dir: Path, check: bool, as_json: bool) -> None:
         else:
             click.echo("generated files are up to date")
         return
-    written = write_all(files)
+    with ops_errors():  # a file that cannot be written: a clear error, nothing changed
+        written = write_all(files, reg.output_dir)
     rows = [{"path": display(f.path), "status": "written" if f.path in written else "unchanged"}
             for f in files]
     if as_json:

@@ -64,7 +64,17 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
                       str(s.port or "-"), f"{s.latency_ms:.0f}" if s.latency_ms else "-",
                       ", ".join(s.models) or "-")
     console.print(table)
+    for s in st.services:
+        if s.restarts:  # it died and Docker's restart policy brought it back
+            up = f", up {s.up_seconds:.0f}s" if s.up_seconds is not None else ""
+            console.print(f"[yellow]{s.name} restarted {s.restarts}x[/] (it died; the "
+                          f"restart policy brought it back{up})")
     for group, g in st.gpu_groups.items():
+        if len(g.running) > 1:  # only an interrupted switch leaves this
+            console.print(f"[red]GPU group {group}: {len(g.running)} members running "
+                          f"({', '.join(g.running)}), it must be one[/]: `stackctl switch "
+                          "MEMBER` keeps MEMBER and stops the others")
+            continue
         console.print(f"GPU group {group}: active {g.active or 'none'} "
                       f"(members: {', '.join(g.members)})")
     if st.alerts is not None:

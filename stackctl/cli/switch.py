@@ -84,11 +84,15 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
         echo_json({"ok": True, "dry_run": dry_run, "steps": plan.describe(),
                    **result.model_dump(mode="json")})
         return
-    if plan.noop or dry_run:
+    if dry_run:
         for step in plan.describe():
-            click.echo(("plan: " if dry_run and not plan.noop else "") + step)
+            click.echo("plan: " + step)
         return
     t = result.timings
+    if plan.noop:
+        out.result(f"{plan.target} is already the active member of GPU group {plan.group!r}: "
+                   f"ready and routable (checked in {t['total']:.1f}s)")
+        return
     out.result(f"switched GPU group {plan.group!r} to {plan.target} in {t['total']:.1f}s "
                f"(stop {t['stop']:.1f}s, start {t['start']:.1f}s, ready {t['ready']:.1f}s, "
                f"routable {t['routable']:.1f}s)")

@@ -332,4 +332,5 @@ def _state(c: Container) -> ContainerState:
     # a stopped container keeps the health of its last probe: stale, so not reported
     health = st.health.status if st.health and status == "running" else None
     return ContainerState(name=c.name, service=labels.get(SERVICE_LABEL, c.name), state=status,
-                          health=health or "none", exit_code=st.exit_code, labels=labels)
+                          health=health or "none", exit_code=st.exit_code, labels=labels,
+                          restarts=c.restart_count or 0, started_at=st.started_at)

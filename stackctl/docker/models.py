@@ -7,6 +7,7 @@ input, and `switch` must not pay pydantic's import on its critical path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 LABEL = "org.stackctl"
@@ -21,6 +22,8 @@ class ContainerState:
     health: Health = "none"
     exit_code: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0  # how often Docker's restart policy has restarted it
+    started_at: datetime | None = None  # when it (re)started last
 
     @property
     def gpu_group(self) -> str | None:

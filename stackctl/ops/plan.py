@@ -44,6 +44,11 @@ def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState])
             raise PlanError(f"{' and '.join(wanted)} share exclusive GPU group {group!r}: "
                             f"start one, then `stackctl switch` to the other")
         active = [m for m in members if m in running]
+        if len(active) > 1:  # only an interrupted switch leaves this; `up` would keep it
+            keep = wanted[0] if wanted else active[0]
+            raise PlanError(f"{' and '.join(active)} run together in exclusive GPU group {group!r} "
+                            f"(an interrupted switch?): `stackctl switch {keep}` keeps {keep} "
+                            "and stops the others")
         if wanted and active and wanted[0] not in active:
             raise PlanError(f"{active[0]} is running in exclusive GPU group {group!r}: "
                             f"use `stackctl switch {wanted[0]}` to move the group to {wanted[0]}")

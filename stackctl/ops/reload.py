@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from ..docker.adapter import Docker, DockerError
 from ..registry.load import Registry
-from ..render.files import Generated
+from ..render.files import Generated, write_all
 from .errors import PlanError
 
 GATEWAY_DIR = "litellm"  # the gateway's config folder inside output_dir (mounted whole)
@@ -126,8 +126,13 @@ def take_backup(reg: Registry, now: datetime) -> str | None:
         n += 1
         backup_id = f"{now.strftime(ID_FORMAT)}-{n}"
     staging = root / f".{backup_id}.tmp"
-    shutil.copytree(folder, staging)
-    staging.rename(root / backup_id)  # a backup is whole or absent
+    try:
+        shutil.copytree(folder, staging)
+        staging.rename(root / backup_id)  # a backup is whole or absent
+    except OSError as exc:  # a full disk: no half-copied staging left, older backups kept
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PlanError(f"could not take a backup in {root}: {exc.strerror or exc}; nothing "
+                        "was changed") from None
     ids = [b.id for b in list_backups(reg)]
     for old in set(ids) - retained(ids, now):
         shutil.rmtree(root / old, ignore_errors=True)
@@ -143,15 +148,6 @@ def backup_files(reg: Registry, backup_id: str) -> list[Generated]:
     folder = reg.output_dir / GATEWAY_DIR
     return [Generated(folder / p.name, p.read_text(encoding="utf-8"))
             for p in sorted(source.iterdir()) if p.is_file()]
-
-
-def write_files(files: list[Generated]) -> None:
-    """Atomically, each via a temporary sibling (a new inode: the folder mount shows it)."""
-    for f in files:
-        f.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.path.with_name(f".{f.path.name}.tmp")
-        tmp.write_text(f.text, encoding="utf-8")
-        tmp.replace(f.path)
 
 
 # -- the gateway ---------------------------------------------------------------------------------------
@@ -250,7 +246,7 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
             return result
         previous = [Generated(f.path, f.current() or "") for f in stale if f.current() is not None]
         result.backup = take_backup(reg, now())
-        write_files(stale)
+        write_all(stale, reg.output_dir)
         say(f"wrote {', '.join(result.changed)}" + (f" (backup {result.backup})" if result.backup
                                                     else ""))
         gateway = next((s for s in docker.containers(service=GATEWAY) if s.running), None)
@@ -264,7 +260,7 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
                                           models, opts.timeout, say)
         except (RuntimeError, TimeoutError, DockerError) as failure:
             say(f"the new config does not serve ({failure}); putting the previous one back")
-            write_files(previous)
+            write_all(previous, reg.output_dir)
             try:
                 _restore(docker, gateway.name, workers, models_in(previous) if previous else [],
                          models, opts.timeout, say)

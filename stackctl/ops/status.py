@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -34,6 +35,9 @@ class ServiceStatus(BaseModel):
     ready: bool = Field(False, description="running and healthy, or Docker's first healthcheck "
                         "is still due and the same check sent from the host passes (what `up` "
                         "and `switch` wait for)")
+    restarts: int = Field(0, description="times Docker's restart policy restarted it (it died)")
+    up_seconds: float | None = Field(None, description="seconds since it (re)started; null: "
+                                     "not running")
 
     @property
     def ok(self) -> bool:
@@ -50,6 +54,8 @@ class GatewayStatus(BaseModel):
 class GroupStatus(BaseModel):
     active: str | None = Field(description="member whose container runs; null: none")
     members: list[str]
+    running: list[str] = Field(default_factory=list, description="members whose container "
+                               "runs: more than one only after an interrupted switch")
 
 
 class AlertStatus(BaseModel):
@@ -150,9 +156,10 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
         passed = {n for n, f in pending.items() if f.result()}
         (alive, gw_latency), (gw_models, _) = live.result(), listed.result()
 
-    groups = {g: GroupStatus(active=next((m for m in members if states.get(m) and
-                                          states[m].running), None), members=members)
-              for g, members in exclusive_groups(reg).items()}
+    groups = {}
+    for g, members in exclusive_groups(reg).items():
+        up = [m for m in members if states.get(m) and states[m].running]
+        groups[g] = GroupStatus(active=up[0] if up else None, members=members, running=up)
     standby = {m for g in groups.values() if g.active for m in g.members if m != g.active}
     services = [_service(name, role, profile, port, states.get(name), results.get(name),
                          standby=name in standby, host_check_passed=name in passed)
@@ -161,9 +168,10 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
                             latency_ms=gw_latency)
     present_ok = all(s.ok for s in services if s.state != "absent")
     core_ok = all(s.state != "absent" for s in services if s.profile is None)
+    exclusive = all(len(g.running) <= 1 for g in groups.values())
     firing = alerts.result() if alerts else None
     return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
-                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok,
+                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok and exclusive,
                        alerts=None if firing is None else [
                            AlertStatus(**vars(a)) for a in firing])
 
@@ -172,12 +180,16 @@ def _service(name: str, role: str, profile: str | None, port: int | None,
              st: ContainerState | None, probed: tuple[Any, float | None] | None,
              standby: bool, host_check_passed: bool) -> ServiceStatus:
     value, latency = probed if probed else (None, None)
+    up = None
+    if st is not None and st.running and st.started_at is not None:
+        up = round((datetime.now(UTC) - st.started_at).total_seconds(), 1)
     return ServiceStatus(
         name=name, role=role, profile=profile,
         state=st.state if st else "absent", health=st.health if st else "none",
         port=port, latency_ms=latency, models=value if isinstance(value, list) else [],
         standby=standby and st is not None and not st.running,
-        ready=st is not None and (st.ready or host_check_passed))
+        ready=st is not None and (st.ready or host_check_passed),
+        restarts=st.restarts if st else 0, up_seconds=up)
 
 
 __all__ = ["collect_status", "StackStatus"]

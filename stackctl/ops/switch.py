@@ -75,16 +75,17 @@ class SwitchPlan(BaseModel):
     group: str = Field(description="the exclusive GPU group")
     target: str = Field(description="the member that will be the one running")
     stop: list[str] = Field(description="running members to stop, in order")
-    noop: bool = Field(description="the target already is the only running member")
+    noop: bool = Field(description="the target already is the only running member: nothing "
+                       "to stop or start, but it must still be ready and routable")
 
     def describe(self) -> list[str]:
+        check = [f"wait until {self.target} is healthy",
+                 f"confirm through the gateway that {self.target}'s model answers"]
         if self.noop:
+            # running is not ready: an interrupted switch leaves a member starting, or it died
             return [f"{self.target} is already the active member of GPU group {self.group!r}: "
-                    "nothing to do"]
-        steps = [f"stop {m} (graceful)" for m in self.stop]
-        steps += [f"start {self.target}", f"wait until {self.target} is healthy",
-                  f"confirm through the gateway that {self.target}'s model answers"]
-        return steps
+                    "nothing to stop or start", *check]
+        return [*(f"stop {m} (graceful)" for m in self.stop), f"start {self.target}", *check]
 
 
 class SwitchResult(BaseModel):
@@ -178,7 +179,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
         observed = docker.containers(group=group)
         plan = plan_switch(members, opts.member, observed)
         result = SwitchResult(plan=plan)
-        if plan.noop or opts.dry_run:
+        if opts.dry_run:
             return result
         if routable is None:
             key = compose_value(reg.env_file, reg.stack.gateway.master_key_env)
@@ -190,7 +191,8 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                 return confirm_routable(gw, model, dep, opts.routable_timeout,
                                         streak=3 * reg.stack.gateway.workers)
         probe = host_ready(members) if ready is None else ready
-        report = SwitchReport(pushgateway_url(reg), plan.group,
+        # a target found running is checked, not switched: nothing to record
+        report = SwitchReport(None if plan.noop else pushgateway_url(reg), plan.group,
                               [m for m, info in members.items() if info.group == plan.group])
         report.started()
         t0 = time.monotonic()
@@ -225,6 +227,9 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             except DockerError as exc:
                 raise GateFailure(member, f"could not be started: {exc}",
                                   logs=docker.logs(name)) from None
+            return {"start": time.monotonic() - t, **gate(member)}
+
+        def gate(member: str) -> dict[str, float]:
             started = time.monotonic()
             # Docker's view every 0.5 s catches a crash; the host probe every 20 ms sees
             # readiness as soon as the server has it.
@@ -236,18 +241,18 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             if model and not routable(model, f"{model}@{member}"):
                 raise GateFailure(member, f"is healthy but the gateway did not route {model!r} "
                                   f"to it within {opts.routable_timeout:g}s")
-            return {"start": started - t, "ready": healthy - started,
-                    "routable": time.monotonic() - healthy}
+            return {"ready": healthy - started, "routable": time.monotonic() - healthy}
 
         # Creating (or recreating a stale) target container needs no GPU: it overlaps the stop.
         # Leaving the pool waits for it: no compose run is left behind the lock.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            created = pool.submit(create, plan.target)
+            created = None if plan.noop else pool.submit(create, plan.target)
             for member in plan.stop:
                 stop(member, observed)
             result.timings["stop"] = time.monotonic() - t0
             try:
-                result.timings.update(start_and_gate(plan.target, created))
+                result.timings.update({"start": 0.0, **gate(plan.target)} if plan.noop
+                                      else start_and_gate(plan.target, created))
             except GateFailure as failure:
                 try:
                     rollback(plan, failure, docker, say, stop, start_and_gate)
@@ -273,6 +278,10 @@ def rollback(plan: SwitchPlan, failure: GateFailure, docker: Docker,
     say(f"{plan.target} failed: {failure.reason}; rolling back")
     stop(plan.target, docker.containers(plan.target))
     previous = plan.stop[0] if plan.stop else None
+    if plan.noop:
+        raise SwitchFailed(f"{plan.target} (already running) {failure.reason}; it was the only "
+                           f"member running, and is stopped now: GPU group {plan.group!r} is "
+                           "empty" + _tail(logs), restored=True)
     if previous is None:
         raise SwitchFailed(f"{plan.target} {failure.reason}; no member was running before, so "
                            f"GPU group {plan.group!r} is empty" + _tail(logs), restored=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
+from pathlib import PurePosixPath
 
 from ..hints import did_you_mean
 from .catalog import (
@@ -17,12 +19,23 @@ from .catalog import (
 from .load import MAPPINGS, PROVIDERS, STACK, Registry
 from .models import MONITORING_DEFAULTS
 from .problems import Problem
+from .secrets import check_secrets
 from .source import Loc
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
 # ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
 ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-|:?\?[^}]*)?\}$")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Compose's service names (also DNS names on the stack's network, and image names)
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+# Compose's profile names (compose-spec schema)
+PROFILE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# Docker's named volumes; anything else on the left of a mount is a host path
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# Mounting these hands the container the host: root on the engine, or every file
+FORBIDDEN_MOUNTS = {"/var/run/docker.sock", "/run/docker.sock", "/"}
+# Longer patterns are refused unread: the `re` compiler recurses and can take seconds
+MAX_PATTERN = 1000
 ENFORCEABLE_STRATEGIES = {None, "direct", "simple-shuffle", "weighted_round_robin", "weighted"}
 
 
@@ -36,6 +49,7 @@ class Checker:
 
     def run(self) -> list[Problem]:
         self.check_providers()
+        self.check_compose_values()
         self.check_exact_matches()
         self.check_patterns()
         self.check_load_balancing()
@@ -46,6 +60,7 @@ class Checker:
         self.check_gpu_groups()
         self.check_image_overrides()
         self.check_secret_names()
+        self.problems += check_secrets(self.reg)  # secrets.py: secret-shaped values anywhere
         self.check_monitoring()
         return self.problems
 
@@ -127,6 +142,67 @@ class Checker:
                                  f"secret {key!r} is written inline",
                                  f"write {key}: ${{{key}}} and put the value in .env")
 
+    def check_compose_values(self) -> None:
+        """What Compose would refuse at `up` (or do unsafely), refused or flagged here."""
+        for name, prov in self.providers.items():
+            c = prov.container
+            if c is None:
+                continue
+            loc: Loc = ("providers", name)
+            if not SERVICE_NAME.fullmatch(name):
+                fixed = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).lstrip("_.-") or "provider"
+                self.err(PROVIDERS, loc, f"provider name {name!r} cannot be a Compose service "
+                         "name: lowercase letters, digits, '_', '.', '-', starting with a "
+                         "letter or digit", f"e.g. {fixed}")
+            if c.profile is not None and not PROFILE_NAME.fullmatch(c.profile):
+                self.err(PROVIDERS, loc + ("container", "profile"),
+                         f"profile {c.profile!r} is not a Compose profile name",
+                         "letters, digits, '_', '.', '-', starting with a letter or digit")
+            for key in c.env:
+                if not ENV_NAME.fullmatch(key):
+                    self.err(PROVIDERS, loc + ("container", "env", key),
+                             f"{_shown(key)} is not an environment variable name",
+                             "letters, digits and '_', not starting with a digit")
+            for vol, target in c.volumes.items():
+                self.check_volume(loc + ("container", "volumes", vol), vol, target)
+        stack = self.reg.stack
+        if not ipaddress.ip_address(stack.bind_address).is_loopback:
+            self._stack_warn(("bind_address",), f"bind_address {stack.bind_address} publishes "
+                             "every port (the gateway, the cache, monitoring) beyond this "
+                             "machine", "use 127.0.0.1 unless other hosts must reach the stack,"
+                             " and then firewall it")
+        project = self.reg.config_dir.resolve().parent
+        if not self.reg.output_dir.is_relative_to(project):
+            self._stack_warn(("output_dir",), f"output_dir {self.reg.output_dir} is outside "
+                             f"the project ({project}): generate writes and overwrites files "
+                             "there", "keep it inside, e.g. output_dir: ../compose")
+
+    def check_volume(self, loc: Loc, source: str, target: str) -> None:
+        """One `source: /container/path` mount: a named volume, or a host path (warned)."""
+        for part, what in ((source, "source"), (target, "mount path")):
+            if ":" in part or "\0" in part:
+                self.err(PROVIDERS, loc, f"volume {what} {part!r} contains "
+                         + ("':'" if ":" in part else "a NUL byte"),
+                         "Compose reads source:target:mode; rename it")
+                return
+        if not target.startswith("/"):
+            self.err(PROVIDERS, loc, f"mount path {target!r} is not absolute",
+                     "write the path inside the container, e.g. /models")
+        if VOLUME_NAME.fullmatch(source):
+            return
+        host = str(PurePosixPath(source))
+        if host in FORBIDDEN_MOUNTS:
+            self.err(PROVIDERS, loc, f"mounting {source!r} gives the container the whole host"
+                     + (" (root on the Docker engine)" if host != "/" else ""),
+                     "mount only the folder the server needs, or a named volume")
+        elif source.startswith(("/", "./", "../", "~")):
+            self.warn(PROVIDERS, loc, f"{source!r} is a host path: the container reads and "
+                      "writes your files there, as its own user (often root)",
+                      "prefer a named volume (e.g. models: /models) unless you share the files")
+        else:
+            self.err(PROVIDERS, loc, f"{source!r} is neither a volume name nor a host path",
+                     "a name of letters, digits, '_', '.', '-', or a path starting with / or ./")
+
     # -- model-mappings.yaml ----------------------------------------------------------------
     def check_exact_matches(self) -> None:
         aliased: dict[str, str] = {}
@@ -157,10 +233,17 @@ class Checker:
     def check_patterns(self) -> None:
         for i, pat in enumerate(self.mappings.patterns):
             loc: Loc = ("patterns", i)
-            try:
-                re.compile(pat.pattern)
-            except re.error as exc:
-                self.err(MAPPINGS, loc + ("pattern",), f"pattern does not compile: {exc}")
+            if len(pat.pattern) > MAX_PATTERN:
+                self.err(MAPPINGS, loc + ("pattern",), f"pattern is {len(pat.pattern)} "
+                         f"characters long, more than {MAX_PATTERN}",
+                         "match model names with a shorter expression")
+            else:
+                try:
+                    re.compile(pat.pattern)
+                except (re.error, OverflowError, RecursionError) as exc:
+                    # OverflowError: a{99999999999}; RecursionError: deeply nested groups
+                    self.err(MAPPINGS, loc + ("pattern",), f"pattern does not compile: {exc}",
+                             "write a Python regular expression, e.g. ^llama3")
             self.provider_ref(pat.provider, loc + ("provider",))
             if pat.fallback:
                 self.model_ref(pat.fallback, loc + ("fallback",))
@@ -209,8 +292,10 @@ class Checker:
             if match.fallback and match_name not in graph:
                 graph[match_name] = [match.fallback]
         for cycle in _cycles(graph):
-            self.err(MAPPINGS, ("fallback_chains", cycle[0]),
-                     "fallback cycle: " + " → ".join(cycle + [cycle[0]]),
+            where: Loc = ("fallback_chains", cycle[0]) \
+                if cycle[0] in self.mappings.fallback_chains \
+                else ("exact_matches", cycle[0], "fallback")
+            self.err(MAPPINGS, where, "fallback cycle: " + " → ".join(cycle + [cycle[0]]),
                      "a chain must end at a model with no further fallback")
 
     def check_capabilities(self) -> None:
@@ -357,6 +442,9 @@ class Checker:
                           f"{name!r} has no metrics endpoint and monitoring.blackbox_exporter "
                           "is disabled: nothing watches it", "enable the blackbox exporter")
 
+    def _stack_warn(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.warn(STACK if STACK in self.reg.sources else PROVIDERS, loc, message, hint)
+
     def _stack_err(self, loc: Loc, message: str, hint: str | None = None) -> None:
         # stack.yaml may be absent: its defaults are valid, so a problem there has a source
         self.err(STACK if STACK in self.reg.sources else PROVIDERS, loc, message, hint)
@@ -390,25 +478,81 @@ class Checker:
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Elementary cycles found by DFS, each reported once (rotation-normalised)."""
-    seen: set[tuple[str, ...]] = set()
-    out: list[list[str]] = []
+    """One shortest cycle per loop of models that fall back to each other (a strongly
+    connected component), from its smallest name. Listing every elementary cycle, or every
+    path into one, grows exponentially with a dense graph; one cycle per loop is linear."""
+    out = []
+    for component in _components(graph):
+        if len(component) == 1:
+            continue  # no loop (a self-reference is reported where it is written)
+        start = min(component)
+        # breadth-first from start back to it, inside the component: a shortest cycle
+        parent: dict[str, str] = {}
+        queue, found = [start], None
+        while queue and found is None:
+            nxt_queue = []
+            for node in queue:
+                for nxt in graph.get(node, []):
+                    if nxt == start:
+                        found = node
+                        break
+                    if nxt in component and nxt not in parent:
+                        parent[nxt] = node
+                        nxt_queue.append(nxt)
+                if found is not None:
+                    break
+            queue = nxt_queue
+        cycle = [found] if found is not None else []
+        while cycle and cycle[-1] != start:
+            cycle.append(parent[cycle[-1]])
+        out.append(cycle[::-1])
+    return sorted(out)
 
-    def visit(node: str, path: list[str]) -> None:
-        for nxt in graph.get(node, []):
-            if nxt in path:
-                cycle = path[path.index(nxt):]
-                i = cycle.index(min(cycle))
-                key = tuple(cycle[i:] + cycle[:i])
-                if key not in seen:
-                    seen.add(key)
-                    out.append(list(key))
-            elif len(path) < 50:
-                visit(nxt, path + [nxt])
 
-    for start in graph:
-        visit(start, [start])
+def _components(graph: dict[str, list[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iterative (no recursion limit to hit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[set[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph.get(root, [])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph.get(nxt, []))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    out.append(component)
     return out
+
+
+def _shown(text: str) -> str:
+    """A key as the user wrote it, unless it could be a secret pasted in the wrong place."""
+    return repr(text) if len(text) <= 40 and " " not in text else f"a key of {len(text)} characters"
 
 
 def check(reg: Registry) -> list[Problem]:

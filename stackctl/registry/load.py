@@ -75,7 +75,8 @@ def _validate(model: type[M], src: Source, problems: list[Problem]) -> M | None:
 def _problem(model: type[BaseModel], src: Source, err: Any) -> Problem:
     loc = tuple(err["loc"])
     # pydantic adds union/tag members (e.g. 'str', 'function-before[...]') to loc: drop them
-    loc = tuple(k for k in loc if isinstance(k, int) or not _is_pydantic_tag(k))
+    # (only where the file holds no such key: a key may be called `int` or `a[0]`)
+    loc = src.key_path(loc, _is_pydantic_tag)
     kind, hint = err["type"], None
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
@@ -83,16 +84,36 @@ def _problem(model: type[BaseModel], src: Source, err: Any) -> Problem:
         hint = did_you_mean(str(loc[-1]), allowed) or (
             "allowed keys: " + ", ".join(sorted(allowed)) if allowed else None)
     elif kind == "literal_error":
-        message = f"{err['input']!r} is not allowed: expected {err['ctx']['expected']}"
         choices = [c.strip(" '") for c in err["ctx"]["expected"].replace(" or ", ",").split(",")]
         hint = did_you_mean(str(err["input"]), choices)
+        # a near miss of a choice is a typo, safe to repeat; anything else might be a secret
+        shown = repr(err["input"]) if hint else shown_as(err["input"])
+        message = f"{shown} is not allowed: expected {err['ctx']['expected']}"
     elif kind == "missing":
         message = f"required key {loc[-1]!r} is missing"
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and not isinstance(err["input"], (dict, list)):
-            message += f" (got {err['input']!r})"
+        if "input" in err:
+            message += f" (got {shown_as(err['input'])})"
     return src.problem("error", loc, message, hint)
+
+
+def shown_as(value: Any) -> str:
+    """A value as an error message may show it: a string could be a secret, so only its
+    length ("a string of 51 characters"); numbers, booleans and null as they are."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} character{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} key{'s' if len(value) != 1 else ''}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _is_pydantic_tag(key: str) -> bool:

@@ -6,6 +6,8 @@ keys are accepted and ignored); `container` and stack.yaml are stackctl's additi
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -23,37 +25,56 @@ ProviderType = Literal["ollama", "llama_cpp", "vllm", "openai", "anthropic", "op
 Status = Literal["active", "disabled", "template"]
 
 
+# Docker's image reference grammar (distribution/reference, regexp.go): [host[:port]/]path
+# [:tag][@digest]. What it refuses, `docker compose up` refuses too, but only at pull time.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?",
+    re.ASCII)
+
+
 def pinned(value: str) -> str:
-    """An image reference with an explicit tag or digest (`:latest` is a moving target)."""
-    name = value.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    tag = last.rsplit(":", 1)[1] if ":" in last else None
-    if "@" not in value and (tag is None or tag == "latest"):
+    """A valid image reference with an explicit tag or digest (`:latest` is a moving target)."""
+    ref = IMAGE_REFERENCE.fullmatch(value)
+    if ref is None or len(ref["name"]) > 255:
+        raise ValueError("not a Docker image reference: write [registry/]name:tag or "
+                         "name@sha256:<digest>, name in lowercase (e.g. redis:7.4.1-alpine)")
+    if ref["digest"] is None and ref["tag"] in (None, "latest"):
         raise ValueError(f"image {value!r} is not pinned: give an explicit tag such as "
-                         f"{name.rsplit(':', 1)[0] if tag else name}:1.2.3 (not :latest)")
+                         f"{ref['name']}:1.2.3 (not :latest)")
     return value
 
 
 PinnedImage = Annotated[str, AfterValidator(pinned)]
 
 
+# Seconds written into the compose file as Go durations ("{x:g}s"): outside this range `:g`
+# switches to an exponent ("1e+06s"), which Compose refuses.
+MIN_SECONDS, MAX_SECONDS = 0.001, 604800
+Seconds = Annotated[float, Field(ge=MIN_SECONDS, le=MAX_SECONDS)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class HealthProbe(Strict):
     """How Docker and stackctl decide that a container is ready."""
 
-    endpoint: str | None = Field(None, description="HTTP path probed inside the container; "
-                                 "default per provider type")
+    endpoint: str | None = Field(None, pattern=r"^/\S*$", description="HTTP path probed "
+                                 "inside the container (e.g. /health); default per provider type")
     via: Literal["python", "curl", "ollama-cli"] | None = Field(
         None, description="tool the image has for the probe (LiteLLM/vLLM: python, "
         "Ollama: ollama-cli, llama.cpp: curl); default per provider type")
     expect: str | None = Field(None, description="substring the response must contain "
                                "(e.g. the served model name in /v1/models)")
-    start_period: float = Field(60, gt=0, description="seconds of start-up before failures count")
-    interval: float = Field(5, gt=0, description="seconds between Docker probes")
-    timeout: float = Field(5, gt=0, description="seconds one probe may take")
+    start_period: Seconds = Field(60, description="seconds of start-up before failures count")
+    interval: Seconds = Field(5, description="seconds between Docker probes")
+    timeout: Seconds = Field(5, description="seconds one probe may take")
     retries: int = Field(3, ge=1, description="failed probes before 'unhealthy'")
 
 
@@ -78,16 +99,17 @@ class Container(Strict):
     gpu: Gpu | None = None
     profile: str | None = Field(None, description="compose profile; default: provider name")
     health: HealthProbe = Field(default_factory=HealthProbe)
-    stop_grace_period: float = Field(10, gt=0, description="seconds between SIGTERM and SIGKILL")
+    stop_grace_period: Seconds = Field(10, description="seconds between SIGTERM and SIGKILL")
 
 
 class ProviderModel(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)  # size, quantization…: descriptive
+    # size, quantization…: descriptive
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     name: str
 
 
 class Provider(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: ProviderType
     base_url: str
@@ -153,14 +175,14 @@ class Provider(BaseModel):
 
 
 class ProvidersFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     providers: dict[str, Provider]
     metadata: dict[str, Any] | None = None
     health_checks: dict[str, Any] | None = None
 
 
 class ExactMatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     provider: str
     backend_model: str | None = Field(None, description="model name on the provider; "
                                       "default: the public name")
@@ -172,7 +194,7 @@ class ExactMatch(BaseModel):
 
 
 class Pattern(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     pattern: str
     provider: str
     fallback: str | None = None
@@ -180,7 +202,8 @@ class Pattern(BaseModel):
 
 
 class Capability(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)  # thresholds etc. are descriptive
+    # thresholds etc. are descriptive
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     description: str | None = None
     preferred_models: list[str] = Field(default_factory=list)
     routing_strategy: str | None = None
@@ -189,7 +212,7 @@ class Capability(BaseModel):
 
 
 class WeightedProvider(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     provider: str
     weight: float
     preferred_model: str | None = None
@@ -197,7 +220,7 @@ class WeightedProvider(BaseModel):
 
 
 class LoadBalancing(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     providers: list[WeightedProvider]
     strategy: str = "weighted_round_robin"
     description: str | None = None
@@ -205,7 +228,7 @@ class LoadBalancing(BaseModel):
 
 
 class FallbackChain(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     chain: list[str]
     description: str | None = None
     tier: str | None = None
@@ -213,7 +236,7 @@ class FallbackChain(BaseModel):
 
 
 class MappingsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     exact_matches: dict[str, ExactMatch] = Field(default_factory=dict)
     patterns: list[Pattern] = Field(default_factory=list)
     capabilities: dict[str, Capability] = Field(default_factory=dict)
@@ -244,7 +267,7 @@ class Gateway(Strict):
     workers: int = Field(2, ge=1, le=32, description="gunicorn workers serving the gateway "
                          "(one per core you give it); more than one also makes `stackctl "
                          "reload` graceful")
-    start_period: float = Field(120, gt=0,
+    start_period: Seconds = Field(120,
                                 description="seconds LiteLLM may take to start (slow imports)")
 
 
@@ -260,7 +283,7 @@ class Cache(Strict):
 
 
 # A Prometheus/Alertmanager duration; both parse this form (model.ParseDuration).
-Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]*(s|m|h)$")]
+Duration = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}(s|m|h)$")]  # bounded: Go overflows
 
 
 def seconds(duration: str) -> int:
@@ -328,6 +351,17 @@ class Alerts(Strict):
         return value
 
 
+def _path(value: str, mounted: bool) -> str:
+    """A folder path the OS can open; one that is mounted must also hold no `:`, the
+    separator of Compose's short volume syntax (host:container[:mode])."""
+    if "\0" in value:
+        raise ValueError("a path cannot contain a NUL byte")
+    if mounted and ":" in value:
+        raise ValueError("a mounted folder's path cannot contain ':' (Compose reads "
+                         "host:container:mode); rename or move the folder")
+    return value
+
+
 class Monitoring(Strict):
     config_dir: str = Field("../monitoring", description="relative to the config folder")
     dashboards_dir: str = Field("../grafana-dashboards", description="relative to the config folder")
@@ -344,6 +378,11 @@ class Monitoring(Strict):
     grafana_password_env: str = "GRAFANA_ADMIN_PASSWORD"
     alerts: Alerts = Field(default_factory=Alerts)
 
+    @field_validator("config_dir", "dashboards_dir")
+    @classmethod
+    def _mountable(cls, value: str) -> str:
+        return _path(value, mounted=True)
+
     @model_validator(mode="before")
     @classmethod
     def _service_defaults(cls, data: Any) -> Any:
@@ -358,7 +397,7 @@ class Monitoring(Strict):
 class StackFile(Strict):
     project: str = Field("stackctl", pattern=r"^[a-z0-9][a-z0-9_-]*$",
                          description="compose project name")
-    bind_address: str = Field("127.0.0.1", description="host address ports are published on")
+    bind_address: str = Field("127.0.0.1", description="host IP address ports are published on")
     output_dir: str = Field("../compose", description="where generated files go, "
                             "relative to the config folder")
     env_file: str = Field("../.env", description="secrets file, relative to the config folder")
@@ -369,3 +408,18 @@ class StackFile(Strict):
                                         description="profiles `stackctl up` starts when none given")
     images: dict[str, PinnedImage] = Field(default_factory=dict,
                                    description="service name → image, overriding the registry")
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:  # Compose publishes on an IP only; a host name fails at `up`
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("bind_address must be an IP address, e.g. 127.0.0.1 (this "
+                             "machine only) or 0.0.0.0 (every interface)") from None
+        return value
+
+    @field_validator("output_dir", "env_file")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        return _path(value, mounted=False)

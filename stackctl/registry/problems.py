@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+
+from .secrets import redact
 
 
 class Problem(BaseModel):
@@ -16,6 +18,13 @@ class Problem(BaseModel):
     path: str = ""
     message: str
     hint: str | None = None
+
+    @field_validator("path", "message", "hint")
+    @classmethod
+    def _no_secrets(cls, text: str | None) -> str | None:
+        """Whatever built the message, a secret-shaped value in it is shown by kind and
+        length only: messages reach terminals, logs and CI output."""
+        return redact(text) if text else text
 
     def render(self) -> str:
         where = self.file

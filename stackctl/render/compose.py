@@ -43,7 +43,11 @@ def gateway_service(reg: Registry) -> dict[str, Any]:
     env = {gw.master_key_env: _required(gw.master_key_env),
            "LITELLM_LOCAL_MODEL_COST_MAP": "true",
            # every worker writes its samples here; /metrics adds them up
-           "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR}
+           "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR,
+           # LiteLLM caches a provider's address for 300 s: once the provider's container
+           # dies or moves, every request dials the old address and hangs until the timeout
+           # instead of falling back at once. Docker's DNS answers locally: ask it every time
+           "AIOHTTP_TTL_DNS_CACHE": "0"}
     if stack.cache.enabled:  # cache_params.password: os.environ/<password_env>
         env[stack.cache.password_env] = _required(stack.cache.password_env)
     for prov in reg.providers.providers.values():

@@ -31,7 +31,14 @@ class Generated:
     text: str
 
     def current(self) -> str | None:
-        return self.path.read_text(encoding="utf-8") if self.path.exists() else None
+        """The text on disk; None when absent or not a regular file of ours (a symlink is
+        never followed: it could lead outside the folder, and --check prints diffs)."""
+        if self.path.is_symlink() or not self.path.is_file():
+            return None
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def is_stale(self) -> bool:
         return self.current() != self.text
@@ -69,14 +76,15 @@ def trace_module_text() -> str:
     return TRACE_HEADER + source
 
 
-def write_all(files: list[Generated]) -> list[Path]:
-    """Write the stale files (atomically, via a temporary sibling); return those written."""
-    written = []
-    for f in files:
-        if f.is_stale():
-            f.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.path.with_suffix(f.path.suffix + ".tmp")
-            tmp.write_text(f.text, encoding="utf-8")
-            tmp.replace(f.path)
-            written.append(f.path)
-    return written
+def write_all(files: list[Generated], root: Path | None = None) -> list[Path]:
+    """Write the stale files below `root` (the output folder; default: their common folder)
+    as one set (see writer.py); return those written. Raises writer.WriteError (a PlanError)
+    with nothing changed when one cannot be written."""
+    import os
+
+    from .writer import write_set
+
+    if not files:
+        return []
+    base = root or Path(os.path.commonpath([f.path.parent for f in files]))
+    return write_set(base, {f.path: f.text for f in files})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -25,10 +26,22 @@ def to_yaml(data: Any, sources: list[str]) -> str:
     return HEADER.format(sources=", ".join(sources)) + buf.getvalue()
 
 
-# YAML 1.1 readers (Compose among them in places) take these as booleans: always quote them.
+# Plain scalars that a YAML 1.1 reader (PyYAML, so LiteLLM; Compose in places) resolves to
+# something other than a string: booleans (y, yes, on…), null (~), ints in base 2/8/16 or
+# sexagesimal (12:30), with underscores (1_000), floats (1e3, .inf), dates, merge (<<) and
+# value (=) keys. A model named `yes` must stay a string: quote them all.
 _BOOLISH = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+_YAML11_NOT_STR = re.compile(r"""
+    ~ | null | Null | NULL | << | =
+  | [-+]?0b[01_]+ | [-+]?0[0-7_]+ | [-+]?0x[0-9a-fA-F_]+
+  | [-+]?(?:0|[1-9][0-9_]*)(?::[0-5]?[0-9])*(?:\.[0-9_]*)?
+  | [-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+  | [-+]?\.(?:inf|Inf|INF) | \.(?:nan|NaN|NAN)
+  | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}.*)?
+""", re.VERBOSE)
 
 
 def _str(representer: Any, data: str) -> Any:
-    style = "'" if data.lower() in _BOOLISH else None
-    return representer.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+    quote = data.lower() in _BOOLISH or _YAML11_NOT_STR.fullmatch(data) is not None
+    return representer.represent_scalar("tag:yaml.org,2002:str", data,
+                                        style="'" if quote else None)

@@ -243,7 +243,8 @@ def test_dry_run_and_noop_change_nothing(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     r = ensure_active(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
     assert docker.calls == [] and r.plan.describe()[0] == "stop vllm-qwen (graceful)"
-    r = ensure_active(offline, docker, SwitchOptions(member="qwen"))
+    r = ensure_active(offline, docker, SwitchOptions(member="qwen"), ready=lambda s: False,
+                      routable=lambda m, d: True)
     assert docker.calls == [] and "already the active member" in r.plan.describe()[0]
 
 
