@@ -13,8 +13,8 @@ PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
 CACHE_HOST = "redis"
 TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
-# The gateway's metrics that the shipped alert rules and dashboards use (a unit test keeps
-# the two in step). Only these are kept: each request updates ~40 metrics by default, and
+# The gateway's metrics that the shipped alert rules and dashboards, and `stackctl cache
+# stats`, use (a unit test keeps them in step). Only these are kept: each request updates ~40 metrics by default, and
 # the ones left out (rate-limit, budget and per-key gauges) cost the gateway about a tenth
 # of its CPU per request (benchmarks/bench_gateway.py).
 GATEWAY_METRICS = (
@@ -26,6 +26,7 @@ GATEWAY_METRICS = (
     "litellm_deployment_successful_fallbacks", "litellm_deployment_failed_fallbacks",
     "litellm_input_tokens_metric", "litellm_output_tokens_metric", "litellm_total_tokens_metric",
     "litellm_spend_metric", "litellm_cache_hits_metric",
+    "litellm_requests_metric",  # cache stats: the hit ratio's denominator
 )
 
 
