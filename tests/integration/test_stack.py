@@ -104,7 +104,7 @@ def test_status_json_then_degraded_after_a_provider_is_killed(stack):
     assert svc["vllm-qwen"]["port"] == stack.port("vllm-qwen")
     assert svc["llama_cpp"]["models"] == ["smollm2"]
     assert svc["vllm-dolphin"]["state"] == "absent"
-    assert st["gpu_groups"]["gpu0"] == {"active": "vllm-qwen",
+    assert st["gpu_groups"]["gpu0"] == {"active": "vllm-qwen", "running": ["vllm-qwen"],
                                         "members": ["vllm-qwen", "vllm-dolphin"]}
 
     subprocess.run(["docker", "kill", f"{stack.project}-ollama-1"], check=True,
@@ -153,8 +153,13 @@ def test_up_fails_fast_naming_a_provider_that_never_becomes_healthy(stack_factor
 
 
 def test_up_names_every_missing_image_and_starts_nothing(stack_factory):
-    # the offline example's monitoring profile needs images no registry here can give
+    # Grafana and Loki turned on in the offline example: images no registry here can give
     s = stack_factory("stackctl-it-images")
+
+    def with_grafana(data: dict) -> None:
+        data["monitoring"]["grafana"] = {"enabled": True}
+        data["monitoring"]["loki"] = {"enabled": True}
+    s.edit("stack.yaml", with_grafana)
     r = s.run("up", "--profile", "monitoring")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "nothing was started" in r.stderr and "Traceback" not in r.stderr
