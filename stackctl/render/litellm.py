@@ -14,9 +14,9 @@ CACHE_HOST = "redis"
 TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
 # The gateway's metrics that the shipped alert rules and dashboards, and `stackctl cache
-# stats`, use (a unit test keeps them in step). Only these are kept: each request updates ~40 metrics by default, and
-# the ones left out (rate-limit, budget and per-key gauges) cost the gateway about a tenth
-# of its CPU per request (benchmarks/bench_gateway.py).
+# stats`, use (a unit test keeps them in step). Only these are kept: each request updates
+# ~40 metrics by default, and the ones left out (rate-limit, budget and per-key gauges) cost
+# the gateway about a tenth of its CPU per request (benchmarks/bench_gateway.py).
 GATEWAY_METRICS = (
     "litellm_proxy_total_requests_metric", "litellm_proxy_failed_requests_metric",
     "litellm_request_total_latency_metric", "litellm_llm_api_latency_metric",
