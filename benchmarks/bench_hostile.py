@@ -9,6 +9,7 @@ Run: python benchmarks/bench_hostile.py [--runs N] [--edits K]
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import statistics
 import sys
@@ -34,7 +35,7 @@ def main() -> None:
             base = load(registry)
             for seed in range(args.runs):
                 rnd = random.Random(seed)
-                files = {k: __import__("copy").deepcopy(v) for k, v in base.items()}
+                files = copy.deepcopy(base)
                 what = mutate(files, rnd, rnd.randint(1, args.edits))
                 v = judge(files, Path(tmp) / "stack", registry)
                 times.append(v.seconds)
