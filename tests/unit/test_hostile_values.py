@@ -9,7 +9,6 @@ reader LiteLLM itself uses. Fallback graphs are generated: large, dense, cyclic.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from stackctl.registry.load import load_registry
 from stackctl.render.litellm import render_litellm
 from stackctl.render.text import to_yaml
 
+from .test_validate import key, line_of, rename, set_in
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -32,47 +33,6 @@ def validate_json(runner, cfg: Path) -> dict[str, Any]:
     assert "Traceback" not in r.output, r.output
     assert r.exit_code in (0, 1), r.output
     return json.loads(r.stdout)
-
-
-def line_of(path: Path, *anchors: str) -> int:
-    """1-based line of the last anchor; each anchor is searched after the previous one's line."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start, found = 0, -1
-    for anchor in anchors:
-        pattern = re.compile(anchor)
-        found = next((i for i in range(start, len(lines)) if pattern.search(lines[i])), -1)
-        assert found >= 0, f"anchor {anchor!r} not found after line {start} in {path}"
-        start = found + 1
-    return found + 1
-
-
-def key(name: str) -> str:
-    return rf"^\s*(- )?[\"']?{re.escape(name)}[\"']?:"
-
-
-def set_in(*keys_value: Any) -> Callable[[Any], None]:
-    *keys, value = keys_value
-
-    def edit(data: Any) -> None:
-        node = data
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-
-    return edit
-
-
-def rename(*keys_old_new: str) -> Callable[[Any], None]:
-    *keys, old, new = keys_old_new
-
-    def edit(data: Any) -> None:
-        node = data
-        for k in keys:
-            node = node[k]
-        pos = list(node).index(old)
-        node.insert(pos, new, node.pop(old))
-
-    return edit
 
 
 # -- one hostile value, one located problem -------------------------------------------------

@@ -27,6 +27,8 @@ from stackctl.render.alertmanager import SECRET_URL, start_script
 from stackctl.render.compose import ALERTMANAGER_DIR, ALERTMANAGER_RUNTIME, PROMETHEUS_RULES
 from stackctl.render.prometheus import KEY_FILE
 
+from .test_monitoring import require_tool
+
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "monitoring" / "prometheus" / "alerts.yml"
 WEBHOOK = "https://hooks.example.com/services/T0/B0/should-not-appear?a=1&b=2"
@@ -157,9 +159,7 @@ def test_scrape_interval_from_stack_yaml(make, interval, timeout):
 
 @pytest.mark.parametrize("name", ["shipped", "offline"])
 def test_promtool_accepts_the_generated_config(make, tmp_path, name):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not on PATH (Debian: apt-get install prometheus)")
+    promtool = require_tool("promtool")  # a failure, not a skip, under STACKCTL_REQUIRE_TOOLS=1
     prom = make(name)["prometheus"]
     # promtool opens the credentials file and the rules: a dummy key, the repository's rules
     key = tmp_path / "litellm_master_key"
