@@ -61,6 +61,11 @@ def gateway_service(reg: Registry) -> dict[str, Any]:
                     "--run_gunicorn", "--num_workers", str(gw.workers)],
         "environment": env,
         "tmpfs": [METRICS_DIR],
+        # A provider's container killed under load takes its address with it: a connection
+        # the gateway opens to it just then gets no answer at all, and by default the kernel
+        # retries the SYN for 127 s. Two retries give up after about 3 s ("no route to host"),
+        # and the router falls back; a SYN lost on the way to a cloud provider is still resent.
+        "sysctls": {"net.ipv4.tcp_syn_retries": 2},
         # the folder, not the file: files in it are replaced atomically (a new inode), which a
         # single-file bind mount would never show the container; callbacks live beside it
         "volumes": ["./litellm:/app/litellm:ro"],

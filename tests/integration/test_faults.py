@@ -226,10 +226,13 @@ def test_provider_killed_under_load_its_fallback_serves_and_status_is_degraded(s
     during = traffic.between(t0, t1, QWEN)
     lost = [a for a in during if not a.ok]
     FIGURES["vllm-qwen killed (fallback ollama)"] = {"sent": len(during), "lost": len(lost)}
-    # A request on its way to the provider as it dies may wait for the gateway's timeout
-    # (the connection just vanishes); every one sent after that is served by the fallback.
-    assert len(during) >= 20 and len(lost) <= 2, lost[:3]
-    assert all(a.ok for a in during if a.t > t0 + 1), lost[:3]
+    # A request on its way to the provider as it dies dials an address that no longer
+    # answers: the gateway's SYN retries (2, see render/compose.py) give up in about 3 s a
+    # try, and the fallback serves it (by default the kernel would retry for 127 s).
+    slowest = max(a.latency for a in during)
+    print(f"slowest request sent during the kill: {slowest:.1f}s")
+    assert len(during) >= 20 and lost == [], lost[:3]
+    assert slowest < 20, slowest
     assert any(a.deployment == f"{OLLAMA}@ollama" for a in during)
     assert code == 1, doc  # degraded: the group's only member is down
     assert rows(doc)["vllm-qwen"]["state"] == "exited" and not rows(doc)["vllm-qwen"]["ready"]
