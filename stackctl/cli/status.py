@@ -58,7 +58,8 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
     table = Table("service", "profile", "state", "health", "port", "ms", "models", box=None)
     for s in st.services:
         colour = "green" if s.ok else ("dim" if s.state == "absent" else "red")
-        state = f"standby ({s.state})" if s.standby else s.state
+        state = f"{s.sleep} ({s.state})" if s.sleep else s.state
+        state = f"standby: {state}" if s.standby else state
         colour = "dim" if s.standby else colour
         table.add_row(s.name, s.profile or "-", f"[{colour}]{state}[/]", s.health,
                       str(s.port or "-"), f"{s.latency_ms:.0f}" if s.latency_ms else "-",
@@ -70,12 +71,14 @@ def _table(st) -> None:  # type: ignore[no-untyped-def]
             console.print(f"[yellow]{s.name} restarted {s.restarts}x[/] (it died; the "
                           f"restart policy brought it back{up})")
     for group, g in st.gpu_groups.items():
-        if len(g.running) > 1:  # only an interrupted switch leaves this
-            console.print(f"[red]GPU group {group}: {len(g.running)} members running "
-                          f"({', '.join(g.running)}), it must be one[/]: `stackctl switch "
-                          "MEMBER` keeps MEMBER and stops the others")
+        if len(g.awake) > 1:  # only an interrupted switch leaves this
+            console.print(f"[red]GPU group {group}: {len(g.awake)} members running "
+                          f"({', '.join(g.awake)}), it must be one[/]: `stackctl switch "
+                          "MEMBER` keeps MEMBER and "
+                          f"{'puts the others to sleep' if g.mode == 'sleep' else 'stops the others'}")
             continue
-        console.print(f"GPU group {group}: active {g.active or 'none'} "
+        asleep = f", asleep: {', '.join(g.asleep)}" if g.asleep else ""
+        console.print(f"GPU group {group} ({g.mode}): active {g.active or 'none'}{asleep} "
                       f"(members: {', '.join(g.members)})")
     if st.alerts is not None:
         console.print(f"alerts firing in Prometheus: {len(st.alerts) or 'none'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..registry.checks import check
+from ..registry.checks import check, sleep_costs
 from ..registry.load import load_registry
 from ..registry.problems import Problem, RegistryError, display_path
 from .common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
@@ -34,7 +34,8 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
             reg = load_registry(config_dir)
             problems = check(reg)
             summary = {"providers": len(reg.providers.providers),
-                       "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing)}
+                       "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing),
+                       "notes": sleep_costs(reg)}
         except RegistryError as exc:
             problems = exc.problems
     errors = [p for p in problems if p.severity == "error"]
@@ -45,6 +46,8 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
     else:
         for p in errors + warnings:
             click.echo(p.render(), err=True)
+        for note in summary.get("notes", []):
+            click.echo(f"note: {note}")
         verdict = "ok" if ok else "failed"
         click.echo(f"{config_dir}: {verdict}: {len(errors)} error(s), {len(warnings)} warning(s)")
     if not ok:

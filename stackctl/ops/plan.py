@@ -28,7 +28,11 @@ def services_of(reg: Registry, active: list[str]) -> list[str]:
     return out
 
 
-def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState]) -> UpPlan:
+def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState],
+            asleep: dict[str, bool | None] | None = None) -> UpPlan:
+    """`asleep`: running members of sleep-mode groups → sleeping (None: cannot say). A
+    sleeping member holds little GPU memory: another member may start beside it, but never
+    beside an awake one (vLLM claims its GPU memory when it starts)."""
     known = profiles(reg)
     chosen = list(dict.fromkeys(requested or reg.stack.default_profiles))
     for p in chosen:
@@ -43,7 +47,10 @@ def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState])
         if len(wanted) > 1:
             raise PlanError(f"{' and '.join(wanted)} share exclusive GPU group {group!r}: "
                             f"start one, then `stackctl switch` to the other")
-        active = [m for m in members if m in running]
+        active = [m for m in members if m in running and (asleep or {}).get(m) is not True]
+        if wanted and wanted[0] in running and wanted[0] not in active:
+            raise PlanError(f"{wanted[0]} sleeps in GPU group {group!r}: `stackctl switch "
+                            f"{wanted[0]}` wakes it")
         if len(active) > 1:  # only an interrupted switch leaves this; `up` would keep it
             keep = wanted[0] if wanted else active[0]
             raise PlanError(f"{' and '.join(active)} run together in exclusive GPU group {group!r} "

@@ -6,14 +6,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from pydantic import BaseModel, Field
 
 from ..docker.adapter import Docker
 from ..docker.models import ContainerState, by_service
-from ..registry.catalog import exclusive_groups, monitoring_components, profile_of
+from ..registry.catalog import (
+    exclusive_groups,
+    group_settings,
+    monitoring_components,
+    profile_of,
+    sleep_members,
+)
 from ..registry.load import Registry
 from ..render.compose import CACHE, GATEWAY, MONITORING
 from .monitoring import firing_alerts, prometheus_url
@@ -30,8 +36,13 @@ class ServiceStatus(BaseModel):
     port: int | None = Field(description="host port on 127.0.0.1")
     latency_ms: float | None = Field(description="probe round trip; null when not probed/failed")
     models: list[str] = Field(default_factory=list, description="models the server lists")
-    standby: bool = Field(False, description="a stopped member of a GPU group whose other "
-                          "member is active (kept by `switch` so it starts again quickly)")
+    standby: bool = Field(False, description="a member of a GPU group whose other member is "
+                          "active, kept stopped (restart mode) or asleep (sleep mode) by "
+                          "`switch` so that it comes back quickly")
+    sleep: Literal["awake", "asleep"] | None = Field(None, description="a running member of a "
+                                                     "sleep-mode group, as its engine says "
+                                                     "(/is_sleeping); null: not asked or no "
+                                                     "answer")
     ready: bool = Field(False, description="running and healthy, or Docker's first healthcheck "
                         "is still due and the same check sent from the host passes (what `up` "
                         "and `switch` wait for)")
@@ -52,10 +63,20 @@ class GatewayStatus(BaseModel):
 
 
 class GroupStatus(BaseModel):
-    active: str | None = Field(description="member whose container runs; null: none")
+    active: str | None = Field(description="member whose container runs (and is awake); "
+                               "null: none")
     members: list[str]
+    mode: Literal["restart", "sleep"] = Field("restart", description="how `switch` moves it")
     running: list[str] = Field(default_factory=list, description="members whose container "
-                               "runs: more than one only after an interrupted switch")
+                               "runs: more than one only after an interrupted switch, or "
+                               "asleep in sleep mode")
+    asleep: list[str] = Field(default_factory=list, description="running members whose "
+                              "engine sleeps (sleep mode)")
+
+    @property
+    def awake(self) -> list[str]:
+        """Members that hold the GPU: at most one, or an interrupted switch left them."""
+        return [m for m in self.running if m not in self.asleep]
 
 
 class AlertStatus(BaseModel):
@@ -152,23 +173,32 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
             if st is not None and st.running and st.health == "starting":
                 # restarted by switch or up a moment ago: Docker's next check is still due
                 pending[name] = pool.submit(check, name)
+        sleepy = {m: pool.submit(_is_sleeping, m, providers[m].host_port)
+                  for m in sleep_members(reg)
+                  if providers[m].host_port and states.get(m) and states[m].running}
         results = {n: f.result() for n, f in futures.items()}
+        asleep = {m: f.result() for m, f in sleepy.items()}
         passed = {n for n, f in pending.items() if f.result()}
         (alive, gw_latency), (gw_models, _) = live.result(), listed.result()
 
     groups = {}
     for g, members in exclusive_groups(reg).items():
         up = [m for m in members if states.get(m) and states[m].running]
-        groups[g] = GroupStatus(active=up[0] if up else None, members=members, running=up)
+        group = GroupStatus(active=None, members=members, running=up,
+                            mode=group_settings(reg, g).switch,
+                            asleep=[m for m in up if asleep.get(m) is True])
+        group.active = next(iter(group.awake), None)
+        groups[g] = group
     standby = {m for g in groups.values() if g.active for m in g.members if m != g.active}
     services = [_service(name, role, profile, port, states.get(name), results.get(name),
-                         standby=name in standby, host_check_passed=name in passed)
+                         standby=name in standby, host_check_passed=name in passed,
+                         sleep=asleep.get(name, "?"))
                 for name, role, profile, port, _ in rows]
     gateway = GatewayStatus(url=gw.url, healthy=bool(alive), models=gw_models or [],
                             latency_ms=gw_latency)
     present_ok = all(s.ok for s in services if s.state != "absent")
     core_ok = all(s.state != "absent" for s in services if s.profile is None)
-    exclusive = all(len(g.running) <= 1 for g in groups.values())
+    exclusive = all(len(g.awake) <= 1 for g in groups.values())
     firing = alerts.result() if alerts else None
     return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
                        gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok and exclusive,
@@ -176,9 +206,20 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
                            AlertStatus(**vars(a)) for a in firing])
 
 
+def _is_sleeping(member: str, port: int) -> bool | None:
+    from .vllm import EngineError, VllmEngine
+
+    try:
+        return VllmEngine(member, f"http://127.0.0.1:{port}").is_sleeping(timeout=0.8)
+    except EngineError:
+        return None
+
+
 def _service(name: str, role: str, profile: str | None, port: int | None,
              st: ContainerState | None, probed: tuple[Any, float | None] | None,
-             standby: bool, host_check_passed: bool) -> ServiceStatus:
+             standby: bool, host_check_passed: bool, sleep: bool | None | str = "?"
+             ) -> ServiceStatus:
+    """`sleep`: its engine's /is_sleeping (None: no answer; "?": not asked)."""
     value, latency = probed if probed else (None, None)
     up = None
     if st is not None and st.running and st.started_at is not None:
@@ -187,7 +228,8 @@ def _service(name: str, role: str, profile: str | None, port: int | None,
         name=name, role=role, profile=profile,
         state=st.state if st else "absent", health=st.health if st else "none",
         port=port, latency_ms=latency, models=value if isinstance(value, list) else [],
-        standby=standby and st is not None and not st.running,
+        standby=standby and st is not None and (not st.running or sleep is True),
+        sleep=None if sleep in ("?", None) else "asleep" if sleep else "awake",
         ready=st is not None and (st.ready or host_check_passed),
         restarts=st.restarts if st else 0, up_seconds=up)
 

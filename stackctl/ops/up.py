@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from ..docker.adapter import Docker, DockerError
+from ..registry.catalog import sleep_members
 from ..registry.load import Registry
 from ..render.compose import profiles as all_profiles
 from .envfile import compose_value
@@ -17,6 +18,7 @@ from .lock import stack_lock
 from .plan import UpPlan, plan_up, services_of
 from .ports import ensure_ports_free
 from .probes import host_probe
+from .routing import routing_state, write_routing
 
 
 class UpOptions(BaseModel):
@@ -102,8 +104,12 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
     from ..render.compose import GATEWAY
 
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
+        from .switch import inactive_members, members_of, sleep_states
+
+        members = members_of(reg)
         observed = docker.containers()
-        plan = plan_up(reg, opts.profiles, observed)
+        sleepers = sleep_states(members, [s for s in observed if s.service in sleep_members(reg)])
+        plan = plan_up(reg, opts.profiles, observed, sleepers)
         ensure_images(docker, plan, opts.pull, say)
         ensure_ports_free(reg, docker, plan.services)
         running = next((s.name for s in observed if s.service == GATEWAY and s.running), None)
@@ -121,6 +127,13 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
                 raise GatewayCheckFailed(f"the gateway's new config does not serve ({exc}); "
                                          "`stackctl reload --restore` puts a backup back") \
                     from None
+        # the gateway sends requests for the members that are not active to their fallbacks
+        inactive = inactive_members(reg, members, docker.containers(),
+                                    lambda obs: sleep_states(members, obs))
+        try:
+            write_routing(reg, routing_state(reg, inactive))
+        except OSError as exc:
+            say(f"could not update the gateway's routing state: {exc}")
     gw = gateway_for(reg)
     missing = gw.wait_models(plan.expected_models, timeout=min(opts.timeout, 30))
     if missing:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .load import Registry
-from .models import MONITORING_DEFAULTS, MonitoringService, Provider
+from .models import MONITORING_DEFAULTS, GpuGroup, MonitoringService, Provider
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ def exclusive_groups(reg: Registry) -> dict[str, list[str]]:
         if prov.enabled and c and c.gpu and c.gpu.exclusive_group:
             groups.setdefault(c.gpu.exclusive_group, []).append(name)
     return groups
+
+
+def group_settings(reg: Registry, group: str) -> GpuGroup:
+    """How `group` switches: stack.yaml's gpu_groups entry, else restart."""
+    return reg.stack.gpu_groups.get(group) or GpuGroup()
+
+
+def sleep_members(reg: Registry) -> set[str]:
+    """Members of the exclusive groups that switch with vLLM's sleep mode."""
+    return {m for g, names in exclusive_groups(reg).items()
+            if group_settings(reg, g).switch == "sleep" for m in names}
 
 
 def profile_of(name: str, prov: Provider) -> str:

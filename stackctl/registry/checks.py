@@ -58,6 +58,7 @@ class Checker:
         self.check_unenforced_rules()
         self.check_ports()
         self.check_gpu_groups()
+        self.check_sleep_groups()
         self.check_image_overrides()
         self.check_secret_names()
         self.problems += check_secrets(self.reg)  # secrets.py: secret-shaped values anywhere
@@ -475,6 +476,94 @@ class Checker:
                              f"profile {profile!r} would start {' and '.join(names)} together, "
                              f"but they share exclusive GPU group {group!r}",
                              "give each member its own profile; `stackctl switch` moves between them")
+
+
+    def check_sleep_groups(self) -> None:
+        """gpu_groups in stack.yaml: known groups; sleep mode only with vLLM, and what it
+        costs (host memory at level 1, vLLM's dev endpoints on the members' ports)."""
+        groups = exclusive_groups(self.reg)
+        for group, settings in self.reg.stack.gpu_groups.items():
+            if group not in groups:
+                self._stack_err(("gpu_groups", group), f"no exclusive GPU group {group!r}",
+                                did_you_mean(group, groups) or "groups: " + (
+                                    ", ".join(groups) or "none (set a provider's "
+                                    "container.gpu.exclusive_group)"))
+                continue
+            if settings.switch != "sleep":
+                continue
+            members = groups[group]
+            for m in members:
+                if self.providers[m].type != "vllm":
+                    self.err(PROVIDERS, ("providers", m, "type"),
+                             f"{m!r} is in GPU group {group!r}, which switches with sleep mode, "
+                             f"but it is a {self.providers[m].type} provider: only vLLM sleeps",
+                             f"set gpu_groups.{group}.switch: restart in {STACK}, or move "
+                             f"{m!r} to another group")
+            if settings.sleep_level == 1:
+                self._host_memory(group, members)
+            if not ipaddress.ip_address(self.reg.stack.bind_address).is_loopback:
+                self._stack_warn(("gpu_groups", group, "switch"),
+                                 f"sleep mode runs {', '.join(members)} with "
+                                 "VLLM_SERVER_DEV_MODE=1, whose /sleep, /wake_up and "
+                                 "/collective_rpc answer anyone who reaches their ports, "
+                                 f"published on {self.reg.stack.bind_address}",
+                                 "keep bind_address on 127.0.0.1, or use switch: restart")
+
+    def _host_memory(self, group: str, members: list[str]) -> None:
+        """Level 1: every sleeping member's weights wait in host memory."""
+        sizes = {m: c.gpu.weights_gib for m in members
+                 if (c := self.providers[m].container) and c.gpu}
+        unknown = [m for m, gib in sizes.items() if gib is None]
+        if unknown:
+            self.warn(PROVIDERS, ("providers", unknown[0], "container", "gpu"),
+                      f"GPU group {group!r} sleeps at level 1, where each sleeping member keeps "
+                      f"its weights in host memory, but {', '.join(unknown)} declare no "
+                      "gpu.weights_gib: that cannot be checked",
+                      "set container.gpu.weights_gib (the model's size in GiB)")
+            return
+        asleep = sum(sorted(gib or 0 for gib in sizes.values())[:-1])  # all but one
+        total = host_memory_gib()
+        if total is not None and asleep > total * 0.8:
+            self._stack_warn(("gpu_groups", group, "sleep_level"),
+                             f"GPU group {group!r} sleeps at level 1: its sleeping members "
+                             f"keep up to {asleep:g} GiB of weights in host memory, more than "
+                             f"80% of this machine's {total:g} GiB",
+                             "use sleep_level: 2 (weights reloaded from disk on wake) or "
+                             "fewer members")
+
+
+def sleep_costs(reg: Registry) -> list[str]:
+    """One line per sleep-mode group: what sleeping costs, for `validate` to print."""
+    lines = []
+    for group, members in exclusive_groups(reg).items():
+        settings = reg.stack.gpu_groups.get(group)
+        if settings is None or settings.switch != "sleep":
+            continue
+        if settings.sleep_level == 2:
+            lines.append(f"GPU group {group}: sleep level 2: a sleeping member drops its "
+                         "weights (no host memory); waking reloads them from disk")
+            continue
+        sizes = [c.gpu.weights_gib for m in members
+                 if (c := reg.providers.providers[m].container) and c.gpu]
+        held = (f"up to {sum(sorted(g or 0 for g in sizes)[:-1]):g} GiB" if None not in sizes
+                else "their weights")
+        total = host_memory_gib()
+        lines.append(f"GPU group {group}: sleep level 1: the {len(members) - 1} sleeping "
+                     f"member(s) keep {held} in host memory"
+                     + (f" (this machine: {total:g} GiB)" if total is not None else ""))
+    return lines
+
+
+def host_memory_gib() -> float | None:
+    """This machine's memory (Linux), rounded to 0.1 GiB; None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:

@@ -82,6 +82,9 @@ class Gpu(Strict):
     count: int = Field(1, ge=0, description="GPUs reserved (0: none, e.g. a CPU stub)")
     exclusive_group: str | None = Field(None, description="members of one group never run "
                                         "together; `stackctl switch` moves between them")
+    weights_gib: float | None = Field(None, gt=0, le=4096, description="GiB of model weights: "
+                                      "what a member of a level-1 sleep group keeps in host "
+                                      "memory while it sleeps (checked by `validate`)")
 
 
 class Container(Strict):
@@ -394,6 +397,23 @@ class Monitoring(Strict):
                 for k, v in data.items()}
 
 
+class GpuGroup(Strict):
+    """How `stackctl switch` moves an exclusive GPU group between its members."""
+
+    switch: Literal["restart", "sleep"] = Field(
+        "restart", description="restart: stop the active member, start the target (a full "
+        "model load); sleep: vLLM sleep mode, every member keeps its process and only one is "
+        "awake (vLLM members only)")
+    sleep_level: Literal[1, 2] = Field(1, description="1: a sleeping member keeps its weights "
+                                       "in host memory (fast wake); 2: it drops them (reloaded "
+                                       "from disk on wake, no host memory)")
+    hold: float = Field(0, ge=0, le=3600, description="seconds a request for the model being switched in "
+                          "waits for the switch before its fallback answers it (0: at once)")
+    drain: float | None = Field(None, ge=0, le=3600, description="seconds the outgoing member may take to "
+                                  "finish its requests before it sleeps; default: its "
+                                  "stop_grace_period")
+
+
 class StackFile(Strict):
     project: str = Field("stackctl", pattern=r"^[a-z0-9][a-z0-9_-]*$",
                          description="compose project name")
@@ -404,6 +424,8 @@ class StackFile(Strict):
     gateway: Gateway = Field(default_factory=Gateway)
     cache: Cache = Field(default_factory=Cache)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    gpu_groups: dict[str, GpuGroup] = Field(default_factory=dict, description="exclusive "
+                                            "GPU group → how it switches (default: restart)")
     default_profiles: list[str] = Field(default_factory=list,
                                         description="profiles `stackctl up` starts when none given")
     images: dict[str, PinnedImage] = Field(default_factory=dict,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..registry.catalog import models_of_provider, monitoring_components, profile_of
+from ..registry.catalog import (
+    models_of_provider,
+    monitoring_components,
+    profile_of,
+    sleep_members,
+)
 from ..registry.load import Registry
 from ..registry.models import MonitoringService, Provider
 from .alertmanager import start_script, webhook_variables
@@ -127,6 +132,9 @@ def cache_service(reg: Registry) -> dict[str, Any]:
     }
 
 
+SLEEP_FLAG, DEV_MODE = "--enable-sleep-mode", "VLLM_SERVER_DEV_MODE"
+
+
 def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]:
     c = prov.container
     assert c is not None
@@ -138,10 +146,16 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
         "image": _image(reg, name, c.image),
         "profiles": [profile_of(name, prov)],
     }
-    if c.command:
-        svc["command"] = list(c.command)
-    if c.env:
-        svc["environment"] = dict(c.env)
+    command, env = list(c.command), dict(c.env)
+    if name in sleep_members(reg):
+        # vLLM frees GPU memory on /sleep only with --enable-sleep-mode, and serves /sleep,
+        # /wake_up and /is_sleeping only in its dev mode (ops/vllm.py)
+        command += [] if SLEEP_FLAG in command else [SLEEP_FLAG]
+        env[DEV_MODE] = "1"
+    if command:
+        svc["command"] = command
+    if env:
+        svc["environment"] = env
     if c.volumes:
         svc["volumes"] = [f"{vol}:{path}" for vol, path in c.volumes.items()]
     svc["ports"] = _port(reg.stack.bind_address, prov.host_port, c.port)

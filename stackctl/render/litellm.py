@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.catalog import Deployment, deployments, fallbacks
+from ..registry.catalog import Deployment, deployments, exclusive_groups, fallbacks
 from ..registry.load import Registry
 from ..registry.models import Provider
 
@@ -13,6 +13,10 @@ PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
 CACHE_HOST = "redis"
 TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
+# holds or diverts requests for the members of exclusive GPU groups that are not active
+# (render/routing_callback.py; the state it reads: ops/routing.py)
+ROUTING_MODULE = "stackctl_routing"
+ROUTING_CALLBACK = f"{ROUTING_MODULE}.callback"
 # The gateway's metrics that the shipped alert rules and dashboards, and `stackctl cache
 # stats`, use (a unit test keeps them in step). Only these are kept: each request updates
 # ~40 metrics by default, and the ones left out (rate-limit, budget and per-key gauges) cost
@@ -79,14 +83,16 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     default = reg.mappings.fallback_chains.get("default")
     if default and (usable := [m for m in default.chain if m in deps]):
         settings["default_fallbacks"] = usable
-    aliases = _aliases(reg, deps)
+    aliases = gateway_aliases(reg, deps)
     if aliases:
         settings["model_group_alias"] = aliases
 
     # stackctl_trace: one JSON line per request on the gateway's stdout (`stackctl logs
     # --requests`); a module generated beside this config, where the proxy looks for it
+    callbacks = ["prometheus", TRACE_CALLBACK] + ([ROUTING_CALLBACK] if exclusive_groups(reg)
+                                                  else [])
     litellm_settings: dict[str, Any] = {
-        "drop_params": True, "callbacks": ["prometheus", TRACE_CALLBACK],
+        "drop_params": True, "callbacks": callbacks,
         "prometheus_metrics_config": [{"group": "stackctl", "metrics": list(GATEWAY_METRICS)}]}
     cache = reg.stack.cache
     if cache.enabled:
@@ -102,7 +108,7 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     }
 
 
-def _aliases(reg: Registry, deps: dict[str, list[Deployment]]) -> dict[str, str]:
+def gateway_aliases(reg: Registry, deps: dict[str, list[Deployment]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, match in reg.mappings.exact_matches.items():
         for alias in match.aliases:

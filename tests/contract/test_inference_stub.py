@@ -11,6 +11,20 @@ the ones the stack relies on from a real vLLM / Ollama, so they can be pointed a
 Without a model variable the first model the server lists is used. Checks of the stub's own
 behaviour (its canned "[stub NAME]" text, its loading phase) are skipped in URL mode. The
 /metrics checks hold for vLLM 0.11.0 (the pinned tag) and the stub, which exports its series.
+
+Sleep mode (the "vllm_sleep" tests) runs against a second vLLM-flavored container started
+with VLLM_SERVER_DEV_MODE=1 and `--enable-sleep-mode`, or against a real vLLM started that
+way. On a machine with a GPU (the plain server of STACKCTL_CONTRACT_VLLM_URL must run
+without VLLM_SERVER_DEV_MODE: its /sleep must be 404):
+
+    VLLM_SERVER_DEV_MODE=1 vllm serve Qwen/Qwen2.5-0.5B-Instruct --port 8001 \
+        --enable-sleep-mode --gpu-memory-utilization 0.4
+    STACKCTL_CONTRACT_VLLM_SLEEP_URL=http://gpu-box:8001 \
+        [STACKCTL_CONTRACT_VLLM_SLEEP_MODEL=name] pytest tests/contract/test_inference_stub.py
+
+The sleep tests put that server to sleep and wake it again (levels 1 and 2, a partial wake,
+reload_weights); they leave it awake. The held-request check expects newer vLLM's scheduler
+pause (requests sent while asleep are answered after the wake); older releases crash there.
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -28,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import tc
 
 from . import (
+    TIMEOUT,
     Target,
     assert_models,
     chat,
@@ -45,6 +61,8 @@ VLLM_NAME = "contract-vllm"
 OLLAMA_MODEL = "qwen2.5-coder:7b"
 OLLAMA_NAME = "contract-ollama"
 LOADING_S = 3  # STUB_STARTUP_DELAY of the vLLM-flavored container
+SLEEP_MODEL = "contract-vllm-sleep-model"
+SLEEP_NAME = "contract-vllm-sleep"
 
 
 def stub_only(target: Target) -> None:
@@ -76,6 +94,28 @@ def vllm(containers: Any, http: requests.Session) -> Target:
     HttpWaitStrategy(8000, "/health").with_startup_timeout(60) \
         .with_poll_interval(0.2).wait_until_ready(stub)
     return Target(base, VLLM_MODEL, extra={"loading": loading})
+
+
+@pytest.fixture(scope="module")
+def vllm_sleep(containers: Any, http: requests.Session) -> Target:
+    """A vLLM server with the dev routes and sleep mode on (a container, or by URL)."""
+    target = external_target(http, "VLLM_SLEEP")
+    if target:
+        return target
+
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+    stub = (DockerContainer(tc.STUB_IMAGE)
+            .with_envs(STUB_FLAVOR="vllm", STUB_MODELS=SLEEP_MODEL, STUB_NAME=SLEEP_NAME,
+                       VLLM_SERVER_DEV_MODE="1", STUB_SLEEP_SECONDS="0.3",
+                       STUB_WAKE_SECONDS="0.2", STUB_RELOAD_SECONDS="0.2")
+            .with_command(["--enable-sleep-mode", "--gpu-memory-utilization", "0.5"])
+            .waiting_for(HttpWaitStrategy(8000, "/health").with_startup_timeout(60)
+                         .with_poll_interval(0.2)))
+    tc.publish_on_loopback(stub, 8000)
+    containers.start(stub)
+    return Target(tc.http_url(stub, 8000), SLEEP_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +328,120 @@ def test_vllm_metrics_show_a_running_request(vllm: Target, http: requests.Sessio
         assert after.total("vllm:num_requests_running") == 0
         assert after.total("vllm:kv_cache_usage_perc") == 0
         assert after.total("vllm:request_success_total", finished_reason="abort") >= 1
+
+
+# -- vLLM sleep mode (VLLM_SERVER_DEV_MODE=1, --enable-sleep-mode) -----------------------------
+# vLLM's dev routes: POST /sleep?level=&mode=, POST /wake_up?tags=, GET /is_sleeping,
+# POST /collective_rpc. The tests leave the server awake.
+
+SLEEP_TIMEOUT = 300  # a real vLLM takes seconds per sleep / wake, more for big models
+
+
+def is_sleeping(http: requests.Session, target: Target) -> bool:
+    r = http.get(f"{target.url}/is_sleeping", timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert isinstance(body.get("is_sleeping"), bool), body
+    return bool(body["is_sleeping"])
+
+
+def dev_post(http: requests.Session, target: Target, path: str,
+             **kwargs: Any) -> requests.Response:
+    r = http.post(f"{target.url}{path}", timeout=SLEEP_TIMEOUT, **kwargs)
+    assert r.status_code == 200, (path, r.status_code, r.text)
+    if not target.external:  # vLLM 0.11's shape; newer releases answer a JSON status
+        assert r.content == b"", (path, r.text)
+    return r
+
+
+def sleep_state(http: requests.Session, target: Target) -> tuple[float, float, float]:
+    """(awake, weights_offloaded, discard_all) of vllm:engine_sleep_state."""
+    family = Metrics(http, target).families.get("vllm:engine_sleep_state")
+    assert family is not None, "vllm:engine_sleep_state missing from /metrics"
+    served = [m["id"] for m in http.get(f"{target.url}/v1/models", timeout=30).json()["data"]]
+    values = {}
+    for sample in family.samples:
+        assert sample.labels.get("model_name") in served, sample
+        assert sample.labels.get("engine") == "0", sample
+        values[sample.labels["sleep_state"]] = sample.value
+    return values["awake"], values["weights_offloaded"], values["discard_all"]
+
+
+@pytest.fixture
+def awake_after(vllm_sleep: Target, http: requests.Session) -> Any:
+    """Leave the sleep-mode server awake (and its weights loaded) whatever the test did."""
+    yield vllm_sleep
+    if is_sleeping(http, vllm_sleep):
+        http.post(f"{vllm_sleep.url}/wake_up", timeout=SLEEP_TIMEOUT)
+
+
+def test_vllm_sleep_routes_are_404_without_dev_mode(vllm: Target, http: requests.Session) -> None:
+    """Without VLLM_SERVER_DEV_MODE=1 vLLM mounts no dev route: FastAPI's plain 404."""
+    for method, path in (("POST", "/sleep?level=1"), ("POST", "/wake_up"),
+                         ("GET", "/is_sleeping"), ("POST", "/collective_rpc")):
+        r = http.request(method, f"{vllm.url}{path}", timeout=30, json={})
+        assert r.status_code == 404, (path, r.status_code, r.text)
+        assert r.json() == {"detail": "Not Found"}, (path, r.text)
+
+
+def test_vllm_sleep_wake_round_trip(awake_after: Target, http: requests.Session) -> None:
+    target = awake_after
+    assert is_sleeping(http, target) is False
+    assert sleep_state(http, target) == (1, 0, 0)
+    dev_post(http, target, "/sleep", params={"level": "1"})
+    assert is_sleeping(http, target) is True
+    assert sleep_state(http, target) == (0, 1, 0)
+    # asleep: /health stays 200 (empty body), the model list is unchanged
+    health = http.get(f"{target.url}/health", timeout=30)
+    assert health.status_code == 200 and health.content == b"", health.text
+    models = http.get(f"{target.url}/v1/models", timeout=30)
+    assert models.status_code == 200, models.text
+    assert_models(models.json(), target.model)
+    dev_post(http, target, "/sleep", params={"level": "1"})  # already asleep: a no-op
+    assert is_sleeping(http, target) is True
+    dev_post(http, target, "/wake_up")
+    assert is_sleeping(http, target) is False
+    assert sleep_state(http, target) == (1, 0, 0)
+    dev_post(http, target, "/wake_up")  # already awake: a no-op
+    assert is_sleeping(http, target) is False
+    text = completion_text(chat(http, target, stream=False, max_tokens=8))
+    if not target.external:
+        assert text.startswith(f"[stub {SLEEP_NAME}] reply to:"), text
+
+
+def test_vllm_request_sent_while_asleep_is_answered_after_wake(
+        awake_after: Target, http: requests.Session) -> None:
+    target = awake_after
+    dev_post(http, target, "/sleep", params={"level": "1"})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(chat, http, target, stream=False, max_tokens=8)
+        time.sleep(2)
+        assert not held.done(), "a request sent while asleep was answered before the wake"
+        dev_post(http, target, "/wake_up")
+        text = completion_text(held.result(timeout=TIMEOUT))
+    assert text.strip()
+    if not target.external:
+        assert text.startswith(f"[stub {SLEEP_NAME}] reply to:"), text
+
+
+def test_vllm_level_2_partial_wake_and_reload(awake_after: Target,
+                                              http: requests.Session) -> None:
+    """vLLM's documented level-2 procedure: wake the weights, reload them, wake the cache."""
+    target = awake_after
+    dev_post(http, target, "/sleep", params={"level": "2"})
+    assert is_sleeping(http, target) is True
+    assert sleep_state(http, target) == (0, 0, 1)
+    dev_post(http, target, "/wake_up", params={"tags": "weights"})
+    assert is_sleeping(http, target) is True  # the KV cache still sleeps
+    bad = http.post(f"{target.url}/collective_rpc", json={"args": []}, timeout=60)
+    assert bad.status_code == 400, bad.text
+    assert "Missing 'method' in request body" in bad.text
+    dev_post(http, target, "/collective_rpc", json={"method": "reload_weights"})
+    dev_post(http, target, "/wake_up", params={"tags": "kv_cache"})
+    assert is_sleeping(http, target) is False
+    text = completion_text(chat(http, target, stream=False, max_tokens=8))
+    if not target.external:
+        assert text.startswith(f"[stub {SLEEP_NAME}] reply to:"), text
 
 
 # -- Ollama flavor ----------------------------------------------------------------------------

@@ -108,9 +108,11 @@ OFFLINE_PORTS = {"litellm": 4000, "redis": 6379, "llama_cpp": 8080, "ollama": 11
 MONITORING_PORTS = ("prometheus", "alertmanager", "pushgateway")
 
 
-def make_stack(tmp: Path, project: str) -> Stack:
+def make_stack(tmp: Path, project: str, switch: str = "restart") -> Stack:
     """A copy of the offline example named `project`, on ports shifted by 10000–19900 (kept
-    below 32768, where Docker and testcontainers pick random ports)."""
+    below 32768, where Docker and testcontainers pick random ports). Its GPU group switches
+    by `switch`: restart (most tests: what they assert was written for it) or sleep (the
+    example's own)."""
     import zlib
 
     root = tmp / project
@@ -121,6 +123,7 @@ def make_stack(tmp: Path, project: str) -> Stack:
 
     def stack_yaml(data: dict) -> None:
         data["project"] = project
+        data["gpu_groups"]["gpu0"]["switch"] = switch
         data["gateway"]["host_port"] = ports["litellm"]
         data["cache"]["host_port"] = ports["redis"]
         for service in MONITORING_PORTS:
@@ -143,8 +146,8 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
                   ) -> Iterator[Callable[[str], Stack]]:
     made: list[Stack] = []
 
-    def factory(project: str) -> Stack:
-        s = make_stack(tmp_path_factory.mktemp("stacks"), project)
+    def factory(project: str, switch: str = "restart") -> Stack:
+        s = make_stack(tmp_path_factory.mktemp("stacks"), project, switch)
         made.append(s)
         return s
 

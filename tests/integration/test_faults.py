@@ -413,7 +413,7 @@ def test_target_already_running_but_never_ready_is_rolled_back_not_reported_acti
         r = stack.run("switch", "dolphin", "--timeout", "6")
         assert r.returncode == 1, r.stdout + r.stderr
         assert "vllm-dolphin (already running) not healthy after 6s" in r.stderr, r.stderr
-        assert "GPU group 'gpu0' is empty" in r.stderr and "Traceback" not in r.stderr
+        assert "GPU group 'gpu0' has no active member" in r.stderr and "Traceback" not in r.stderr
         assert running_members(stack) == set()
     finally:
         stack.edit("providers.yaml", ready_again)

@@ -5,8 +5,16 @@ It answers with canned text that always says "stub" and names the instance, so a
 test can tell which backend served a request.  It never runs a model.
 
 Standard library only (runs on Debian bookworm's python3 3.11 with no pip
-packages).  Start it with ``python3 inference_stub.py``; as a Docker healthcheck
-use ``python3 inference_stub.py --healthcheck`` (exit 0 when ready, else 1).
+packages).  Start it with ``python3 inference_stub.py [vLLM serve arguments]``; as a
+Docker healthcheck use ``python3 inference_stub.py --healthcheck`` (exit 0 when ready,
+else 1).  The image's ENTRYPOINT is ``python3 /stub/inference_stub.py``, so a compose
+``command:`` list becomes these arguments.
+
+Command-line arguments (vllm flavor only; any other argument exits 2)
+-------------------------------------------------------------------
+``--enable-sleep-mode``           as vLLM: /sleep really frees (simulated) GPU memory.
+``--gpu-memory-utilization F``    0 < F <= 1, default 0.9: the share of the (simulated)
+                                  GPU this instance claims while awake.
 
 Environment variables
 ---------------------
@@ -43,6 +51,19 @@ STUB_KV_CACHE_TOKENS 65536          vllm flavor: simulated KV cache size in toke
                                     (blocks of 16).  A request holds the blocks of its
                                     prompt and generated tokens while it runs, and
                                     waits while its prompt's blocks do not fit.
+VLLM_SERVER_DEV_MODE 0              vllm flavor: ``1`` exposes vLLM's dev routes
+                                    (/sleep, /wake_up, /is_sleeping, /collective_rpc);
+                                    otherwise they answer 404 like FastAPI.
+STUB_SLEEP_SECONDS   1.0            Time a /sleep takes (falling asleep).
+STUB_WAKE_SECONDS    0.3            Time a /wake_up takes.
+STUB_RELOAD_SECONDS  1.0            Time collective_rpc ``reload_weights`` takes.
+STUB_GPU_DIR         (unset)        Simulated GPU shared by every stub that mounts the
+                                    same directory (e.g. a named volume at /gpu): each
+                                    records its claim there (see "Simulated GPU").
+STUB_GPU_MEMORY_GIB  24             Total memory of the simulated GPU.
+STUB_GPU_SLEEP_RESIDUAL_GIB 1.5     What a member sleeping with --enable-sleep-mode
+                                    still holds (CUDA context, buffers).
+STUB_WEIGHTS_GIB     4              Size of the weights, reported when sleep frees them.
 ==================== ============== ================================================
 
 Invalid values make the process exit 2 with a "configuration error" log line.
@@ -54,13 +75,19 @@ vllm flavor:   GET /health (200, empty body), GET /v1/models,
                (Prometheus text format: vLLM 0.11.0's metric names, types, HELP,
                labels and buckets, with values from the requests served; see
                "vLLM metrics" below).  Ollama has no /metrics (404).
+               With VLLM_SERVER_DEV_MODE=1 (else 404 {"detail":"Not Found"}):
+               POST /sleep?level=1|2&mode=abort|wait|keep (200, empty body, after
+               STUB_SLEEP_SECONDS), POST /wake_up[?tags=weights&tags=kv_cache] (200,
+               empty), GET /is_sleeping ({"is_sleeping": bool}), POST /collective_rpc
+               {"method": "reload_weights"} (200, empty).  See "Sleep mode" below.
 ollama flavor: GET|HEAD / ("Ollama is running"), GET /api/version, GET /api/tags,
                POST /api/chat, POST /api/generate (``stream`` defaults to true:
                NDJSON), GET /v1/models, POST /v1/chat/completions,
                POST /v1/completions.
 both:          GET /stub/config, POST /stub/config (JSON with any of latency_ms,
                error_rate, token_delay_ms, ready), GET /stub/stats (request counts
-               per route, model and status), DELETE /stub/stats (reset).
+               per route, model and status), DELETE /stub/stats (reset), GET /stub/gpu
+               ({"total_gib", "free_gib", "claims": {name: {"gib", "state"}}}).
                /stub/* answers even while loading and is not counted in the stats.
 
 OpenAI routes stream as ``text/event-stream`` (role chunk, one chunk per word,
@@ -68,6 +95,35 @@ final chunk with finish_reason, optional usage chunk when
 ``stream_options.include_usage``, then ``data: [DONE]``).  ``max_tokens`` /
 ``max_completion_tokens`` (Ollama: ``options.num_predict``) caps the number of
 words; a capped answer ends with finish_reason / done_reason ``length``.
+
+Sleep mode (vllm flavor, as vLLM's sleep mode with newer vLLM's scheduler pause)
+------------------------------------------------------------------------------------
+/sleep pauses the scheduler (mode abort: running and queued completions end with
+finish_reason "abort", streams included; wait: /sleep returns once they are done; keep:
+they freeze and go on after the wake), then "falls asleep".  While asleep, completion
+requests are accepted and held (the HTTP request hangs) until a full wake; /health,
+/v1/models and /metrics answer as usual.  /wake_up?tags=weights wakes part of the engine:
+/is_sleeping stays true and serving resumes only when every tag is awake.  After a level-2
+sleep with --enable-sleep-mode the weights are garbage until collective_rpc
+reload_weights: completions then answer "[stub NAME] garbage ..." instead of the usual text.
+A second /sleep (mode abort still aborts) or /wake_up while awake is a logged no-op.
+Gauge vllm:engine_sleep_state{sleep_state=awake|weights_offloaded|discard_all}: 1/0/0
+awake, 0/1/0 level 1, 0/0/1 level 2.  Without --enable-sleep-mode /sleep still answers
+200 and /is_sleeping turns true, but nothing is freed ("Sleep mode freed 0.00 GiB").
+
+Simulated GPU (STUB_GPU_DIR set)
+--------------------------------
+Each member claims gpu_memory_utilization x STUB_GPU_MEMORY_GIB while awake,
+STUB_GPU_SLEEP_RESIDUAL_GIB while asleep with --enable-sleep-mode (the full claim when
+asleep without it).  It writes its claim to STUB_GPU_DIR/<STUB_NAME>.claim and holds an
+exclusive flock on STUB_GPU_DIR/<STUB_NAME>.lock for its whole life: a claim whose lock
+can be taken belongs to a dead (e.g. SIGKILLed) member and is ignored.  Claim changes are
+serialized by a flock on STUB_GPU_DIR/.gpu.lock.  At startup, before binding the port,
+a claim larger than the free memory fails as vLLM does (``ValueError: Free memory on
+device cuda:0 ...`` then ``RuntimeError: Engine core initialization failed ...``, exit
+1).  A /wake_up whose memory does not fit beside the others logs
+``torch.OutOfMemoryError: CUDA out of memory ...``, answers 500 and exits 1: the stub's
+choice for "the engine dies" (a real vLLM's engine core dies on such an error).
 
 Shutdown: on SIGTERM or SIGINT the listening socket is closed at once, requests
 already being served run to completion (up to STUB_SHUTDOWN_GRACE seconds), then
@@ -78,6 +134,8 @@ Every request is logged to stderr as one line: method, path, status, duration.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -96,7 +154,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 OLLAMA_VERSION = "0.12.6"
 MAX_MODEL_LEN = 4096
@@ -134,8 +192,40 @@ def ollama_canonical(name):
     return name if ":" in last else f"{name}:latest"
 
 
+SLEEP_TAGS = ("weights", "kv_cache")
+SLEEP_MODES = ("abort", "wait", "keep")
+VLLM_ARGS = "--enable-sleep-mode, --gpu-memory-utilization F"
+
+
+def parse_vllm_args(argv):
+    """(enable_sleep_mode, gpu_memory_utilization) from vLLM ``serve``-style arguments."""
+    enable_sleep_mode, utilization = False, 0.9
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--enable-sleep-mode":
+            enable_sleep_mode = True
+            continue
+        if arg == "--gpu-memory-utilization" or arg.startswith("--gpu-memory-utilization="):
+            if "=" in arg:
+                raw = arg.split("=", 1)[1]
+            elif args:
+                raw = args.pop(0)
+            else:
+                raise ConfigError("--gpu-memory-utilization needs a value")
+            try:
+                utilization = float(raw)
+            except ValueError:
+                raise ConfigError(f"--gpu-memory-utilization {raw!r} is not a number") from None
+            if not (math.isfinite(utilization) and 0 < utilization <= 1):
+                raise ConfigError(f"--gpu-memory-utilization {raw!r} must be > 0 and <= 1")
+            continue
+        raise ConfigError(f"unknown argument {arg!r} (the stub accepts {VLLM_ARGS})")
+    return enable_sleep_mode, utilization
+
+
 class Settings:
-    def __init__(self, env):
+    def __init__(self, env, argv=()):
         self.flavor = env.get("STUB_FLAVOR", "vllm").strip().lower() or "vllm"
         if self.flavor not in FLAVORS:
             raise ConfigError(f"STUB_FLAVOR={self.flavor!r} must be one of {', '.join(FLAVORS)}")
@@ -163,6 +253,23 @@ class Settings:
         self.kv_cache_tokens = _env_number(
             env, "STUB_KV_CACHE_TOKENS", 65536, lo=KV_BLOCK_SIZE, integer=True
         )
+        if argv and self.flavor != "vllm":
+            raise ConfigError(f"arguments {list(argv)} are vLLM arguments: need STUB_FLAVOR=vllm")
+        self.enable_sleep_mode, self.gpu_memory_utilization = parse_vllm_args(argv)
+        dev = env.get("VLLM_SERVER_DEV_MODE", "").strip() or "0"
+        try:  # vLLM: bool(int(os.getenv("VLLM_SERVER_DEV_MODE", "0")))
+            self.dev_mode = self.flavor == "vllm" and bool(int(dev))
+        except ValueError:
+            raise ConfigError(f"VLLM_SERVER_DEV_MODE={dev!r} must be an integer (0 or 1)") from None
+        self.sleep_seconds = _env_number(env, "STUB_SLEEP_SECONDS", 1.0)
+        self.wake_seconds = _env_number(env, "STUB_WAKE_SECONDS", 0.3)
+        self.reload_seconds = _env_number(env, "STUB_RELOAD_SECONDS", 1.0)
+        self.gpu_dir = env.get("STUB_GPU_DIR", "").strip() or None
+        self.gpu_memory_gib = _env_number(env, "STUB_GPU_MEMORY_GIB", 24.0)
+        if self.gpu_memory_gib <= 0:
+            raise ConfigError("STUB_GPU_MEMORY_GIB must be > 0")
+        self.sleep_residual_gib = _env_number(env, "STUB_GPU_SLEEP_RESIDUAL_GIB", 1.5)
+        self.weights_gib = _env_number(env, "STUB_WEIGHTS_GIB", 4.0)
 
 
 # --------------------------------------------------------------------------- logging
@@ -205,6 +312,13 @@ class Runtime:
             if settings.flavor == "vllm"
             else None
         )
+        self.gpu = SimulatedGpu(settings)
+        self.engine = (
+            SleepEngine(settings, self.gpu, self.metrics) if settings.flavor == "vllm" else None
+        )
+        self.route_table = dict(ROUTES[settings.flavor])
+        if settings.dev_mode:
+            self.route_table.update(DEV_ROUTES)
         self.reset_stats()
 
     # loading -------------------------------------------------------------
@@ -313,6 +427,333 @@ class Runtime:
             }
 
 
+# --------------------------------------------------------------------------- simulated GPU
+
+
+def _file_name(name):
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+
+
+class SimulatedGpu:
+    """The GPU memory this member claims, shared through STUB_GPU_DIR with the others.
+
+    Without STUB_GPU_DIR the member is alone on its GPU (nothing is written).  With it,
+    each member keeps <name>.claim (JSON: name, gib, state, pid) and holds an exclusive
+    flock on <name>.lock while it lives; a claim whose lock is free is a dead member's
+    and is ignored (a SIGKILLed container cleans nothing up).  Every read-modify-write of
+    the claims holds the flock of .gpu.lock.
+    """
+
+    COMMON_LOCK = ".gpu.lock"
+
+    def __init__(self, settings):
+        self.dir = settings.gpu_dir
+        self.name = settings.name
+        self.total = settings.gpu_memory_gib
+        self.utilization = settings.gpu_memory_utilization
+        self.full = settings.gpu_memory_utilization * settings.gpu_memory_gib
+        self.residual = min(settings.sleep_residual_gib, self.full)
+        self.weights = min(settings.weights_gib, self.full - self.residual)
+        self.claim = self.full
+        self.state = "awake"
+        self._own_lock = None
+        self._lock = threading.Lock()
+
+    def _path(self, suffix, name=None):
+        return os.path.join(self.dir, _file_name(name or self.name) + suffix)
+
+    @staticmethod
+    def _open_lock(path):
+        """A lock file, created readable by all (flock needs no write access)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        with contextlib.suppress(OSError):  # members may run as different users
+            os.fchmod(fd, 0o666)
+        return fd
+
+    @contextlib.contextmanager
+    def _common(self):
+        fd = self._open_lock(os.path.join(self.dir, self.COMMON_LOCK))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _others(self):
+        """{name: {"gib", "state"}} of the live members other than this one."""
+        found = {}
+        for entry in sorted(os.listdir(self.dir)):
+            if not entry.endswith(".claim") or entry == _file_name(self.name) + ".claim":
+                continue
+            try:
+                with open(os.path.join(self.dir, entry)) as fh:
+                    claim = json.load(fh)
+                gib = float(claim["gib"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if not self._alive(entry[: -len(".claim")]):
+                continue
+            found[str(claim.get("name", entry))] = {"gib": gib, "state": claim.get("state")}
+        return found
+
+    def _alive(self, file_stem):
+        try:
+            fd = os.open(os.path.join(self.dir, file_stem + ".lock"), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # its owner holds it: alive
+        finally:
+            os.close(fd)
+        return False
+
+    def _write(self):
+        data = {"name": self.name, "gib": round(self.claim, 6), "state": self.state,
+                "pid": os.getpid()}  # fmt: skip
+        tmp = self._path(f".claim.{os.getpid()}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, self._path(".claim"))
+
+    def start(self):
+        """Claim the full share; returns None, or the error lines of vLLM's startup check."""
+        if self.dir is None:
+            return None
+        os.makedirs(self.dir, exist_ok=True)
+        fd = self._open_lock(self._path(".lock"))
+        deadline = time.monotonic() + 2.0  # another member may be probing it right now
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return [f"RuntimeError: another live member named {self.name!r} holds "
+                            f"{self._path('.lock')}"]  # fmt: skip
+                time.sleep(0.05)
+        self._own_lock = fd  # held (never closed) until the process dies
+        with self._common():
+            free = self.total - sum(c["gib"] for c in self._others().values())
+            if free < self.full:
+                return [
+                    f"ValueError: Free memory on device cuda:0 ({free:.2f}/{self.total:.2f} GiB) "
+                    f"on startup is less than desired GPU memory utilization "
+                    f"({self.utilization}, {self.full:.2f} GiB). Decrease GPU memory utilization "
+                    f"or reduce GPU memory used by other processes.",
+                    "RuntimeError: Engine core initialization failed. See root cause above. "
+                    "Failed core proc(s): {}",
+                ]
+            self._write()
+        return None
+
+    def set_claim(self, gib, state, check=False):
+        """Claim `gib`; with `check`, only if it fits beside the others.
+        Returns (ok, free GiB beside the others)."""
+        with self._lock:
+            if self.dir is None:
+                free = self.total
+            else:
+                with self._common():
+                    free = self.total - sum(c["gib"] for c in self._others().values())
+                    if check and gib > free + 1e-9:
+                        return False, free
+                    self.claim, self.state = gib, state
+                    self._write()
+                    return True, free
+            if check and gib > free + 1e-9:
+                return False, free
+            self.claim, self.state = gib, state
+            return True, free
+
+    def awake_claim(self, awake_tags):
+        """Memory held with these tags awake (the rest asleep, sleep mode enabled)."""
+        gib = self.residual
+        if "weights" in awake_tags:
+            gib += self.weights
+        if "kv_cache" in awake_tags:
+            gib += self.full - self.residual - self.weights
+        return gib
+
+    def snapshot(self):
+        with self._lock:
+            claims = {self.name: {"gib": round(self.claim, 6), "state": self.state}}
+            if self.dir is not None:
+                with self._common():
+                    others = self._others()
+                for name, claim in others.items():
+                    claims[name] = {"gib": round(claim["gib"], 6), "state": claim["state"]}
+        used = sum(c["gib"] for c in claims.values())
+        return {"total_gib": self.total, "free_gib": round(self.total - used, 6), "claims": claims}
+
+
+# --------------------------------------------------------------------------- sleep mode
+
+
+class EngineDied(Exception):
+    """The simulated engine core hit a CUDA out-of-memory error: the process must exit 1."""
+
+
+class SleepEngine:
+    """vLLM's sleep mode: scheduler pause (newer vLLM), executor sleeping tags, weights.
+
+    Completions pass `enter()` (held while the scheduler is paused, i.e. asleep), call
+    `step(epoch)` before each token (False: aborted; blocks while frozen by mode=keep)
+    and `leave()` at the end.  An abort bumps `epoch`.  /sleep, /wake_up and
+    collective_rpc run one at a time (`ops`).
+    """
+
+    def __init__(self, settings, gpu, metrics):
+        self.settings = settings
+        self.gpu = gpu
+        self.metrics = metrics
+        self.cond = threading.Condition()
+        self.ops = threading.Lock()
+        self.sleeping_tags = set()
+        self.paused = False  # new requests are held
+        self.frozen = False  # running requests are held too (mode=keep)
+        self.epoch = 0
+        self.active = 0
+        self.garbage = False  # weights discarded (level 2) and not reloaded
+
+    def is_sleeping(self):
+        with self.cond:
+            return self.paused or bool(self.sleeping_tags)
+
+    # requests ------------------------------------------------------------
+    def enter(self):
+        """Wait while the engine sleeps; the request's epoch, or None if aborted meanwhile."""
+        with self.cond:
+            epoch = self.epoch
+            if self.paused:
+                self._held(1)
+                try:
+                    while self.paused and self.epoch == epoch:
+                        self.cond.wait()
+                finally:
+                    self._held(-1)
+            if self.epoch != epoch:
+                return None
+            self.active += 1
+            return epoch
+
+    def _held(self, delta):
+        if self.metrics is not None:
+            with self.metrics.cond:
+                self.metrics.held += delta
+
+    def step(self, epoch):
+        with self.cond:
+            while self.frozen and epoch is not None and self.epoch == epoch:
+                self.cond.wait()
+            return epoch is not None and self.epoch == epoch
+
+    def leave(self):
+        with self.cond:
+            self.active -= 1
+            self.cond.notify_all()
+
+    # operations ----------------------------------------------------------
+    def sleep(self, level, mode):
+        with self.ops:
+            with self.cond:
+                self.paused = True
+                self.frozen = self.frozen or mode == "keep"
+                if mode == "abort":
+                    self.epoch += 1
+                self.cond.notify_all()
+                already = bool(self.sleeping_tags)
+            if already:
+                log("Executor is already sleeping.")
+                return
+            if mode == "wait":
+                log("Waiting for in-flight requests to complete before sleeping...")
+                with self.cond:
+                    while self.active:
+                        self.cond.wait()
+            t0 = time.monotonic()
+            time.sleep(self.settings.sleep_seconds)
+            gpu = self.gpu
+            before = gpu.claim
+            state = "weights_offloaded" if level == 1 else "discard_all"
+            if self.settings.enable_sleep_mode:
+                gpu.set_claim(gpu.residual, state)
+                note = (f"weights ({gpu.weights:.2f} GiB) offloaded to CPU" if level == 1
+                        else f"weights ({gpu.weights:.2f} GiB) discarded")  # fmt: skip
+            else:
+                gpu.set_claim(gpu.claim, state)
+                note = "sleep mode not enabled (--enable-sleep-mode): nothing freed"
+            log(f"Sleep mode freed {before - gpu.claim:.2f} GiB memory, {gpu.claim:.2f} GiB "
+                f"memory is still in use. [stub: level {level}, {note}]")  # fmt: skip
+            with self.cond:
+                self.sleeping_tags = set(SLEEP_TAGS)
+                if level == 2 and self.settings.enable_sleep_mode:
+                    self.garbage = True
+            if self.metrics is not None:
+                self.metrics.set_sleep(level)
+            log(f"It took {time.monotonic() - t0:.6f} seconds to fall asleep.")
+
+    def wake_up(self, tags):
+        """Wake `tags` (all if empty); raises EngineDied when the memory does not fit."""
+        with self.ops:
+            log(f"wake up the engine with tags: {list(tags) if tags else None}")
+            with self.cond:
+                sleeping = set(self.sleeping_tags)
+            if not sleeping:
+                log("Executor is not sleeping.")
+                return
+            waking = []
+            for tag in tags or sorted(sleeping):
+                if tag not in sleeping:
+                    log(f"Tag {tag} is not in sleeping tags {sorted(sleeping)}")
+                elif tag not in waking:
+                    waking.append(tag)
+            if not waking:
+                return
+            t0 = time.monotonic()
+            time.sleep(self.settings.wake_seconds)
+            remaining = sleeping - set(waking)
+            gpu = self.gpu
+            state = gpu.state if remaining else "awake"
+            if self.settings.enable_sleep_mode:
+                need = gpu.awake_claim(set(SLEEP_TAGS) - remaining)
+                ok, free = gpu.set_claim(need, state, check=True)
+                if not ok:
+                    raise EngineDied(
+                        f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+                        f"{need - gpu.claim:.2f} GiB. GPU 0 has a total capacity of "
+                        f"{gpu.total:.2f} GiB of which {free - gpu.claim:.2f} GiB is free. "
+                        f"Including non-PyTorch memory, this process has {gpu.claim:.2f} GiB "
+                        f"memory in use. [stub: waking {waking} needs {need:.2f} GiB beside "
+                        f"the other members' claims]"
+                    )
+            else:
+                gpu.set_claim(gpu.claim, state)
+            with self.cond:
+                self.sleeping_tags = remaining
+                if not remaining:
+                    self.paused = self.frozen = False
+                    self.cond.notify_all()
+            if not remaining and self.metrics is not None:
+                self.metrics.set_sleep(0)
+            log(f"It took {time.monotonic() - t0:.6f} seconds to wake up tags {waking}.")
+
+    def reload_weights(self):
+        with self.ops:
+            log("Reloading weights inplace...")
+            t0 = time.monotonic()
+            time.sleep(self.settings.reload_seconds)
+            with self.cond:
+                self.garbage = False
+            log(f"Reloading and processing weights took {time.monotonic() - t0:.2f} seconds")
+
+    def weights_garbage(self):
+        with self.cond:
+            return self.garbage
+
+
 # --------------------------------------------------------------------------- vLLM metrics
 #
 # GET /metrics of the vllm flavor.  Names, types, HELP texts, labels and buckets are those
@@ -352,8 +793,14 @@ TOKEN_BUCKETS = buckets_1_2_5(MAX_MODEL_LEN)  # vLLM: max_model_len
 GAUGES = (
     ("vllm:num_requests_running", "Number of requests in model execution batches."),
     ("vllm:num_requests_waiting", "Number of requests waiting to be processed."),
-    ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
 )
+SLEEP_STATE = (  # registered right after the two gauges above, labelled sleep_state
+    "vllm:engine_sleep_state",
+    "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; "
+    "weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
+)
+SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")  # index = sleep level
+KV_USAGE = ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
 COUNTERS = (
     ("vllm:prompt_tokens", "Number of prefill tokens processed."),
     ("vllm:generation_tokens", "Number of generation tokens processed."),
@@ -433,6 +880,8 @@ class VllmMetrics:
         self.cond = threading.Condition()
         self.queue = deque()  # tickets of waiting requests, oldest first
         self.running = 0
+        self.held = 0  # requests held while the engine sleeps (waiting, in vLLM's terms)
+        self.sleep_level = 0  # 0 awake, 1 weights offloaded, 2 discard all
         self.used_blocks = 0
         self.prompt_tokens = 0
         self.generation_tokens = 0
@@ -461,10 +910,16 @@ class VllmMetrics:
             self.used_blocks += blocks
         return RequestTrace(self, arrival, queued, prompt_tokens, blocks)
 
+    def set_sleep(self, level):
+        with self.cond:
+            self.sleep_level = level
+
     def exposition(self):
         """The series as vLLM's /metrics writes them (prometheus_client's text format)."""
         with self.cond:
-            gauges = (self.running, len(self.queue), min(1.0, self.used_blocks / self.total_blocks))
+            gauges = (self.running, len(self.queue) + self.held)
+            kv_usage = min(1.0, self.used_blocks / self.total_blocks)
+            sleep_level = self.sleep_level
             counters = (self.prompt_tokens, self.generation_tokens)
             success = dict(self.success)
             histograms = [(h.counts.copy(), h.sum) for h in (getattr(self, a) for a, *_ in HISTOGRAMS)]
@@ -489,6 +944,11 @@ class VllmMetrics:
         for (name, doc), value in zip(GAUGES, gauges, strict=True):
             family(name, "gauge", doc)
             sample(name, go_float(value))
+        family(SLEEP_STATE[0], "gauge", SLEEP_STATE[1])
+        for level, state in enumerate(SLEEP_STATES):
+            sample(SLEEP_STATE[0], go_float(1 if level == sleep_level else 0), sleep_state=state)
+        family(KV_USAGE[0], "gauge", KV_USAGE[1])
+        sample(KV_USAGE[0], go_float(kv_usage))
         for (name, doc), value in zip(COUNTERS, counters, strict=True):
             counter(name, doc, [({}, value)])
         counter(*SUCCESS, [({"finished_reason": r}, n) for r, n in success.items()])
@@ -562,21 +1022,42 @@ class RequestTrace:
 # --------------------------------------------------------------------------- text generation
 
 
+GARBAGE_TOKENS = ("\u2047", "<unk>", "\u0120\u0120", "\ufffd", "ilerin", "\u00e3\u0123",
+                  "PostalCodesNL", "\u2581\u2581")  # fmt: skip
+
+
 class Generation:
     """The canned answer for one request, split into word-sized tokens."""
 
     def __init__(self, name, last_user, prompt_text, limit):
         snippet = " ".join(last_user.split())[:SNIPPET_CHARS].rstrip()
-        text = f"[stub {name}] reply to: {snippet or '(no user message)'}"
+        self.name = name
+        self.limit = limit
+        self.prompt_tokens = max(1, len(prompt_text.split()))
+        self._set(f"[stub {name}] reply to: {snippet or '(no user message)'}")
+
+    def _set(self, text):
         pieces = re.findall(r"\s*\S+", text)
         self.finish_reason = "stop"
-        if limit is not None and len(pieces) > limit:
-            pieces = pieces[:limit]
+        if self.limit is not None and len(pieces) > self.limit:
+            pieces = pieces[: self.limit]
             self.finish_reason = "length"
         self.pieces = pieces
         self.text = "".join(pieces)
-        self.prompt_tokens = max(1, len(prompt_text.split()))
         self.completion_tokens = len(pieces)
+
+    def garble(self):
+        """The weights were discarded by a level-2 sleep and never reloaded."""
+        digest = hashlib.sha256(self.text.encode()).digest()
+        junk = " ".join(GARBAGE_TOKENS[b % len(GARBAGE_TOKENS)] for b in digest[:8])
+        self._set(f"[stub {self.name}] garbage (weights not reloaded after sleep level 2): {junk}")
+
+    def abort(self, generated):
+        """Aborted after `generated` tokens (finish_reason "abort")."""
+        self.pieces = self.pieces[:generated]
+        self.text = "".join(self.pieces)
+        self.completion_tokens = len(self.pieces)
+        self.finish_reason = "abort"
 
     def usage(self):
         return {
@@ -869,7 +1350,7 @@ class StubHandler(BaseHTTPRequestHandler):
                 return self._no_route(sorted(CONTROL_ROUTES.get(path, {})))
             return handler(self)
 
-        table = ROUTES[self.settings.flavor]
+        table = self.runtime.route_table
         entry = table.get(path, {})
         handler, kind = entry.get(lookup, (None, None))
         self._route = f"{lookup} {path}" if handler else "unmatched"
@@ -1092,15 +1573,31 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def _openai_respond(self, req, model, gen, chat):
         metrics = self.runtime.metrics
+        self._epoch = None
         if metrics is None:
             return self._openai_write(req, model, gen, chat, None)
-        trace = metrics.admit(self._t0, gen.prompt_tokens)
-        reason = "abort"  # unless the whole answer was written (a client that hung up)
+        engine = self.runtime.engine
+        self._epoch = epoch = engine.enter()  # held here while the engine sleeps
         try:
-            self._openai_write(req, model, gen, chat, trace)
-            reason = gen.finish_reason
+            if epoch is None:  # aborted by a /sleep while it was held
+                gen.abort(0)
+            elif engine.weights_garbage():
+                gen.garble()
+            trace = metrics.admit(self._t0, gen.prompt_tokens)
+            reason = "abort"  # unless the whole answer was written (a client that hung up)
+            try:
+                self._openai_write(req, model, gen, chat, trace)
+                reason = gen.finish_reason
+            finally:
+                trace.finish(reason)
         finally:
-            trace.finish(reason)
+            if epoch is not None:
+                engine.leave()
+
+    def _running(self):
+        """False once the request was aborted by /sleep; waits while frozen (mode=keep)."""
+        engine = self.runtime.engine
+        return engine is None or engine.step(self._epoch)
 
     def _openai_write(self, req, model, gen, chat, trace):
         vllm = self.settings.flavor == "vllm"
@@ -1127,7 +1624,9 @@ class StubHandler(BaseHTTPRequestHandler):
 
         stream = bool(req.get("stream", False))
         if not stream:
-            if trace is not None:  # the whole answer in one step
+            if gen.finish_reason != "abort" and not self._running():
+                gen.abort(0)
+            if trace is not None and gen.completion_tokens:  # the whole answer in one step
                 trace.tokens(gen.completion_tokens)
             if chat:
                 message = {"role": "assistant", "content": gen.text}
@@ -1169,7 +1668,10 @@ class StubHandler(BaseHTTPRequestHandler):
                     ],
                 )
             )
-        for piece in gen.pieces:
+        for index, piece in enumerate(list(gen.pieces)):
+            if not self._running():
+                gen.abort(index)
+                break
             if chat:
                 ch = choice(delta={"content": piece}, finish_reason=None)
             else:
@@ -1283,7 +1785,61 @@ class StubHandler(BaseHTTPRequestHandler):
         self._write(ndjson(final("")))
         self._end_stream()
 
+    # ----------------------------------------------------------------- vLLM dev routes
+    def _query(self):
+        return parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+
+    def h_sleep(self):
+        query = self._query()
+        raw_level = query.get("level", ["1"])[-1]
+        mode = query.get("mode", ["abort"])[-1]
+        try:
+            level = int(raw_level)
+        except ValueError:
+            raise RequestError(400, f"level must be 1 or 2, got {raw_level!r}") from None
+        if level not in (1, 2):
+            raise RequestError(400, f"level must be 1 or 2, got {raw_level!r}")
+        if mode not in SLEEP_MODES:
+            raise RequestError(400, f"mode must be one of {', '.join(SLEEP_MODES)}, got {mode!r}")
+        self.runtime.engine.sleep(level, mode)
+        self._send(200, b"", None)  # vLLM 0.11: 200, empty body
+
+    def h_wake_up(self):
+        tags = self._query().get("tags", [])
+        try:
+            self.runtime.engine.wake_up(tags)
+        except EngineDied as exc:
+            for line in str(exc).splitlines():
+                log(line)
+            log("EngineCore died (stub: CUDA out of memory on wake_up); exiting with status 1")
+            self._send_error(500, str(exc), "InternalServerError")
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        self._send(200, b"", None)
+
+    def h_is_sleeping(self):
+        self._send_json(200, {"is_sleeping": self.runtime.engine.is_sleeping()})
+
+    def h_collective_rpc(self):
+        try:
+            body = json.loads(self._body or b"")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"JSON decode error: {exc}") from None
+        method = body.get("method") if isinstance(body, dict) else None
+        if method is None:
+            raise RequestError(400, "Missing 'method' in request body")
+        if method != "reload_weights":
+            raise RequestError(500, f"stub: collective_rpc method {method!r} is not simulated "
+                                    "(only reload_weights)")  # fmt: skip
+        self.runtime.engine.reload_weights()
+        self._send(200, b"", None)
+
     # ----------------------------------------------------------------- /stub control
+    def h_stub_gpu(self):
+        self._send_json(200, self.runtime.gpu.snapshot())
+
     def h_stub_config_get(self):
         self._send_json(200, self.runtime.config())
 
@@ -1327,7 +1883,14 @@ ROUTES = {
         "/v1/completions": {"POST": (H.h_openai_completions, "api")},
     },
 }
+DEV_ROUTES = {  # vllm flavor with VLLM_SERVER_DEV_MODE=1 only
+    "/sleep": {"POST": (H.h_sleep, "dev")},
+    "/wake_up": {"POST": (H.h_wake_up, "dev")},
+    "/is_sleeping": {"GET": (H.h_is_sleeping, "dev")},
+    "/collective_rpc": {"POST": (H.h_collective_rpc, "dev")},
+}
 CONTROL_ROUTES = {
+    "/stub/gpu": {"GET": H.h_stub_gpu},
     "/stub/config": {"GET": H.h_stub_config_get, "POST": H.h_stub_config_post},
     "/stub/stats": {"GET": H.h_stub_stats, "DELETE": H.h_stub_stats_reset},
 }
@@ -1363,6 +1926,11 @@ def serve(settings):
     global _log_name
     _log_name = settings.name
     runtime = Runtime(settings)
+    problem = runtime.gpu.start()  # vLLM's memory check comes before the port is served
+    if problem:
+        sys.stderr.write("".join(f"{line}\n" for line in problem))
+        sys.stderr.flush()
+        return 1
     stop = threading.Event()
     received = []
 
@@ -1423,11 +1991,8 @@ def main(argv=None):
         return 0
     if argv == ["--healthcheck"]:
         return healthcheck(os.environ)
-    if argv:
-        print(f"usage: {os.path.basename(sys.argv[0])} [--healthcheck]", file=sys.stderr)
-        return 2
     try:
-        settings = Settings(os.environ)
+        settings = Settings(os.environ, argv)
     except ConfigError as exc:
         log(f"configuration error: {exc}")
         return 2

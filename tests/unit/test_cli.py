@@ -34,8 +34,16 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def offline(registry_dir) -> Path:
-    """A copy of the offline example with its generated files; cwd is its tmp root."""
-    return registry_dir("offline", with_output=True)
+    """A copy of the offline example with its generated files; cwd is its tmp root. Its GPU
+    group switches by restart, which these tests script through the fake Docker (sleep
+    mode, which also asks the engines: tests/unit/test_sleep_switch.py)."""
+    cfg = registry_dir("offline", with_output=True)
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
+    from click.testing import CliRunner
+
+    assert run(CliRunner(), "generate", "-C", str(cfg)).exit_code == 0
+    return cfg
 
 
 @pytest.fixture
@@ -69,7 +77,7 @@ def test_config_dir_before_and_after_the_command(runner, offline):
 def test_command_config_dir_wins_over_the_group_and_the_env(runner, offline, monkeypatch):
     r = run(runner, "-C", "nowhere", "validate", "-C", OFFLINE)
     assert r.exit_code == 0, r.output
-    assert r.output.startswith(f"{OFFLINE}: ok")
+    assert r.output.splitlines()[-1].startswith(f"{OFFLINE}: ok")
     monkeypatch.setenv("STACKCTL_CONFIG_DIR", "nowhere")
     r = run(runner, "-C", OFFLINE, "validate")  # the group's -C beats the env var
     assert r.exit_code == 0, r.output
@@ -322,7 +330,8 @@ def test_generate_json(runner, offline):
         "examples/offline/compose/alertmanager/alertmanager.yml": "unchanged",
         "examples/offline/compose/prometheus/prometheus.yml": "unchanged",
         "examples/offline/compose/litellm/config.yaml": "unchanged",
-        "examples/offline/compose/litellm/stackctl_trace.py": "unchanged"}
+        "examples/offline/compose/litellm/stackctl_trace.py": "unchanged",
+        "examples/offline/compose/litellm/stackctl_routing.py": "unchanged"}
     (out / "compose.yaml").write_text("stale\n")
     r = run(runner, "-C", OFFLINE, "generate", "--check", "--json")
     assert r.exit_code == 1
@@ -387,7 +396,8 @@ def test_switch_json_dry_run_noop_and_done(runner, offline, fake, switch_without
     doc = only_json(r)
     assert doc["ok"] and doc["dry_run"]
     assert doc["plan"] == {"group": "gpu0", "target": "vllm-dolphin", "stop": ["vllm-qwen"],
-                           "noop": False}
+                           "noop": False, "mode": "restart", "level": 1, "sleep": [],
+                           "wake": False}
     assert doc["steps"][0] == "stop vllm-qwen (graceful)" and doc["timings"] == {}
 
     r = run(runner, "-C", OFFLINE, "switch", "qwen", "--json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,22 @@ def state_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
 
 
+@pytest.fixture(autouse=True)
+def routes(monkeypatch) -> list[dict]:
+    """Every routing state a switch hands the gateway, in order (nothing is written)."""
+    written: list[dict] = []
+    monkeypatch.setattr("stackctl.ops.routing.write_routing", lambda reg, st: written.append(st))
+    return written
+
+
+def restart_mode(reg):
+    """The registry with every GPU group switching by restart (the default)."""
+    return dataclasses.replace(reg, stack=reg.stack.model_copy(update={"gpu_groups": {}}))
+
+
 @pytest.fixture
 def offline():
-    return load_registry(REPO / "examples/offline/config")
+    return restart_mode(load_registry(REPO / "examples/offline/config"))
 
 
 @pytest.fixture

@@ -28,7 +28,18 @@ def state_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def offline():
-    return load_registry(REPO / "examples/offline/config")
+    """The offline registry, its GPU group in restart mode (sleep mode's faults:
+    tests/unit/test_sleep_switch.py)."""
+    from .test_engine import restart_mode
+
+    return restart_mode(load_registry(REPO / "examples/offline/config"))
+
+
+@pytest.fixture(autouse=True)
+def routes(monkeypatch) -> list[dict]:
+    written: list[dict] = []
+    monkeypatch.setattr("stackctl.ops.routing.write_routing", lambda reg, st: written.append(st))
+    return written
 
 
 def switch(reg, docker, member="qwen", routable=lambda m, d: True, timeout=0.5):
@@ -47,7 +58,7 @@ def test_target_running_and_starting_is_waited_for_not_declared_active(offline):
         switch(offline, docker)
     text = str(exc.value)
     assert "vllm-qwen (already running) not healthy after 0.5s" in text
-    assert "GPU group 'gpu0' is empty" in text and exc.value.restored
+    assert "GPU group 'gpu0' has no active member" in text and exc.value.restored
     assert docker.calls == [("stop", "p-vllm-qwen-1")]  # rolled back: the GPU is free again
 
 
@@ -194,6 +205,8 @@ def test_full_disk_while_taking_a_backup_keeps_every_backup_and_no_partial_one(o
 def cli_offline(registry_dir, monkeypatch):
     """The offline registry with its generated files, and a fake engine for every command."""
     config = registry_dir("offline", with_output=True)
+    stack = config / "stack.yaml"  # restart mode, as the fixture above
+    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
     docker = FakeDocker(project="stackctl-offline", running={"litellm": {}, "redis": {}})
     monkeypatch.setattr("stackctl.docker.adapter.Docker", lambda *a, **k: docker)
     return config, docker
@@ -242,5 +255,5 @@ def test_switch_to_a_running_member_that_is_not_routed_exits_1_and_frees_the_gro
     r = invoke("switch", "qwen", "-C", str(config))
     assert r.exit_code == 1, r.output
     assert "vllm-qwen (already running) is healthy but the gateway did not route" in r.output
-    assert "GPU group 'gpu0' is empty" in r.output and "Traceback" not in r.output
+    assert "GPU group 'gpu0' has no active member" in r.output and "Traceback" not in r.output
     assert not docker.state["vllm-qwen"].running

@@ -28,12 +28,12 @@ LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
 class StubProcess:
-    def __init__(self, env, flavor):
+    def __init__(self, env, flavor, args=()):
         self.flavor = flavor
         self.lines = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [PYTHON, str(STUB)],
+            [PYTHON, str(STUB), *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -125,7 +125,7 @@ def _no_proxy(monkeypatch):
 def start_stub():
     started = []
 
-    def start(flavor="vllm", ready=True, **env):
+    def start(flavor="vllm", ready=True, args=(), **env):
         full = clean_env(
             STUB_FLAVOR=flavor,
             STUB_HOST="127.0.0.1",
@@ -134,7 +134,7 @@ def start_stub():
             PYTHONUNBUFFERED="1",
         )
         full.update({k: str(v) for k, v in env.items()})
-        stub = StubProcess(full, flavor)
+        stub = StubProcess(full, flavor, args)
         started.append(stub)
         if ready:
             stub.wait_ready()
@@ -378,9 +378,17 @@ def vllm_reference_exposition(model):
     for name, doc in (
         ("vllm:num_requests_running", "Number of requests in model execution batches."),
         ("vllm:num_requests_waiting", "Number of requests waiting to be processed."),
-        ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
     ):
         metric(pc.Gauge, name, doc).labels(model, "0")
+    sleep_state = metric(pc.Gauge, "vllm:engine_sleep_state",
+                         "Engine sleep state; awake = 0 means engine is sleeping; "
+                         "awake = 1 means engine is awake; "
+                         "weights_offloaded = 1 means sleep level 1; "
+                         "discard_all = 1 means sleep level 2.", ["sleep_state"])  # fmt: skip
+    for state in ("awake", "weights_offloaded", "discard_all"):
+        sleep_state.labels(model, "0", state)
+    metric(pc.Gauge, "vllm:kv_cache_usage_perc",
+           "KV-cache usage. 1 means 100 percent usage.").labels(model, "0")  # fmt: skip
     metric(pc.Counter, "vllm:prompt_tokens", "Number of prefill tokens processed.").labels(model, "0")
     metric(pc.Counter, "vllm:generation_tokens", "Number of generation tokens processed.").labels(
         model, "0"
@@ -850,3 +858,357 @@ def test_openai_python_client(start_stub, flavor, model):
 
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="missing", messages=[{"role": "user", "content": "x"}])
+
+
+# --------------------------------------------------------------------------- vLLM sleep mode
+
+SLEEP_ENV = {
+    "VLLM_SERVER_DEV_MODE": "1",
+    "STUB_SLEEP_SECONDS": "0.2",
+    "STUB_WAKE_SECONDS": "0.05",
+    "STUB_RELOAD_SECONDS": "0.05",
+    "STUB_MODELS": "m",
+    "STUB_NAME": "sleeper",
+}
+SLEEP_MODE = ("--enable-sleep-mode",)
+NORMAL_TEXT = "[stub sleeper] reply to:"
+
+
+def post(stub, path, **kwargs):
+    return requests.post(stub.url(path), timeout=10, **kwargs)
+
+
+def is_sleeping(stub):
+    resp = requests.get(stub.url("/is_sleeping"), timeout=5)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["is_sleeping"]
+
+
+def sleep_state(stub):
+    """(awake, weights_offloaded, discard_all) of vllm:engine_sleep_state."""
+    scrape = Scrape(stub, "m")
+    return tuple(scrape("vllm:engine_sleep_state", sleep_state=state)
+                 for state in ("awake", "weights_offloaded", "discard_all"))  # fmt: skip
+
+
+def chat_text(resp):
+    assert resp.status_code == 200, resp.text
+    return resp.json()["choices"][0]["message"]["content"]
+
+
+def run_stub(args, **env):
+    """Run the stub to its end (it is expected to exit at once)."""
+    full = clean_env(STUB_HOST="127.0.0.1", STUB_PORT="0", PYTHONUNBUFFERED="1", **env)
+    return subprocess.run([PYTHON, str(STUB), *args], check=False, env=full,
+                          capture_output=True, text=True, timeout=10)  # fmt: skip
+
+
+def test_vllm_arguments_are_checked():
+    for args, env in (
+        (["--tensor-parallel-size", "2"], {}),
+        (["--gpu-memory-utilization"], {}),
+        (["--gpu-memory-utilization", "0"], {}),
+        (["--gpu-memory-utilization=1.5"], {}),
+        (["--gpu-memory-utilization", "most"], {}),
+        (["--enable-sleep-mode"], {"STUB_FLAVOR": "ollama"}),  # vLLM arguments only
+        ([], {"VLLM_SERVER_DEV_MODE": "yes"}),  # vLLM: int(...)
+    ):
+        done = run_stub(args, **env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "configuration error" in done.stderr, done.stderr
+        assert "listening" not in done.stderr
+
+
+def test_dev_routes_are_404_without_dev_mode(start_stub):
+    stub = start_stub(args=SLEEP_MODE, STUB_MODELS="m")
+    for method, path in (("POST", "/sleep"), ("POST", "/sleep?level=1"), ("POST", "/wake_up"),
+                         ("GET", "/is_sleeping"), ("POST", "/collective_rpc")):  # fmt: skip
+        resp = requests.request(method, stub.url(path), timeout=5, json={})
+        assert resp.status_code == 404, (path, resp.text)
+        assert resp.json() == {"detail": "Not Found"}
+    # dev mode on: a wrong method is FastAPI's 405, and the routes exist
+    dev = start_stub(args=SLEEP_MODE, **SLEEP_ENV)
+    assert requests.get(dev.url("/sleep"), timeout=5).status_code == 405
+    assert is_sleeping(dev) is False
+
+
+def test_sleep_and_wake_round_trip_holds_requests(start_stub):
+    stub = start_stub(args=SLEEP_MODE, **SLEEP_ENV)
+    assert is_sleeping(stub) is False
+    assert sleep_state(stub) == (1, 0, 0)
+
+    t0 = time.monotonic()
+    resp = post(stub, "/sleep")  # level 1, mode abort
+    assert resp.status_code == 200 and resp.content == b""
+    assert time.monotonic() - t0 >= 0.2  # STUB_SLEEP_SECONDS
+    assert is_sleeping(stub) is True
+    assert sleep_state(stub) == (0, 1, 0)
+    stub.wait_log(r"It took 0\.2\d* seconds to fall asleep\.")
+    stub.wait_log(r"Sleep mode freed 20\.10 GiB memory, 1\.50 GiB memory is still in use\.")
+    gpu = requests.get(stub.url("/stub/gpu"), timeout=5).json()
+    assert gpu["claims"]["sleeper"] == {"gib": 1.5, "state": "weights_offloaded"}
+    assert gpu["total_gib"] == 24 and gpu["free_gib"] == 22.5
+
+    # asleep: liveness, model list and metrics answer; completions are held, not refused
+    health = requests.get(stub.url("/health"), timeout=5)
+    assert health.status_code == 200 and health.content == b""
+    assert [m["id"] for m in requests.get(stub.url("/v1/models"), timeout=5).json()["data"]] == [
+        "m"
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(post, stub, "/v1/chat/completions", json=chat_body("m", "wake me"))
+        held_stream = pool.submit(
+            lambda: parse_sse(requests.post(stub.url("/v1/chat/completions"), stream=True,
+                                            timeout=10, json=chat_body("m", "x", stream=True)))
+        )  # fmt: skip
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_waiting") == 2)
+        time.sleep(0.2)
+        assert not held.done() and not held_stream.done()
+
+        # repeated sleep: a logged no-op (mode=wait: the held requests stay held)
+        assert post(stub, "/sleep?level=2&mode=wait").status_code == 200
+        stub.wait_log("Executor is already sleeping.")
+        assert sleep_state(stub) == (0, 1, 0)
+
+        t0 = time.monotonic()
+        resp = post(stub, "/wake_up")
+        assert resp.status_code == 200 and resp.content == b""
+        assert time.monotonic() - t0 >= 0.05
+        assert chat_text(held.result(timeout=5)).startswith(NORMAL_TEXT + " wake me")
+        assert held_stream.result(timeout=5)[-1] == "[DONE]"
+    assert is_sleeping(stub) is False
+    assert sleep_state(stub) == (1, 0, 0)
+    stub.wait_log(r"It took 0\.\d+ seconds to wake up tags \['kv_cache', 'weights'\]\.")
+    assert requests.get(stub.url("/stub/gpu"), timeout=5).json()["claims"]["sleeper"] == {
+        "gib": 21.6, "state": "awake"}  # fmt: skip
+
+    assert post(stub, "/wake_up").status_code == 200  # awake: a logged no-op
+    stub.wait_log("Executor is not sleeping.")
+
+
+def test_sleep_rejects_a_bad_level_or_mode(start_stub):
+    stub = start_stub(args=SLEEP_MODE, **SLEEP_ENV)
+    for query in ("level=3", "level=one", "mode=later", "level=0"):
+        resp = post(stub, f"/sleep?{query}")
+        assert resp.status_code == 400, (query, resp.text)
+        assert resp.json()["error"]["code"] == 400
+    assert is_sleeping(stub) is False
+
+
+def test_partial_wake_and_level_2_garbage_until_reload(start_stub):
+    stub = start_stub(args=SLEEP_MODE, **SLEEP_ENV)
+    url = "/v1/chat/completions"
+    assert post(stub, "/sleep?level=2").status_code == 200
+    assert sleep_state(stub) == (0, 0, 1)
+    stub.wait_log(r"Sleep mode freed 20\.10 GiB memory, 1\.50 GiB memory is still in use\.")
+
+    # vLLM's documented procedure: weights, reload_weights, then the KV cache
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(post, stub, url, json=chat_body("m", "after the reload"))
+        assert post(stub, "/wake_up?tags=weights").status_code == 200
+        assert is_sleeping(stub) is True  # the KV cache still sleeps
+        assert sleep_state(stub) == (0, 0, 1)
+        assert requests.get(stub.url("/stub/gpu"), timeout=5).json()["claims"]["sleeper"][
+            "gib"] == 5.5  # residual + weights  # fmt: skip
+        time.sleep(0.2)
+        assert not held.done()  # serving resumes only when fully awake
+        assert post(stub, "/wake_up?tags=weights").status_code == 200  # not sleeping: no-op
+        stub.wait_log(r"Tag weights is not in sleeping tags \['kv_cache'\]")
+
+        bad = post(stub, "/collective_rpc", json={"args": []})
+        assert bad.status_code == 400 and "Missing 'method' in request body" in bad.text
+        bad = post(stub, "/collective_rpc", data=b"{not json")
+        assert bad.status_code == 400 and "JSON decode error" in bad.text
+        t0 = time.monotonic()
+        reload = post(stub, "/collective_rpc", json={"method": "reload_weights"})
+        assert reload.status_code == 200 and reload.content == b""
+        assert time.monotonic() - t0 >= 0.05
+
+        assert post(stub, "/wake_up?tags=kv_cache").status_code == 200
+        assert is_sleeping(stub) is False
+        assert chat_text(held.result(timeout=5)).startswith(NORMAL_TEXT)
+    stub.wait_log(r"wake up tags \['kv_cache'\]")
+
+    # level 2 then a plain wake without reload_weights: the model answers garbage
+    assert post(stub, "/sleep?level=2").status_code == 200
+    assert post(stub, "/wake_up").status_code == 200
+    garbage = chat_text(post(stub, url, json=chat_body("m", "hello")))
+    assert "garbage" in garbage and NORMAL_TEXT not in garbage
+    with requests.post(stub.url(url), stream=True, timeout=10,
+                       json=chat_body("m", "hello", stream=True)) as resp:  # fmt: skip
+        streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in parse_sse(resp)
+                           if isinstance(e, dict) and e["choices"])  # fmt: skip
+    assert streamed == garbage
+    assert post(stub, "/collective_rpc", json={"method": "reload_weights"}).status_code == 200
+    assert chat_text(post(stub, url, json=chat_body("m", "hello"))).startswith(NORMAL_TEXT)
+
+    # level 1 keeps the weights (offloaded to CPU): no garbage after the wake
+    assert post(stub, "/sleep?level=1").status_code == 200
+    assert post(stub, "/wake_up").status_code == 200
+    assert chat_text(post(stub, url, json=chat_body("m", "hello"))).startswith(NORMAL_TEXT)
+
+
+def stream_events(stub, text, max_tokens=None):
+    """Stream a chat completion; returns [(arrival time, event)]."""
+    body = chat_body("m", text, stream=True, stream_options={"include_usage": True})
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    out = []
+    with requests.post(stub.url("/v1/chat/completions"), json=body, stream=True,
+                       timeout=20) as resp:  # fmt: skip
+        assert resp.status_code == 200, resp.text
+        for line in resp.iter_lines(decode_unicode=True):
+            if line:
+                payload = line[len("data: "):]
+                out.append((time.monotonic(), payload if payload == "[DONE]" else json.loads(payload)))
+    return out
+
+
+def finish_reason(events):
+    return next(e["choices"][0]["finish_reason"] for _, e in reversed(events)
+                if isinstance(e, dict) and e["choices"] and e["choices"][0]["finish_reason"])  # fmt: skip
+
+
+LONG = "one two three four five six seven eight nine ten eleven twelve"
+
+
+def test_sleep_mode_abort_ends_running_and_held_requests(start_stub):
+    stub = start_stub(args=SLEEP_MODE, STUB_TOKEN_DELAY_MS="100", **SLEEP_ENV)
+    with ThreadPoolExecutor(2) as pool:
+        stream = pool.submit(stream_events, stub, LONG)
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_running") == 1)
+        assert post(stub, "/sleep?mode=abort").status_code == 200
+        events = stream.result(timeout=10)
+        # while asleep, a held request is aborted by the next /sleep (mode abort)
+        held = pool.submit(post, stub, "/v1/chat/completions", json=chat_body("m", "held"))
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_waiting") == 1)
+        assert post(stub, "/sleep").status_code == 200
+        aborted = held.result(timeout=5)
+    assert events[-1][1] == "[DONE]"
+    assert finish_reason(events) == "abort"
+    usage = events[-2][1]["usage"]
+    assert 1 <= usage["completion_tokens"] < 12  # cut short
+    assert aborted.status_code == 200, aborted.text
+    assert aborted.json()["choices"][0]["finish_reason"] == "abort"
+    assert aborted.json()["usage"]["completion_tokens"] == 0
+    scrape = wait_scrape(stub, "m", lambda s: s("vllm:request_success_total",
+                                                finished_reason="abort") == 2)  # fmt: skip
+    assert scrape("vllm:num_requests_running") == 0 and scrape("vllm:num_requests_waiting") == 0
+
+
+def test_sleep_mode_wait_lets_running_requests_finish(start_stub):
+    stub = start_stub(args=SLEEP_MODE, STUB_TOKEN_DELAY_MS="50", **SLEEP_ENV)
+    with ThreadPoolExecutor(1) as pool:
+        stream = pool.submit(stream_events, stub, LONG)
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_running") == 1)
+        resp = post(stub, "/sleep?mode=wait")
+        slept = time.monotonic()
+        events = stream.result(timeout=10)
+    assert resp.status_code == 200
+    assert finish_reason(events) == "stop"
+    assert events[-1][0] < slept  # /sleep answered after the stream was done
+    stub.wait_log("Waiting for in-flight requests to complete before sleeping...")
+    assert is_sleeping(stub) is True
+
+
+def test_sleep_mode_keep_freezes_and_resumes_after_wake(start_stub):
+    stub = start_stub(args=SLEEP_MODE, STUB_TOKEN_DELAY_MS="50", **SLEEP_ENV)
+    with ThreadPoolExecutor(1) as pool:
+        stream = pool.submit(stream_events, stub, LONG)
+        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_running") == 1)
+        assert post(stub, "/sleep?mode=keep").status_code == 200
+        time.sleep(0.4)
+        assert not stream.done()
+        assert post(stub, "/wake_up").status_code == 200
+        events = stream.result(timeout=10)
+    assert finish_reason(events) == "stop"
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for _, e in events
+                   if isinstance(e, dict) and e["choices"])  # fmt: skip
+    assert text == f"{NORMAL_TEXT} {LONG}"[: len(text)] and len(text) > len(NORMAL_TEXT)
+    gaps = [b[0] - a[0] for a, b in zip(events, events[1:], strict=False)]
+    assert max(gaps) >= 0.5  # frozen from the /sleep (0.2 s) until the wake
+
+
+def test_sleep_without_sleep_mode_frees_nothing(start_stub):
+    stub = start_stub(**SLEEP_ENV)  # no --enable-sleep-mode
+    assert post(stub, "/sleep?level=2").status_code == 200
+    assert is_sleeping(stub) is True
+    assert sleep_state(stub) == (0, 0, 1)
+    stub.wait_log(r"Sleep mode freed 0\.00 GiB memory, 21\.60 GiB memory is still in use\.")
+    assert requests.get(stub.url("/stub/gpu"), timeout=5).json()["claims"]["sleeper"][
+        "gib"] == 21.6  # fmt: skip
+    assert post(stub, "/wake_up").status_code == 200
+    assert is_sleeping(stub) is False
+    # nothing was discarded, so the weights are intact
+    text = chat_text(post(stub, "/v1/chat/completions", json=chat_body("m", "hi")))
+    assert text.startswith(NORMAL_TEXT)
+
+
+# --------------------------------------------------------------------------- simulated GPU
+
+
+def gpu_member(start_stub, gpu_dir, name, utilization, *extra, ready=True, **env):
+    return start_stub(
+        args=(*SLEEP_MODE, "--gpu-memory-utilization", str(utilization), *extra),
+        ready=ready,
+        **{**SLEEP_ENV, "STUB_NAME": name, "STUB_GPU_DIR": str(gpu_dir), **env},
+    )
+
+
+def test_gpu_members_share_memory_and_a_late_one_fails_to_start(start_stub, tmp_path):
+    first = gpu_member(start_stub, tmp_path, "first", 0.6)
+    startup = (
+        "ValueError: Free memory on device cuda:0 (9.60/24.00 GiB) on startup is less than "
+        "desired GPU memory utilization (0.6, 14.40 GiB). Decrease GPU memory utilization or "
+        "reduce GPU memory used by other processes.\n"
+        "RuntimeError: Engine core initialization failed. See root cause above. "
+        "Failed core proc(s): {}\n"
+    )
+    args = ("--enable-sleep-mode", "--gpu-memory-utilization", "0.6")
+    env = {"STUB_NAME": "second", "STUB_GPU_DIR": str(tmp_path), "STUB_STARTUP_DELAY": "5"}
+    t0 = time.monotonic()
+    done = run_stub(args, **env)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(startup), done.stderr
+    assert "listening" not in done.stderr  # the port is never served
+    assert time.monotonic() - t0 < 3  # checked before the (simulated) loading
+    assert set(requests.get(first.url("/stub/gpu"), timeout=5).json()["claims"]) == {"first"}
+
+    # the first sleeps (sleep mode: 1.5 GiB left): the second fits
+    assert post(first, "/sleep").status_code == 200
+    second = gpu_member(start_stub, tmp_path, "second", 0.6, ready=False,
+                        STUB_STARTUP_DELAY="0.3")  # fmt: skip
+    second.wait_log("loading")  # the memory check passed; loading is simulated after it
+    second.wait_ready()
+    gpu = requests.get(second.url("/stub/gpu"), timeout=5).json()
+    assert gpu["claims"] == {"first": {"gib": 1.5, "state": "weights_offloaded"},
+                             "second": {"gib": 14.4, "state": "awake"}}  # fmt: skip
+    assert gpu["free_gib"] == pytest.approx(24 - 15.9)
+
+    # waking the first needs 14.4 GiB beside the second's: CUDA OOM, 500, the engine dies
+    resp = post(first, "/wake_up")
+    assert resp.status_code == 500
+    assert "CUDA out of memory" in resp.json()["error"]["message"]
+    assert first.proc.wait(timeout=5) == 1
+    first.wait_log(r"torch\.OutOfMemoryError: CUDA out of memory\. Tried to allocate 12\.90 GiB")
+    # its claim file stays behind, but its lock died with it
+    assert (tmp_path / "first.claim").exists()
+    assert set(requests.get(second.url("/stub/gpu"), timeout=5).json()["claims"]) == {"second"}
+
+
+def test_gpu_claim_of_a_sigkilled_member_is_ignored(start_stub, tmp_path):
+    victim = gpu_member(start_stub, tmp_path, "victim", 0.9)
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(timeout=5)
+    assert (tmp_path / "victim.claim").exists()  # nothing cleaned up
+    heir = gpu_member(start_stub, tmp_path, "heir", 0.9)
+    gpu = requests.get(heir.url("/stub/gpu"), timeout=5).json()
+    assert gpu["claims"] == {"heir": {"gib": 21.6, "state": "awake"}}
+    # a member without sleep mode keeps its whole claim while "asleep"
+    plain = start_stub(args=("--gpu-memory-utilization", "0.05"),
+                       **{**SLEEP_ENV, "STUB_NAME": "plain", "STUB_GPU_DIR": str(tmp_path)})
+    assert post(plain, "/sleep").status_code == 200
+    assert requests.get(heir.url("/stub/gpu"), timeout=5).json()["claims"]["plain"] == {
+        "gib": 1.2, "state": "weights_offloaded"}  # fmt: skip
+    assert post(plain, "/wake_up").status_code == 200  # same claim: always fits
+    assert is_sleeping(plain) is False

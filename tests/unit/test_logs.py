@@ -178,13 +178,13 @@ def test_the_proxy_loads_the_generated_module_beside_its_config(litellm, tmp_pat
     from litellm.integrations.custom_logger import CustomLogger
     from litellm.proxy.types_utils.utils import get_instance_fn
 
-    from stackctl.render.files import TRACE_FILE, trace_module_text
+    from stackctl.render.files import TRACE_FILE, module_text
     from stackctl.render.litellm import TRACE_CALLBACK
 
     folder = tmp_path / "litellm"
     folder.mkdir()
     (folder / "config.yaml").write_text("model_list: []\n")
-    (tmp_path / TRACE_FILE).write_text(trace_module_text())
+    (tmp_path / TRACE_FILE).write_text(module_text("trace_callback.py"))
     callback = get_instance_fn(TRACE_CALLBACK, config_file_path=str(folder / "config.yaml"))
     assert isinstance(callback, CustomLogger)
     assert type(callback).async_post_call_failure_hook is not \

@@ -142,7 +142,7 @@ def test_json_report_clean(runner, registry_dir):
     doc = json.loads(r.stdout)
     assert list(doc) == ["ok", "errors", "warnings", "summary"]
     assert doc["ok"] is True and doc["errors"] == [] and doc["warnings"] == []
-    assert doc["summary"] == {"providers": 7, "models": 6}
+    assert doc["summary"] == {"providers": 7, "models": 6, "notes": []}  # restart mode only
 
 
 def test_json_report_schema_with_problems(runner, registry_dir, yaml_edit):
@@ -169,7 +169,7 @@ def test_json_report_schema_with_problems(runner, registry_dir, yaml_edit):
                                   key("provider"))
     assert err["column"] == 5
     assert "did you mean 'ollama'" in err["hint"]
-    assert set(doc["summary"]) == {"providers", "models"}
+    assert set(doc["summary"]) == {"providers", "models", "notes"}
 
 
 def test_json_report_when_registry_cannot_load(runner, registry_dir):

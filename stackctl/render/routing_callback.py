@@ -1,0 +1,332 @@
+"""stackctl's LiteLLM routing callback: holds or diverts requests while a GPU is being switched.
+
+`stackctl generate` copies this file verbatim to `compose/litellm/stackctl_routing.py`, beside
+the gateway's config.yaml, whose `litellm_settings.callbacks` names `stackctl_routing.callback`:
+the proxy loads it from the config's own folder. It runs inside the gateway image, so it needs
+only the standard library and litellm (no stackctl).
+
+Why: while stackctl stops one model's server and starts another on the same GPU, a request for
+either model would fail (connection refused, 503 while loading) or burn the router's retries.
+Instead the proxy's pre-call hook holds it until the incoming model is up, or sends it at once
+to a model that can answer.
+
+The contract. stackctl writes a state file; this module only reads it. Its path is the
+environment variable `STACKCTL_ROUTING_FILE`, else `gpu-routing.json` in this module's own
+folder. stackctl replaces it atomically (write a temporary file, rename it over), so readers
+see the old or the new content, never half of it:
+
+    {"v": 1,
+     "divert": {"<model name or alias>": "<model that answers instead>", ...},
+     "hold": {"<model name or alias>": {"seconds": 15.0, "fallback": "<model>" | null}, ...}}
+
+For a chat or text completion (streaming or not) whose `data["model"]` is M (the name the
+client sent; an alias is matched as written, before the router resolves it):
+  * M in `hold`: the request waits (an `asyncio.sleep` poll every 50 ms: the worker keeps
+    serving other requests) until a newer version of the file no longer holds M, then is
+    decided again from the top (diverted if M is now in `divert`, else sent on unchanged).
+    When `seconds` have passed since the request arrived and M is still held, it goes to the
+    hold's `fallback` (`data["model"] = fallback`), or on unchanged when that is null.
+  * M in `divert` (and not held): `data["model"] = divert[M]` at once. Not chained: the
+    target is not looked up in the maps again.
+  * otherwise: untouched, and nothing is recorded.
+The router then routes the rewritten name (its deployments, retries, fallbacks and cooldowns);
+`x-litellm-model-id` names the deployment that answered. What happened is recorded in the
+request's metadata, `metadata.stackctl_routing = {"asked": M, "action": "held" | "diverted" |
+"hold_expired", "held_ms": int}` ("held": released to M itself; "diverted" after a hold has
+held_ms > 0), never content nor keys. A missing, unreadable or invalid file counts as empty
+(fail open), with one warning line on stderr per distinct problem, not one per request; any
+error inside the hook lets the request through unchanged.
+
+Cost for every other request: no file I/O. Each gateway worker (a process of its own, with its
+own instance: no shared state) re-stats the file at most every 50 ms, lazily on a request
+(st_mtime_ns, st_ino, st_size), and parses it only when that changed; the rest is two
+dictionary lookups.
+
+Why a file and not Redis: it works with the cache (and so the Redis service) off; it survives a
+Redis restart or flush (a lost key would silently release every hold); and the gateway mounts
+this folder, not single files, read-only (`./litellm:/app/litellm:ro`), so the new inode of an
+atomic rename is seen at once through the bind mount, with no network round trip per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+ENV_FILE = "STACKCTL_ROUTING_FILE"
+DEFAULT_NAME = "gpu-routing.json"
+VERSION = 1
+STAT_INTERVAL = 0.05  # seconds between two stats of the state file, per worker
+POLL_INTERVAL = 0.05  # seconds between two looks at the state while a request is held
+METADATA_KEY = "stackctl_routing"
+WARNING_PREFIX = "stackctl-routing warning: "
+# the proxy's call types of /chat/completions and /completions (streaming or not)
+CALL_TYPES = frozenset({"acompletion", "atext_completion", "completion", "text_completion"})
+
+# decide()'s actions
+PASS, WAIT, DIVERT, EXPIRED = "pass", "wait", "divert", "hold_expired"
+
+
+# Plain classes, not dataclasses: the proxy executes this file without putting it in
+# sys.modules (`get_instance_fn`: spec_from_file_location + exec_module), and @dataclass with
+# `from __future__ import annotations` looks the module up there and raises AttributeError.
+class Hold:
+    """A held model: how long a request waits at most, and where it goes then (None: on)."""
+
+    __slots__ = ("seconds", "fallback")
+
+    def __init__(self, seconds: float, fallback: str | None = None) -> None:
+        self.seconds = seconds
+        self.fallback = fallback
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Hold) and self.seconds == other.seconds
+                and self.fallback == other.fallback)
+
+    def __hash__(self) -> int:
+        return hash((self.seconds, self.fallback))
+
+    def __repr__(self) -> str:
+        return f"Hold({self.seconds!r}, {self.fallback!r})"
+
+
+class State:
+    """One version of the state file: model -> divert target, model -> Hold."""
+
+    __slots__ = ("divert", "hold")
+
+    def __init__(self, divert: Mapping[str, str] | None = None,
+                 hold: Mapping[str, Hold] | None = None) -> None:
+        self.divert: Mapping[str, str] = divert or {}
+        self.hold: Mapping[str, Hold] = hold or {}
+
+    def affects(self, model: Any) -> bool:
+        return model in self.hold or model in self.divert
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, State) and self.divert == other.divert
+                and self.hold == other.hold)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"State(divert={self.divert!r}, hold={self.hold!r})"
+
+
+EMPTY = State()
+
+
+def parse_state(raw: bytes | str) -> State:
+    """The state of a file's content; ValueError (saying what is wrong) when it is invalid."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    if doc.get("v") != VERSION or isinstance(doc.get("v"), bool):
+        raise ValueError(f"'v' is {doc.get('v')!r}, not {VERSION}")
+    divert = doc.get("divert", {})
+    hold = doc.get("hold", {})
+    if not isinstance(divert, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in divert.items()):
+        raise ValueError("'divert' is not an object of model names to model names")
+    if not isinstance(hold, dict):
+        raise ValueError("'hold' is not an object")
+    holds: dict[str, Hold] = {}
+    for name, entry in hold.items():
+        if not (isinstance(name, str) and name and isinstance(entry, dict)):
+            raise ValueError("'hold' entries must be objects keyed by model name")
+        seconds, fallback = entry.get("seconds"), entry.get("fallback")
+        if (not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
+                or not 0 <= seconds < float("inf")):
+            raise ValueError(f"hold of {name!r}: 'seconds' is not a finite number >= 0")
+        if fallback is not None and not (isinstance(fallback, str) and fallback):
+            raise ValueError(f"hold of {name!r}: 'fallback' is neither a model name nor null")
+        holds[name] = Hold(float(seconds), fallback)
+    return State(dict(divert), holds)
+
+
+def decide(state: State, model: Any, elapsed: float) -> tuple[str, str | None]:
+    """What to do now with a request for `model` that arrived `elapsed` seconds ago:
+    (PASS, None), (WAIT, None), (DIVERT, target) or (EXPIRED, fallback or None)."""
+    held = state.hold.get(model)
+    if held is not None:
+        if elapsed >= held.seconds:
+            return EXPIRED, held.fallback
+        return WAIT, None
+    target = state.divert.get(model)
+    if target is not None:
+        return DIVERT, target
+    return PASS, None
+
+
+def default_path() -> str:
+    return os.environ.get(ENV_FILE) or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), DEFAULT_NAME)
+
+
+def _warn(message: str) -> None:
+    try:
+        sys.stderr.write(WARNING_PREFIX + message + "\n")
+        sys.stderr.flush()
+    except Exception:  # a log line must never fail a request
+        pass
+
+
+class StateFile:
+    """The state file as seen by one worker: `current()` stats it at most every `interval`
+    seconds and parses it only when its (st_mtime_ns, st_ino, st_size) changed."""
+
+    def __init__(self, path: str, interval: float = STAT_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic,
+                 warn: Callable[[str], None] = _warn) -> None:
+        self.path = path
+        self.interval = interval
+        self.clock = clock
+        self.warn = warn
+        self.state = EMPTY
+        self.version = 0  # bumped whenever the state is replaced
+        self.stats = 0  # how many times the file was stat-ed (for tests)
+        self._next = float("-inf")
+        self._key: tuple[int, int, int] | None = None
+        self._warned: set[str] = set()
+
+    def current(self) -> State:
+        now = self.clock()
+        if now < self._next:
+            return self.state
+        self._next = now + self.interval
+        self._refresh()
+        return self.state
+
+    def _refresh(self) -> None:
+        self.stats += 1
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._set(None, EMPTY, "missing")
+            return
+        except OSError as exc:
+            self._set(None, EMPTY, f"cannot stat ({type(exc).__name__}: {exc.strerror})")
+            return
+        key = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if key == self._key:
+            return
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read(1 << 20)
+        except OSError as exc:
+            self._set(None, EMPTY, f"unreadable ({type(exc).__name__}: {exc.strerror})")
+            return
+        try:
+            state = parse_state(raw)
+        except ValueError as exc:
+            self._set(key, EMPTY, f"invalid: {exc}")
+            return
+        self._set(key, state, None)
+
+    def _set(self, key: tuple[int, int, int] | None, state: State, problem: str | None) -> None:
+        self._key = key
+        if state is not self.state:
+            self.state = state
+            self.version += 1
+        if problem is None:
+            self._warned.clear()  # a later problem is news again
+        elif problem not in self._warned:
+            self._warned.add(problem)
+            self.warn(f"{self.path}: {problem}; routing as if empty (nothing held or diverted)")
+
+
+class Routing:
+    """The decision applied to a request's data (the body of the proxy's pre-call hook)."""
+
+    def __init__(self, state_file: StateFile, poll: float = POLL_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.state_file = state_file
+        self.poll = poll
+        self.clock = clock
+        self._errors: set[str] = set()  # hook errors already logged
+
+    async def pre_call(self, data: Any, call_type: Any) -> None:
+        """Hold, divert or leave `data` (in place); never raises but cancellation."""
+        try:
+            if call_type not in CALL_TYPES or not isinstance(data, dict):
+                return None
+            model = data.get("model")
+            state = self.state_file.current()
+            if not isinstance(model, str) or not state.affects(model):
+                return None
+            await self._route(data, model, state)
+        except Exception as exc:  # never fail a request: it goes on as it is
+            problem = type(exc).__name__
+            if problem not in self._errors:
+                self._errors.add(problem)
+                self.state_file.warn(f"hook error, request left unchanged ({problem})")
+        return None
+
+    async def _route(self, data: dict[str, Any], model: str, state: State) -> None:
+        arrived = self.clock()
+        held = False
+        while True:
+            elapsed = self.clock() - arrived
+            action, target = decide(state, model, elapsed)
+            if action != WAIT:
+                break
+            held = True
+            await asyncio.sleep(self.poll)
+            state = self.state_file.current()
+        if action == DIVERT:
+            data["model"] = target
+            record = "diverted"
+        elif action == EXPIRED:
+            if target is not None:
+                data["model"] = target
+            record = "hold_expired"
+        elif held:
+            record = "held"
+        else:  # cannot happen: affects() said it was in a map
+            return
+        meta = data.get("metadata")
+        if not isinstance(meta, dict):
+            meta = data["metadata"] = {}
+        meta[METADATA_KEY] = {"asked": model, "action": record,
+                              "held_ms": int(round(elapsed * 1000)) if held else 0}
+
+
+def _make_callback() -> Any:
+    from litellm.integrations.custom_logger import CustomLogger
+
+    class StackctlRouting(CustomLogger):  # type: ignore[misc]
+        """Runs `Routing.pre_call`; the proxy awaits `async_pre_call_hook` only when it is
+        defined in the registered class's own body (an inherited override is skipped)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.routing = Routing(StateFile(default_path()))
+
+        async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type,  # type: ignore[no-untyped-def]
+                                      **kwargs):
+            await self.routing.pre_call(data, call_type)
+            return None  # `data` was changed in place
+
+    return StackctlRouting()
+
+
+_callback: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    """`callback`, the instance the proxy loads, is built on first access: importing this
+    module (stackctl's unit tests) does not import litellm."""
+    global _callback
+    if name == "callback":
+        if _callback is None:
+            _callback = _make_callback()
+        return _callback
+    raise AttributeError(name)
