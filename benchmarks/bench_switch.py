@@ -14,6 +14,9 @@ aliases (failed requests; overhead for information, as the gateway then queues).
 With `--baseline REF`, that commit's `stackctl switch` takes every other switch of the
 no-load phase, so both are measured in one run against the same by-hand baseline.
 
+The offline copy is forced to restart mode (its stack.yaml `switch: sleep` becomes
+`switch: restart`): this measures the stop/start baseline; bench_sleep.py compares sleep mode.
+
 Run: python benchmarks/bench_switch.py [--switches N] [--rate R] [--baseline REF]
 """
 
@@ -84,6 +87,8 @@ def main() -> None:
     impls = implementations(args.baseline)
     project = "stackctl-bench-sw"
     cfg = offline_copy(project)
+    stack = cfg / "stack.yaml"  # restart mode: the stop/start baseline
+    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
     stackctl("up", "-C", str(cfg))
     try:
         key = read_env(cfg.parent / ".env")["LITELLM_MASTER_KEY"]

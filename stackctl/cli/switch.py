@@ -50,11 +50,15 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
            lock_wait: float | None, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Make MEMBER the running member of its exclusive GPU group (e.g. `switch dolphin`).
 
-    Stops the active member, starts MEMBER, waits until it is healthy and the gateway routes
-    its model to it. Meanwhile the gateway serves the switched-out model from its fallback
-    chain; it is never restarted. If MEMBER fails, the previous member is started again and
-    the exit code is non-zero. A switched-out member's container is kept, stopped (`status`
-    shows it as standby), so switching back starts it again quickly.
+    Restart mode (the default): stops the active member, starts MEMBER. Sleep mode
+    (`gpu_groups: {GROUP: {switch: sleep}}` in stack.yaml, vLLM only): lets the active
+    member finish its requests and puts it to sleep, then wakes MEMBER (or starts it, the
+    first time) and warms it up. Either way it waits until MEMBER is healthy and the
+    gateway routes its model to it. Meanwhile the gateway holds requests for MEMBER's model
+    (up to the group's `hold` seconds, then its fallback answers) and sends the others'
+    to their fallbacks; it is never restarted. If MEMBER fails, it is stopped, the previous
+    member comes back and the exit code is non-zero. A switched-out member is kept (stopped,
+    or asleep: `status` shows it as standby), so switching back is quick.
     """
     from ..ops.switch import SwitchFailed, SwitchOptions, ensure_active
 

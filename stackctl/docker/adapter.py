@@ -144,7 +144,14 @@ class Docker:
                             lambda: self._client.container.list(all=True, filters=filters))
         if len(listed) < 2:
             return [s for s in map(self._inspected, listed) if s]
-        # one `docker inspect` each: side by side, so a poll costs one CLI round trip
+        try:  # one `docker inspect` for all of them: a poll costs one CLI round trip
+            both = self._call("docker container inspect",
+                              lambda: self._client.container.inspect([c.id for c in listed]))
+            return [_state(c) for c in both]
+        except DockerError as exc:
+            if "No such" not in str(exc):
+                raise
+        # one was removed between the list and the inspect: each on its own
         with ThreadPoolExecutor(max_workers=min(len(listed), 8)) as pool:
             return [s for s in pool.map(self._inspected, listed) if s]
 

@@ -206,12 +206,16 @@ def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float
             sleep(0.1)
 
 
+ROUTING_SEEN = 0.06  # seconds until every gateway worker follows a new routing state
+
+
 class Engine(Protocol):
     """A member's own sleep-mode API (vllm.VllmEngine); tests inject fakes."""
 
     def sleep(self, level: int) -> None: ...
     def wake(self, level: int) -> None: ...
     def drain(self, seconds: float) -> int: ...
+    def in_flight(self) -> int: ...
     def warm_up(self, model: str) -> None: ...
 
 
@@ -241,13 +245,34 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
 
     members = members_of(reg)
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
-        group, _ = resolve_member(members, opts.member)
+        group, target = resolve_member(members, opts.member)
         settings = group_settings(reg, group)
-        sleeping = settings.switch == "sleep"
         read_states = asleep or (lambda obs: sleep_states(members, obs))
+        group_members = [m for m, info in members.items() if info.group == group]
+        write = route or (lambda state: write_routing(reg, state))
+        # the other groups' inactive members stay diverted while this one changes
+        elsewhere = inactive_members(reg, members, docker.containers(), read_states,
+                                     skip=group) \
+            if not opts.dry_run and any(i.group != group for i in members.values()) else set()
+
+        def routes(active: str | None, held: str | None = None) -> None:
+            """Divert every member of the group but `active`; hold `held`'s requests."""
+            inactive = elsewhere | {m for m in group_members if m not in (active, held)}
+            try:
+                write(routing_state(reg, inactive,
+                                    {held: settings.hold} if held else None))
+            except OSError as exc:
+                say(f"could not update the gateway's routing state: {exc}")
+
+        # First of all: from here on the gateway holds the target's requests and sends the
+        # others' to their fallbacks, while the group is looked at (the workers need a
+        # moment to follow; this is it).
+        routed_at = time.monotonic()
+        if not opts.dry_run:
+            routes(None, held=target)
         observed = docker.containers(group=group)
-        states = read_states(observed) if sleeping else None
-        plan = plan_switch(members, opts.member, observed, states, settings.sleep_level)
+        states = read_states(observed) if settings.switch == "sleep" else None
+        plan = plan_switch(members, target, observed, states, settings.sleep_level)
         result = SwitchResult(plan=plan)
         if opts.dry_run:
             return result
@@ -266,20 +291,6 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
             def engine(m: Member) -> Engine:
                 assert m.url is not None  # validate: a member's base_url has its port
                 return VllmEngine(m.name, m.url)
-        # the other groups' inactive members stay diverted while this one changes
-        elsewhere = inactive_members(reg, members, docker.containers(), read_states,
-                                     skip=group)
-        group_members = [m for m, info in members.items() if info.group == group]
-        write = route or (lambda state: write_routing(reg, state))
-
-        def routes(active: str | None, held: str | None = None) -> None:
-            """Divert every member of the group but `active`; hold `held`'s requests."""
-            inactive = elsewhere | {m for m in group_members if m not in (active, held)}
-            try:
-                write(routing_state(reg, inactive,
-                                    {held: settings.hold} if held else None))
-            except OSError as exc:
-                say(f"could not update the gateway's routing state: {exc}")
 
         probe = host_ready(members) if ready is None else ready
         # a target found running is checked, not switched: nothing to record
@@ -288,11 +299,9 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
         report.started()
         t0 = time.monotonic()
         run = _Run(members, docker, observed, opts, say, probe, routable, engine,
-                   settings.sleep_level, settings.drain)
+                   settings.sleep_level, settings.drain, routed_at + ROUTING_SEEN)
         previous = (plan.sleep or plan.stop or [None])[0]
         try:
-            if not plan.noop:
-                routes(None, held=plan.target)
             result.timings.update(run.switch(plan))
             routes(plan.target)  # held requests go to the target now
             run.confirm(plan.target, result.timings)
@@ -341,6 +350,7 @@ class _Run:
     engine: Callable[[Member], Engine]
     level: int
     drain: float | None
+    routed: float  # monotonic time from which no gateway worker sends new requests out
 
     def switch(self, plan: SwitchPlan) -> dict[str, float]:
         t0 = time.monotonic()
@@ -386,14 +396,25 @@ class _Run:
         eng = self.engine(self.members[member])
         t = time.monotonic()
         grace = self.members[member].stop_grace if self.drain is None else self.drain
-        self.say(f"letting {member}'s requests finish (at most {grace:g}s)")
+        # the gateway's workers look at the routing state at most every 50 ms: after that,
+        # no new request is sent to this member
+        time.sleep(max(0.0, self.routed - time.monotonic()))
         try:
-            left = eng.drain(grace)
-            if left:
-                self.say(f"{member} still has {left} request(s) after {grace:g}s")
-            drained = time.monotonic()
-            self.say(f"putting {member} to sleep (level {self.level})")
-            eng.sleep(self.level)
+            for _ in range(3):
+                self.say(f"letting {member}'s requests finish (at most {grace:g}s)")
+                if left := eng.drain(grace):
+                    self.say(f"{member} still has {left} request(s) after {grace:g}s")
+                drained = time.monotonic()
+                self.say(f"putting {member} to sleep (level {self.level})")
+                eng.sleep(self.level)
+                # A request already on its way when the state changed can reach the engine
+                # after the drain: a sleeping engine queues it until it wakes, which may be
+                # never. Woken again, it serves it, and sleeps once more.
+                if not (stuck := eng.in_flight()):
+                    break
+                self.say(f"{stuck} request(s) reached {member} as it fell asleep: waking it "
+                         "to answer them")
+                eng.wake(self.level)
         except EngineError as exc:
             self.say(f"{exc}; stopping {member} instead")
             self.stop(member)
@@ -439,8 +460,9 @@ class _Run:
             raise GateFailure(member, f"did not wake: {exc}") from None
         woke = time.monotonic()
         warm = self.warm_up(member)
-        return {"wake": woke - t, "warm": warm, "start": time.monotonic() - t,
-                **self.gate(member)}
+        # a completion answered is readiness enough: its process never stopped, and Docker's
+        # healthcheck (/health) said yes all along, asleep or not
+        return {"wake": woke - t, "warm": warm, "start": time.monotonic() - t, "ready": 0.0}
 
     def warm_up(self, member: str) -> float:
         from .vllm import EngineError
@@ -471,18 +493,6 @@ class _Run:
                               f"to it within {self.opts.routable_timeout:g}s")
         timings["routable"] = time.monotonic() - t
 
-    def retire(self, member: str, mode: str) -> None:
-        """A failed target leaves the GPU: asleep if it can still sleep, else stopped."""
-        from .vllm import EngineError
-
-        if mode == "sleep" and self.is_running(member):
-            try:
-                self.engine(self.members[member]).sleep(self.level)
-                return
-            except EngineError:
-                pass
-        self.stop(member, any_state=True)
-
     def rollback(self, plan: SwitchPlan, failure: GateFailure, previous: str | None,
                  routes: Callable[..., None]) -> NoReturn:
         """Retire the failed target, bring the previous member back, say what happened."""
@@ -491,12 +501,15 @@ class _Run:
                                      if s.service == plan.target), "")
         self.say(f"{plan.target} failed: {failure.reason}; rolling back")
         routes(None, held=previous)
-        self.retire(plan.target, plan.mode)
+        # Stopped, also in sleep mode: an engine that failed to wake or to answer is in no
+        # known state (vLLM's may be dying); stopped, it frees the GPU, and its restart
+        # policy cannot start it again beside the member that gets the GPU back.
+        self.stop(plan.target, any_state=True)
         if plan.noop:
             routes(None)
             raise SwitchFailed(f"{plan.target} (already running) {failure.reason}; it was the "
-                               f"only member running, and is {_retired(plan.mode)} now: GPU "
-                               f"group {plan.group!r} has no active member" + _tail(logs),
+                               "only member running, and is stopped now: GPU group "
+                               f"{plan.group!r} has no active member" + _tail(logs),
                                restored=True)
         if previous is None:
             routes(None)
@@ -517,10 +530,6 @@ class _Run:
                                "healthy member" + _tail(logs), restored=False) from None
         raise SwitchFailed(f"{plan.target} {failure.reason}; rolled back: {previous} is "
                            "healthy and routable again" + _tail(logs))
-
-
-def _retired(mode: str) -> str:
-    return "asleep or stopped" if mode == "sleep" else "stopped"
 
 
 def _tail(logs: str) -> str:

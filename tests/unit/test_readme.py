@@ -31,4 +31,4 @@ def test_status_json_example_has_the_documented_keys():
     assert {"gateway", "services", "gpu_groups", "healthy"} <= set(doc)
     assert {"url", "healthy", "models"} <= set(doc["gateway"])
     assert {"name", "profile", "state", "health", "port", "models"} <= set(doc["services"][0])
-    assert set(doc["gpu_groups"]["gpu0"]) == {"active", "members", "running"}
+    assert set(doc["gpu_groups"]["gpu0"]) == {"active", "members", "mode", "running", "asleep"}

@@ -109,6 +109,7 @@ class Engines:
 
     def __init__(self, log: list, docker: FakeDocker, fail: set[tuple[str, str]] = frozenset()):
         self.log, self.docker, self.fail = log, docker, set(fail)
+        self.stuck: dict[str, list[int]] = {}  # member → requests queued after each sleep
 
     def __call__(self, member):
         return FakeEngine(member.name, self)
@@ -139,6 +140,10 @@ class FakeEngine:
 
     def warm_up(self, model: str) -> None:
         self._do("warm_up", model)
+
+    def in_flight(self) -> int:
+        queued = self.o.stuck.get(self.name)
+        return queued.pop(0) if queued else 0
 
 
 @dataclasses.dataclass
@@ -301,7 +306,9 @@ def test_noop_switch_touches_no_engine_and_routes_to_the_target(sleepy):
     sw = switch_setup({QWEN: True, DOLPHIN: False})
     result = sw.run(sleepy, "dolphin")
     assert result.plan.noop
-    assert sw.log == [("route", state({QWEN_MODEL: FALLBACK})),
+    # held while the group is looked at (before it is known to be a no-op), then released
+    assert sw.log == [("route", state({QWEN_MODEL: FALLBACK}, held(DOLPHIN_MODEL))),
+                      ("route", state({QWEN_MODEL: FALLBACK})),
                       ("routable", DOLPHIN_MODEL, f"{DOLPHIN_MODEL}@{DOLPHIN}")]
     assert sw.docker.calls == []
 
@@ -334,15 +341,30 @@ def test_target_that_will_not_wake_is_retired_and_previous_woken(sleepy):
     assert sw.engine_calls() == [
         ("drain", QWEN, 5.0), ("sleep", QWEN, 1),
         ("wake", DOLPHIN, 1),                       # fails
-        ("sleep", DOLPHIN, 1),                      # the failed target leaves the GPU
         ("wake", QWEN, 1), ("warm_up", QWEN, QWEN_MODEL)]
+    # the failed target leaves the GPU stopped (in no known state, it is not put to sleep)
+    assert sw.log.index(("stop", "p-vllm-dolphin-1")) < sw.log.index(("wake", QWEN, 1))
+    assert not sw.docker.state[DOLPHIN].running
     states = sw.states()
     assert states[1] == state({DOLPHIN_MODEL: FALLBACK}, held(QWEN_MODEL))  # previous held
     assert states[-1] == state({DOLPHIN_MODEL: FALLBACK})  # the previous member routed
     assert sw.log[-1] == ("routable", QWEN_MODEL, f"{QWEN_MODEL}@{QWEN}")
 
 
-def test_failed_target_that_cannot_sleep_either_is_stopped(sleepy):
+def test_requests_that_reach_the_outgoing_member_as_it_sleeps_are_served_first(sleepy):
+    """One that was on its way when the routing state changed lands in the sleeping engine,
+    which would hold it until a wake that may never come: the member is woken to answer
+    it and put to sleep again before the target wakes."""
+    sw = switch_setup({QWEN: False, DOLPHIN: True})
+    sw.engines.stuck[QWEN] = [2, 0]
+    sw.run(sleepy, "dolphin")
+    assert sw.engine_calls() == [
+        ("drain", QWEN, 5.0), ("sleep", QWEN, 1), ("wake", QWEN, 1),
+        ("drain", QWEN, 5.0), ("sleep", QWEN, 1),
+        ("wake", DOLPHIN, 1), ("warm_up", DOLPHIN, DOLPHIN_MODEL)]
+
+
+def test_failed_target_is_stopped_whatever_its_engine_says(sleepy):
     sw = switch_setup({QWEN: False, DOLPHIN: True},
                       fail={(DOLPHIN, "wake"), (DOLPHIN, "sleep")})
     with pytest.raises(SwitchFailed) as exc:
