@@ -51,6 +51,9 @@ engine:
 	@command -v promtool >/dev/null || $(STEP) "promtool (apt-get install prometheus)" --log $(LOGS)/promtool.log -- \
 	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
 	    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus'
+	@command -v kubectl >/dev/null || $(STEP) "kubectl (apt-get install kubernetes-client)" --log $(LOGS)/kubectl.log -- \
+	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends kubernetes-client'
 
 images: install engine
 	@$(STACKCTL) images build

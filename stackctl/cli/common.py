@@ -252,7 +252,7 @@ def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[s
                      "and nothing was started") from None
     for name in created:
         say(f"created {name} in {reg.env_file.name} (random; not shown)")
-    files = render_all(reg)
+    files = render_all(reg, tuple(dict.fromkeys(("compose", reg.stack.deploy.target))))
     existed = {f.path for f in files if f.path.exists()}
     written = write_all(files, reg.output_dir)
     for path in written:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..render.files import render_all, write_all
+from ..render.files import TARGETS, render_all, write_all
 from ..render.writer import interrupted
 from .common import (
     FAILED,
@@ -30,14 +30,18 @@ from .common import (
 @config_dir_option
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 with a unified diff if a generated file is stale.")
+@click.option("--target", "targets", multiple=True, type=click.Choice(TARGETS),
+              help="Also render for this engine: swarm (swarm/stack.yaml for `docker stack "
+                   "deploy`) or kubernetes (a kustomize folder, kubernetes/). Repeatable; "
+                   "the compose set is always rendered.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {ok, check, files: [{path, status: written|unchanged|stale, diff}]}.")
 @json_errors
-def generate(config_dir: Path, check: bool, as_json: bool) -> None:
+def generate(config_dir: Path, check: bool, targets: tuple[str, ...], as_json: bool) -> None:
     """Render the compose file, the LiteLLM config and the Prometheus and Alertmanager configs
     from the registry (byte-stable)."""
     reg = load_or_fail(config_dir)
-    files = render_all(reg)
+    files = render_all(reg, ("compose", *targets))
     if check:
         if interrupted(reg.output_dir):  # the files may match; the set is still unfinished
             raise Failed(f"{display(reg.output_dir)} holds a set an interrupted `stackctl "

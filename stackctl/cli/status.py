@@ -38,6 +38,10 @@ def status(config_dir: Path, as_json: bool) -> None:
     from ..ops.status import collect_status
 
     reg = load_or_fail(config_dir)
+    if reg.stack.deploy.target == "swarm":
+        from . import swarm
+
+        return swarm.status(reg, as_json)
     with ops_errors():
         st = collect_status(reg, docker_for(reg))
     if as_json:

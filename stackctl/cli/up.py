@@ -70,6 +70,10 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     reg = load_or_fail(config_dir)
     with ops_errors():  # a .env that cannot be completed safely is a user error
         files = prepare_files(reg, console.print)
+    if reg.stack.deploy.target == "swarm":
+        from . import swarm
+
+        return swarm.up(reg, timeout, as_json, lambda s: console.print(f"  {s}"))
     marks = {"ready": "[green]✓[/]", "failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}
     waiting: dict[str, str] = {}
 

@@ -76,3 +76,23 @@ def write_routing(reg: Registry, state: dict) -> None:
         f.write("\n")
     os.chmod(temp, 0o644)  # the gateway runs as another user
     os.replace(temp, path)
+
+
+def read_routing(reg: Registry) -> str:
+    """The state file's text as it is ("" when there is none), for restore_routing."""
+    try:
+        return routing_path(reg).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def restore_routing(reg: Registry, text: str) -> None:
+    """Put back what read_routing returned: the text, or no file (the gateway then routes
+    every model to its own members)."""
+    try:
+        if text:
+            write_routing(reg, json.loads(text))
+        else:
+            routing_path(reg).unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass

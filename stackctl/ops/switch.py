@@ -241,7 +241,7 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
     its logs stay readable.
     """
     from ..registry.catalog import group_settings
-    from .routing import routing_state, write_routing
+    from .routing import read_routing, restore_routing, routing_state, write_routing
 
     members = members_of(reg)
     with stack_lock(reg.stack.project, "switch", opts.lock_wait):
@@ -268,11 +268,17 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
         # others' to their fallbacks, while the group is looked at (the workers need a
         # moment to follow; this is it).
         routed_at = time.monotonic()
+        before = None if opts.dry_run or route else read_routing(reg)
         if not opts.dry_run:
             routes(None, held=target)
-        observed = docker.containers(group=group)
-        states = read_states(observed) if settings.switch == "sleep" else None
-        plan = plan_switch(members, target, observed, states, settings.sleep_level)
+        try:
+            observed = docker.containers(group=group)
+            states = read_states(observed) if settings.switch == "sleep" else None
+            plan = plan_switch(members, target, observed, states, settings.sleep_level)
+        except BaseException:  # nothing changed but the routing: as it was
+            if before is not None:
+                restore_routing(reg, before)
+            raise
         result = SwitchResult(plan=plan)
         if opts.dry_run:
             return result
@@ -313,6 +319,11 @@ def ensure_active(reg: Registry, docker: Docker, opts: SwitchOptions,
                 report.finished(previous if exc.restored else None, result.timings,
                                 success=False, rolled_back=bool(previous))
                 raise
+        except BaseException:
+            # the engine went away, or Ctrl-C, half-way: which member can answer is not
+            # known; the fallbacks answer for the whole group until `switch` or `up` repairs
+            routes(None)
+            raise
         result.timings["total"] = time.monotonic() - t0
         report.finished(plan.target, result.timings, success=True, rolled_back=False)
         if report.problem:

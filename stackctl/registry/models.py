@@ -414,6 +414,30 @@ class GpuGroup(Strict):
                                   "stop_grace_period")
 
 
+class Deploy(Strict):
+    """Where the stack runs beyond one Docker engine: a Swarm, or Kubernetes manifests."""
+
+    target: Literal["compose", "swarm"] = Field("compose", description="the engine `up`, "
+                                                "`down`, `status` and `switch` drive: one "
+                                                "Docker engine (Compose) or a Docker Swarm")
+    manager: str | None = Field(None, pattern=r"^(tcp|ssh|unix)://\S+$",
+                                description="Docker host of a Swarm manager (DOCKER_HOST "
+                                "form, e.g. tcp://10.0.0.5:2375); null: this machine's engine")
+    gateway_replicas: int = Field(2, ge=1, le=32, description="gateway replicas on a Swarm "
+                                  "or Kubernetes (one Compose engine runs one, with workers)")
+    registry: str | None = Field(None, pattern=r"^[a-z0-9.-]+(:[0-9]{1,5})?$",
+                                 description="image registry the nodes pull from (host:port); "
+                                 "local images are pushed there by `up`; null: images as named")
+    gpu_node_label: str = Field("stackctl.gpu", pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                                description="node label (value true) of the nodes GPU members "
+                                "may run on (Swarm placement, Kubernetes node selector)")
+    gpu_resource: str = Field("gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                              description="Swarm generic resource kind a GPU node advertises "
+                              "(dockerd --node-generic-resource gpu=...)")
+    namespace: str = Field("stackctl", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+                           description="Kubernetes namespace of the manifests")
+
+
 class StackFile(Strict):
     project: str = Field("stackctl", pattern=r"^[a-z0-9][a-z0-9_-]*$",
                          description="compose project name")
@@ -424,6 +448,7 @@ class StackFile(Strict):
     gateway: Gateway = Field(default_factory=Gateway)
     cache: Cache = Field(default_factory=Cache)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    deploy: Deploy = Field(default_factory=Deploy, description="Swarm and Kubernetes")
     gpu_groups: dict[str, GpuGroup] = Field(default_factory=dict, description="exclusive "
                                             "GPU group → how it switches (default: restart)")
     default_profiles: list[str] = Field(default_factory=list,

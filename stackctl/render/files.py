@@ -50,7 +50,28 @@ class Generated:
                                             f"{label} (on disk)", f"{label} (from registry)"))
 
 
-def render_all(reg: Registry) -> list[Generated]:
+TARGETS = ("compose", "swarm", "kubernetes")
+KUBERNETES_DIR = "kubernetes"
+
+
+def render_all(reg: Registry, targets: tuple[str, ...] = ("compose",)) -> list[Generated]:
+    """The compose set (the gateway's config and callbacks in it serve every target), plus
+    the Swarm stack file for "swarm" and a kustomize folder for "kubernetes"."""
+    files = _compose_set(reg)
+    if "swarm" in targets:
+        from .swarm import SWARM_FILE, swarm_text
+
+        files.append(Generated(reg.output_dir / SWARM_FILE, swarm_text(reg)))
+    if "kubernetes" in targets:
+        from .kubernetes import kubernetes_texts
+
+        folder = reg.output_dir / KUBERNETES_DIR
+        files += [Generated(folder / name, text)
+                  for name, text in sorted(kubernetes_texts(reg).items())]
+    return files
+
+
+def _compose_set(reg: Registry) -> list[Generated]:
     sources = [f"{reg.config_dir.name}/{n}" for n in (PROVIDERS, MAPPINGS, STACK)]
     out = reg.output_dir
     litellm = to_yaml(render_litellm(reg), sources)

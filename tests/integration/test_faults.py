@@ -431,7 +431,7 @@ def test_active_member_removed_status_tells_and_up_recreates_it(stack):
     assert rows(doc)["vllm-qwen"]["state"] == "absent", rows(doc)["vllm-qwen"]
     assert doc["gpu_groups"]["gpu0"]["active"] is None
     r = stack.run("status")
-    assert "GPU group gpu0: active none" in r.stdout
+    assert "GPU group gpu0 (restart): active none" in r.stdout
     r = stack.run("up", "--timeout", "120")
     assert r.returncode == 0, r.stdout + r.stderr
     assert_one_member(stack, "vllm-qwen")

@@ -69,7 +69,8 @@ def test_a_request_answered_by_a_fallback_shows_as_such(stack):
     assert (rec["model"], rec["deployment"], rec["fallback"]) == (OLLAMA, f"{OLLAMA}@ollama",
                                                                   False)
 
-    fell = ask(stack, QWEN)  # its member does not run: its fallback answers
+    # its member does not run: the gateway's routing callback sends it to its fallback
+    fell = ask(stack, QWEN)
     assert fell.status_code == 200, fell.text
     assert fell.headers["x-litellm-model-id"] == f"{OLLAMA}@ollama"
     call_id = fell.headers["x-litellm-call-id"]
@@ -78,10 +79,10 @@ def test_a_request_answered_by_a_fallback_shows_as_such(stack):
     (rec,) = [d for d in docs if d["call_id"] == call_id]
     assert rec["model"] == QWEN  # asked
     assert rec["model_group"] == OLLAMA and rec["deployment"] == f"{OLLAMA}@ollama"  # answered
-    assert rec["fallback"] is True and rec["attempted_fallbacks"] == 1
+    assert rec["fallback"] is True and rec["attempted_fallbacks"] == 0  # no failed first hop
     assert rec["status"] == "success" and rec["http_status"] == 200
     assert rec["tokens_in"] and rec["tokens_out"] and rec["latency_ms"] > 0
-    assert rec["latency_ms"] >= rec["upstream_ms"]  # the failed first hop counts too
+    assert rec["latency_ms"] >= rec["upstream_ms"]
     print(f"\nfallback request: {rec['latency_ms']:.0f} ms in the gateway, "
           f"{rec['upstream_ms']:.0f} ms of it in the fallback's own call")
 

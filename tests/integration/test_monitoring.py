@@ -104,12 +104,19 @@ def traffic(stack):
                            json={"model": "smollm2", "max_tokens": 8, "stream": True,
                                  "messages": [{"role": "user", "content": "stream, please"}]})
     assert stream.ok and b"[DONE]" in b"".join(stream.iter_content(None))  # time to first token
+    # a fallback of the router's own: qwen's member answers 500 (the stub's error rate)
+    stub = f"http://127.0.0.1:{stack.port('vllm-qwen')}/stub/config"
+    assert requests.post(stub, json={"error_rate": 1.0}, timeout=5).ok
+    try:
+        assert chat(stack, "qwen-coder-vllm", f"fail over {uuid.uuid4()}").ok
+    finally:
+        assert requests.post(stub, json={"error_rate": 0.0}, timeout=5).ok
     assert chat(stack, "no-such-model", "x").status_code >= 400
     assert chat(stack, "smollm2", "x", key="sk-wrong").status_code in (400, 401)
     for member in ("vllm-dolphin", "vllm-qwen"):
         r = stack.run("switch", member)
         assert r.returncode == 0, r.stdout + r.stderr
-        # dolphin's model while dolphin is switched out: answered by its fallback
+        # dolphin's model while dolphin is switched out: diverted to its fallback
         fallback = chat(stack, "dolphin-uncensored-vllm", f"hi {uuid.uuid4()}")
         assert fallback.ok
     time.sleep(5)  # two scrapes at SCRAPE

@@ -105,7 +105,8 @@ def test_status_json_then_degraded_after_a_provider_is_killed(stack):
     assert svc["llama_cpp"]["models"] == ["smollm2"]
     assert svc["vllm-dolphin"]["state"] == "absent"
     assert st["gpu_groups"]["gpu0"] == {"active": "vllm-qwen", "running": ["vllm-qwen"],
-                                        "members": ["vllm-qwen", "vllm-dolphin"]}
+                                        "members": ["vllm-qwen", "vllm-dolphin"],
+                                        "mode": "restart", "asleep": []}
 
     subprocess.run(["docker", "kill", f"{stack.project}-ollama-1"], check=True,
                    capture_output=True)

@@ -112,6 +112,17 @@ def test_a_request_answered_by_a_fallback_says_so():
     assert rec["time"] == round(T0 + 2.8, 3) and rec["call_id"] == "call-1"
 
 
+def test_a_request_the_routing_callback_diverted_is_a_fallback_from_the_model_asked():
+    """Diverted before the router saw it (its member sleeps or is switched out): the router
+    only knows the fallback model, the routing callback's metadata the one asked."""
+    kwargs = success_kwargs(asked="qwen2.5-coder:7b", fallbacks=0)
+    kwargs["litellm_params"]["metadata"]["stackctl_routing"] = {
+        "asked": "dolphin-uncensored-vllm", "action": "diverted", "held_ms": 0}
+    rec = tc.success_record(kwargs)
+    assert rec["model"] == "dolphin-uncensored-vllm" and rec["model_group"] == "qwen2.5-coder:7b"
+    assert rec["fallback"] is True and rec["attempted_fallbacks"] == 0
+
+
 def test_a_request_answered_by_its_own_model_is_no_fallback():
     kwargs = success_kwargs(asked="smollm2", group="smollm2", deployment="smollm2@llama_cpp",
                             fallbacks=0, cache_hit=True)

@@ -161,6 +161,22 @@ def _pushed_by_switch() -> dict[str, set[str]]:
     return out
 
 
+def _rerouted_by_the_gateway() -> dict[str, set[str]]:
+    """The routing callback's own counter, read from what it registers."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    from stackctl.render import routing_callback
+
+    registry = CollectorRegistry()
+    import unittest.mock as mock
+
+    with mock.patch("prometheus_client.Counter",
+                    lambda *a, **k: Counter(*a, registry=registry, **k)):
+        routing_callback._counter()("a", "f", "diverted")
+    return {s.name: set(s.labels) for fam in registry.collect() for s in fam.samples
+            if s.name.endswith("_total")}
+
+
 SOURCES: dict[str, Source] = {
     "litellm": Source(
         "Seen on /metrics/ of a real LiteLLM 1.106.2 proxy (callbacks: [prometheus], "
@@ -217,6 +233,11 @@ SOURCES: dict[str, Source] = {
     "blackbox exporter": Source(
         "/metrics of Debian bookworm's prometheus-blackbox-exporter 0.23.0.",
         {"blackbox_exporter_config_last_reload_successful": set()},
+    ),
+    "stackctl routing callback": Source(
+        "Registered by the gateway's routing callback (stackctl/render/routing_callback.py "
+        "_counter) in the gateway's multiprocess registry: read from what it registers.",
+        _rerouted_by_the_gateway(),
     ),
     "stackctl switch": Source(
         "Pushed by `stackctl switch` to the Pushgateway (job stackctl_switch, grouping key "

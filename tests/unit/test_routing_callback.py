@@ -410,3 +410,20 @@ def test_the_proxy_loads_the_callback_like_litellm(tmp_path: Path,
     other = request("x")
     median = _median_ns(lambda: _drive(cb.async_pre_call_hook(data=other, **kwargs)))
     assert median < 20_000, f"{median / 1000:.1f} µs"
+
+
+def test_each_rerouted_request_is_counted_for_the_gateway_metric(tmp_path: Path) -> None:
+    """LiteLLM counts only its router's fallbacks: a diverted or held request is counted by
+    the hook (stackctl_gateway_rerouted_requests_total), once, with what answers it."""
+    path = tmp_path / "gpu-routing.json"
+    write(path, {"v": 1, "divert": {"a": "f"}, "hold": {"b": {"seconds": 0.05, "fallback": "f"}}})
+    counted: list[tuple[str, str, str]] = []
+    r = Routing(StateFile(str(path), interval=0.01, warn=lambda m: None), poll=0.01,
+                count=lambda *c: counted.append(c))
+
+    async def main() -> None:
+        for model in ("a", "b", "x"):
+            await r.pre_call(request(model), "acompletion")
+
+    asyncio.run(main())
+    assert counted == [("a", "f", "diverted"), ("b", "f", "hold_expired")]  # "x": untouched

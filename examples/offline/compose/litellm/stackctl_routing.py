@@ -249,10 +249,13 @@ class Routing:
     """The decision applied to a request's data (the body of the proxy's pre-call hook)."""
 
     def __init__(self, state_file: StateFile, poll: float = POLL_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 count: Callable[[str, str, str], None] = lambda asked, to, action: None
+                 ) -> None:
         self.state_file = state_file
         self.poll = poll
         self.clock = clock
+        self.count = count  # (model asked, model that answers, action): the gateway's metric
         self._errors: set[str] = set()  # hook errors already logged
 
     async def pre_call(self, data: Any, call_type: Any) -> None:
@@ -299,6 +302,28 @@ class Routing:
             meta = data["metadata"] = {}
         meta[METADATA_KEY] = {"asked": model, "action": record,
                               "held_ms": int(round(elapsed * 1000)) if held else 0}
+        self.count(model, str(data.get("model")), record)
+
+
+METRIC = "stackctl_gateway_rerouted_requests"
+
+
+def _counter() -> Callable[[str, str, str], None]:
+    """Requests this hook held or sent to a fallback, as a Prometheus counter beside
+    LiteLLM's own (the gateway's /metrics adds up every worker's, PROMETHEUS_MULTIPROC_DIR):
+    LiteLLM counts only the fallbacks its router makes, and a diverted request is not one."""
+    try:
+        from prometheus_client import Counter
+    except ImportError:
+        return lambda asked, to, action: None
+    counter = Counter(METRIC, "Requests for the members of exclusive GPU groups that the "
+                      "gateway held during a switch or sent to a fallback "
+                      "(action: diverted, held, hold_expired)",
+                      ["requested_model", "fallback_model", "action"])
+
+    def count(asked: str, to: str, action: str) -> None:
+        counter.labels(asked, "" if action == "held" else to, action).inc()
+    return count
 
 
 def _make_callback() -> Any:
@@ -310,7 +335,7 @@ def _make_callback() -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.routing = Routing(StateFile(default_path()))
+            self.routing = Routing(StateFile(default_path()), count=_counter())
 
         async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type,  # type: ignore[no-untyped-def]
                                       **kwargs):

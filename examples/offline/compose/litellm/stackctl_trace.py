@@ -45,7 +45,8 @@ def success_record(kwargs: Mapping[str, Any], start: Any = None, end: Any = None
     received = _epoch(meta.get("litellm_received_at"), t0)
     return _record(
         call_id=kwargs.get("litellm_call_id") or slo.get("litellm_call_id"), status="success",
-        end=t1, model=meta.get("original_model_group") or group, model_group=group,
+        end=t1, model=_asked(meta) or meta.get("original_model_group") or group,
+        model_group=group,
         deployment=slo.get("model_id") or _mapping(meta.get("model_info")).get("id"),
         fallbacks=meta.get("attempted_fallbacks"), retries=meta.get("attempted_retries"),
         latency_ms=_ms(received, t1), upstream_ms=_ms(t0, t1),
@@ -67,7 +68,7 @@ def failure_record(request_data: Mapping[str, Any], exc: BaseException,
     deployment = _mapping(meta.get("model_info")).get("id") or slo.get("model_id")
     return _record(
         call_id=request_data.get("litellm_call_id") or slo.get("litellm_call_id"),
-        status="failure", end=end, model=meta.get("original_model_group") or
+        status="failure", end=end, model=_asked(meta) or meta.get("original_model_group") or
         request_data.get("model") or group, model_group=group, deployment=deployment,
         fallbacks=meta.get("attempted_fallbacks"), retries=meta.get("attempted_retries"),
         latency_ms=_ms(received, end), upstream_ms=None, tokens_in=None, tokens_out=None,
@@ -95,6 +96,13 @@ def _record(*, call_id: Any, status: str, end: float | None, model: Any, model_g
               latency_ms, upstream_ms, tokens_in, tokens_out, cache_hit, stream, http_status,
               error)
     return dict(zip(FIELDS, values, strict=True))
+
+
+def _asked(meta: Mapping[str, Any]) -> Any:
+    """The model the client asked for, when the routing callback (routing_callback.py) sent
+    the request to another one: a fallback too, though not the router's."""
+    routed = meta.get("stackctl_routing")
+    return routed.get("asked") if isinstance(routed, Mapping) else None
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
