@@ -13,7 +13,6 @@ that its model is routed to it, and rolls back the same way on failure.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,17 +88,18 @@ class Swarm:
         nodes = {n.id: (n.description.hostname if n.description else n.id)
                  for n in self._call("docker node ls", self.client.node.list)}
         out: dict[str, ServiceState] = {}
+        by_id: dict[str, str] = {}
         for svc in self._call("docker service ls", lambda: self.client.service.list(
                 filters=[("label", f"com.docker.stack.namespace={self.project}")])):
             spec = svc.spec
             name = spec.name.removeprefix(f"{self.project}_")
             replicated = (spec.mode or {}).get("Replicated")
             out[name] = ServiceState(name, int((replicated or {}).get("Replicas", 0)))
+            by_id[svc.id] = name
         if out:
             for task in self._call("docker stack ps", lambda: self.client.stack.ps(
                     self.project)):
-                name = next((n for n in out if task.name and task.name.startswith(
-                    f"{self.project}_{n}.")), None)
+                name = by_id.get(task.service_id or "")
                 if name is None:
                     continue
                 st = task.status
@@ -140,17 +140,32 @@ class Swarm:
                        if t.state == "running" and t.desired == "running" and t.node in addrs})
 
     # -- changing -----------------------------------------------------------------------
+    def _cli(self, what: str, *args: str) -> str:
+        """The docker CLI against the manager, its output captured (python-on-whales' own
+        `service scale` and `stack deploy` print to our stdout, which --json keeps clean)."""
+        from python_on_whales.utils import run
+
+        return self._call(what, lambda: run(self.client.client_config.docker_cmd + list(args)))
+
     def scale(self, scales: dict[str, int]) -> None:
-        full = {f"{self.project}_{name}": n for name, n in scales.items()}
-        self._call(f"docker service scale {full}",
-                   lambda: self.client.service.scale(full, detach=True))
+        full = [f"{self.project}_{name}={n}" for name, n in scales.items()]
+        self._cli(f"docker service scale {' '.join(full)}", "service", "scale", "--detach",
+                  *full)
+
+    def secret_names(self) -> set[str]:
+        # the CLI, not python-on-whales' Secret objects: their constructor prints each
+        # secret's id to stdout (python-on-whales 0.80)
+        return set(self._cli("docker secret ls", "secret", "ls", "--format",
+                             "{{.Name}}").split())
 
     def secrets(self, env_file: Path) -> list[str]:
         """Create the stack's secrets that are missing from `.env`'s values; return their
         names. A secret is immutable: one that exists is kept as it is."""
+        from python_on_whales.utils import run
+
         from ..render.swarm import swarm_secrets
 
-        have = {s.spec.name for s in self._call("docker secret ls", self.client.secret.list)}
+        have = self.secret_names()
         created = []
         for name, var in swarm_secrets(self.reg).items():
             if name in have:
@@ -159,20 +174,21 @@ class Swarm:
             if not value:
                 raise SwarmError(f"{var} has no value in {env_file}: the Swarm secret {name} "
                                  "cannot be created")
-            fd, tmp = tempfile.mkstemp(prefix="stackctl-secret-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(value)
-                self._call(f"docker secret create {name}",
-                           lambda n=name, t=tmp: self.client.secret.create(n, t))
-            finally:
-                os.unlink(tmp)
+            cmd = self.client.client_config.docker_cmd + ["secret", "create", name, "-"]
+            # on stdin: the value is on no command line and in no file
+            self._call(f"docker secret create {name}",
+                       lambda c=cmd, v=value: run(c, input=v.encode()))
             created.append(name)
         return created
 
     def deploy(self, stack_file: Path, variables: dict[str, str]) -> None:
-        self._call("docker stack deploy", lambda: self.client.stack.deploy(
-            self.project, [stack_file], resolve_image="never", variables=variables))
+        from python_on_whales.utils import run
+
+        cmd = self.client.client_config.docker_cmd + [
+            "stack", "deploy", "--compose-file", str(stack_file), "--resolve-image", "never",
+            self.project]
+        # `${VAR}` in the stack file: filled in from the environment of the CLI
+        self._call("docker stack deploy", lambda: run(cmd, env=variables))
 
     def remove(self) -> None:
         self._call("docker stack rm", lambda: self.client.stack.remove(self.project))
@@ -180,11 +196,9 @@ class Swarm:
     def remove_secrets(self) -> None:
         from ..render.swarm import swarm_secrets
 
-        names = set(swarm_secrets(self.reg))
-        for s in self._call("docker secret ls", self.client.secret.list):
-            if s.spec.name in names:
-                self._call(f"docker secret rm {s.spec.name}",
-                           lambda s=s: self.client.secret.remove(s))
+        mine = sorted(set(swarm_secrets(self.reg)) & self.secret_names())
+        if mine:
+            self._cli("docker secret rm", "secret", "rm", *mine)
 
     def leftovers(self) -> dict[str, list[str]]:
         """What of the stack is still there: services, secrets, networks."""
@@ -195,9 +209,7 @@ class Swarm:
         return {
             "services": [s.spec.name for s in self._call(
                 "docker service ls", lambda: self.client.service.list(filters=label))],
-            "secrets": [s.spec.name for s in self._call("docker secret ls",
-                                                        self.client.secret.list)
-                        if s.spec.name in names],
+            "secrets": sorted(names & self.secret_names()),
             "networks": [n.name for n in self._call(
                 "docker network ls", lambda: self.client.network.list(filters=label))],
         }
@@ -207,6 +219,7 @@ def push_images(reg: Registry, stack: dict[str, Any], say: Callable[[str], None]
     """Tag each local image the stack file names with `deploy.registry` and push it there
     (from this machine's engine): the nodes pull it by that name."""
     from python_on_whales import docker
+    from python_on_whales.utils import run
 
     prefix = f"{reg.stack.deploy.registry}/"
     pushed = []
@@ -217,7 +230,7 @@ def push_images(reg: Registry, stack: dict[str, Any], say: Callable[[str], None]
         try:
             docker.image.tag(local, image)
             say(f"pushing {image}")
-            docker.image.push(image, quiet=True)
+            run(docker.client_config.docker_cmd + ["image", "push", "-q", image])
         except Exception as exc:  # python-on-whales raises DockerException (and subclasses)
             raise SwarmError(f"could not push {local} to {reg.stack.deploy.registry}: "
                              f"{str(exc).strip().splitlines()[-1]}") from None

@@ -1,0 +1,148 @@
+"""Issue 14 on the real engine: the offline stack on a three-node Swarm (one machine).
+
+The registry is the offline example's, with `deploy: {target: swarm, manager, registry,
+gateway_replicas: 2}`: `stackctl up` creates the secrets, pushes the local images to the
+cluster's registry and deploys; the GPU group's members run only on the GPU node; traffic
+reaches the gateway replicas on their nodes' published ports (host mode).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import make_stack
+from .swarm_cluster import SwarmCluster, swarm_cluster
+from .traffic import Traffic
+
+pytestmark = pytest.mark.integration
+QWEN, DOLPHIN = "qwen-coder-vllm", "dolphin-uncensored-vllm"
+FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_ready: None) -> Iterator[SwarmCluster]:
+    with swarm_cluster("stackctl-swarm-st") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFactory):
+    s = make_stack(tmp_path_factory.mktemp("swarm"), "stackctl-sw-stack", "restart")
+    s.edit("stack.yaml", lambda d: d.update(deploy={
+        "target": "swarm", "manager": cluster.manager, "registry": cluster.registry,
+        "gateway_replicas": 2}))
+    t0 = time.monotonic()
+    r = s.run("up", "--timeout", "300")
+    FIGURES["up on the Swarm (s)"] = round(time.monotonic() - t0, 1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    yield s
+    for name, value in FIGURES.items():
+        print(f"swarm figure: {name}: {value}")
+
+
+def status(stack) -> tuple[int, dict]:
+    r = stack.run("status", "--json")
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def tasks(doc: dict, service: str) -> list[dict]:
+    return next(s["tasks"] for s in doc["services"] if s["name"] == service)
+
+
+def test_up_spreads_the_stack_and_keeps_the_gpu_group_on_the_gpu_node(stack, cluster):
+    code, doc = status(stack)
+    assert code == 0, doc
+    assert {n["hostname"] for n in doc["nodes"]} == {"node1", "node2", "node3"}
+    gpu = next(n for n in doc["nodes"] if n["hostname"] == cluster.gpu_node)
+    assert gpu["labels"].get("stackctl.gpu") == "true" and gpu["resources"].get("gpu") == 1
+    gateways = tasks(doc, "litellm")
+    assert len(gateways) == 2 and len({t["node"] for t in gateways}) == 2  # one per node
+    assert len(doc["gateways"]) == 2
+    assert [t["node"] for t in tasks(doc, "vllm-qwen")] == [cluster.gpu_node]
+    assert tasks(doc, "vllm-dolphin") == []
+    assert doc["gpu_groups"]["gpu0"]["active"] == "vllm-qwen"
+
+
+def _gateway_off(doc: dict, node: str) -> str:
+    """A gateway URL on another node than `node`."""
+    addr = {n["hostname"]: n["address"] for n in doc["nodes"]}[node]
+    return next(u for u in doc["gateways"] if f"//{addr}:" not in u)
+
+
+def test_switch_there_and_back_under_load_fails_no_request(stack, cluster):
+    _, doc = status(stack)
+    url = doc["gateways"][0]
+    walls = []
+    with Traffic(url, stack.key, [QWEN, DOLPHIN], rate=5) as traffic:
+        assert traffic.wait_answered(QWEN, time.monotonic() - 60)
+        for member in ("dolphin", "qwen"):
+            t0 = time.monotonic()
+            r = stack.run("switch", member, "--timeout", "180")
+            walls.append(round(time.monotonic() - t0, 1))
+            assert r.returncode == 0, r.stdout + r.stderr
+            time.sleep(2)
+    FIGURES["switch walls on the Swarm (s)"] = walls  # type: ignore[assignment]
+    sent = len(traffic.answers)
+    assert sent >= 5 * 2 * (sum(walls)), sent
+    assert traffic.failures() == [], traffic.failures()[:5]
+    _, doc = status(stack)
+    assert [t["node"] for t in tasks(doc, "vllm-qwen")] == [cluster.gpu_node]
+    assert tasks(doc, "vllm-dolphin") == []
+
+
+def test_a_target_that_never_becomes_healthy_is_rolled_back(stack):
+    def never_ready(data: dict) -> None:
+        data["providers"]["vllm-dolphin"]["container"]["env"]["STUB_NEVER_READY"] = "1"
+
+    stack.edit("providers.yaml", never_ready)
+    try:
+        assert stack.run("up", "--timeout", "300").returncode == 0  # redeploys dolphin's spec
+        r = stack.run("switch", "dolphin", "--timeout", "20")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "rolled back" in r.stderr, r.stderr
+        code, doc = status(stack)
+        assert code == 0 and doc["gpu_groups"]["gpu0"]["active"] == "vllm-qwen", doc
+    finally:
+        stack.edit("providers.yaml", lambda d: d["providers"]["vllm-dolphin"]["container"][
+            "env"].pop("STUB_NEVER_READY", None))
+    assert stack.run("up", "--timeout", "300").returncode == 0
+
+
+def test_a_non_gpu_node_stopped_leaves_the_endpoint_answering(stack, cluster):
+    victim = "node2"
+    _, doc = status(stack)
+    url = _gateway_off(doc, victim)
+    with Traffic(url, stack.key, ["qwen2.5-coder:7b", QWEN], rate=5) as traffic:
+        assert traffic.wait_answered(QWEN, time.monotonic() - 60)
+        t0 = time.monotonic()
+        cluster.stop_node(victim)
+        time.sleep(20)  # Swarm marks it down and moves its tasks
+        t1 = time.monotonic()
+        assert traffic.wait_answered(QWEN, t1)
+    during = [a for a in traffic.answers if t0 <= a.t <= t1]
+    lost = [a for a in during if not a.ok]
+    FIGURES["requests lost when a node dies"] = len(lost)
+    FIGURES["requests sent while it died"] = len(during)
+    print(f"node {victim} stopped: {len(during)} sent, {len(lost)} lost: "
+          f"{[(round(a.t - t0, 1), a.text[:80]) for a in lost[:5]]}")
+    assert len(during) >= 100
+    # its replica's node survives: at most the requests in flight on a task that died
+    assert len(lost) <= 3, lost[:5]
+    assert all(a.ok for a in during if a.t > t0 + 15), [a.text[:80] for a in lost]
+    cluster.start_node(victim)
+
+
+def test_down_leaves_no_service_secret_or_network(stack, cluster):
+    r = stack.run("down")
+    assert r.returncode == 0, r.stdout + r.stderr
+    client = cluster.docker()
+    label = [("label", f"com.docker.stack.namespace={stack.project}")]
+    assert client.service.list(filters=label) == []
+    assert client.network.list(filters=label) == []
+    secrets = cluster.cli("secret", "ls", "--format", "{{.Name}}").stdout.split()
+    assert [s for s in secrets if s.startswith(stack.project)] == []
