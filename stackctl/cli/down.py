@@ -46,6 +46,10 @@ def down(config_dir: Path, profiles: tuple[str, ...], volumes: bool, as_json: bo
 
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
+    if reg.stack.deploy.target == "kubernetes":
+        from . import swarm
+
+        swarm.not_on_kubernetes(reg, "down")
     if reg.stack.deploy.target == "swarm":
         from . import swarm
 

@@ -38,6 +38,10 @@ def status(config_dir: Path, as_json: bool) -> None:
     from ..ops.status import collect_status
 
     reg = load_or_fail(config_dir)
+    if reg.stack.deploy.target == "kubernetes":
+        from . import swarm
+
+        swarm.not_on_kubernetes(reg, "status")
     if reg.stack.deploy.target == "swarm":
         from . import swarm
 

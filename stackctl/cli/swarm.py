@@ -1,4 +1,5 @@
-"""`up`, `down`, `status` and `switch` when stack.yaml says `deploy.target: swarm`.
+"""`up`, `down`, `status` and `switch` when stack.yaml says `deploy.target: swarm` (and
+`switch` for `deploy.target: kubernetes`).
 
 Each command hands over here right after loading the registry; the work is ops/swarm.py's.
 """
@@ -78,19 +79,37 @@ def status(reg: Registry, as_json: bool) -> None:
 
 def switch(reg: Registry, member: str, timeout: float, as_json: bool,
            say: Callable[[str], None]) -> None:
-    from ..ops.swarm import swarm_switch
+    """On a Swarm, or on Kubernetes (kubectl)."""
     from ..ops.switch import SwitchFailed
 
+    target = reg.stack.deploy.target
     try:
         with ops_errors():
-            timings = swarm_switch(reg, _swarm(reg), member, timeout, say=say)
+            if target == "kubernetes":
+                from ..ops.kube import kube_switch
+
+                timings = kube_switch(reg, member, timeout, say=say)
+            else:
+                from ..ops.swarm import swarm_switch
+
+                timings = swarm_switch(reg, _swarm(reg), member, timeout, say=say)
     except SwitchFailed as exc:
         code = 1 if exc.restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
                                           "restored": exc.restored, "exit_code": code}) from None
     if as_json:
-        echo_json({"ok": True, "target": "swarm", "member": member, "timings": timings})
+        echo_json({"ok": True, "target": target, "member": member, "timings": timings})
         return
-    click.echo(f"switched to {member} on the Swarm in {timings['total']:.1f}s "
+    where = "on Kubernetes" if target == "kubernetes" else "on the Swarm"
+    click.echo(f"switched to {member} {where} in {timings['total']:.1f}s "
                f"(stop {timings['stop']:.1f}s, ready {timings['ready']:.1f}s, "
                f"routable {timings['routable']:.1f}s)")
+
+
+def not_on_kubernetes(reg: Registry, command: str) -> None:
+    """`up`, `down` and `status` leave a cluster to kubectl: say how."""
+    folder = reg.output_dir / "kubernetes"
+    raise Failed(f"`stackctl {command}` does not drive Kubernetes (deploy.target: kubernetes): "
+                 f"`stackctl generate --target kubernetes`, then `kubectl apply -k {folder}` "
+                 f"(up), `kubectl delete -k {folder}` (down), `kubectl get all -n "
+                 f"{reg.stack.deploy.namespace}` (status); `stackctl switch` works")

@@ -64,7 +64,7 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
 
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
-    if reg.stack.deploy.target == "swarm" and not dry_run:
+    if reg.stack.deploy.target in ("swarm", "kubernetes") and not dry_run:
         from . import swarm
 
         return swarm.switch(reg, member, timeout, as_json, out.progress)

@@ -70,6 +70,10 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     reg = load_or_fail(config_dir)
     with ops_errors():  # a .env that cannot be completed safely is a user error
         files = prepare_files(reg, console.print)
+    if reg.stack.deploy.target == "kubernetes":
+        from . import swarm
+
+        swarm.not_on_kubernetes(reg, "up")
     if reg.stack.deploy.target == "swarm":
         from . import swarm
 

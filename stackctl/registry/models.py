@@ -417,12 +417,16 @@ class GpuGroup(Strict):
 class Deploy(Strict):
     """Where the stack runs beyond one Docker engine: a Swarm, or Kubernetes manifests."""
 
-    target: Literal["compose", "swarm"] = Field("compose", description="the engine `up`, "
-                                                "`down`, `status` and `switch` drive: one "
-                                                "Docker engine (Compose) or a Docker Swarm")
+    target: Literal["compose", "swarm", "kubernetes"] = Field(
+        "compose", description="the engine `up`, `down`, `status` and `switch` drive: one "
+        "Docker engine (Compose) or a Docker Swarm; kubernetes: `switch` only, through "
+        "kubectl (you apply the manifests)")
     manager: str | None = Field(None, pattern=r"^(tcp|ssh|unix)://\S+$",
                                 description="Docker host of a Swarm manager (DOCKER_HOST "
                                 "form, e.g. tcp://10.0.0.5:2375); null: this machine's engine")
+    gateway_url: str | None = Field(None, pattern=r"^https?://\S+$",
+                                    description="Kubernetes: where the gateway answers, for "
+                                    "switch's routing check (null: the rollout is the gate)")
     gateway_replicas: int = Field(2, ge=1, le=32, description="gateway replicas on a Swarm "
                                   "or Kubernetes (one Compose engine runs one, with workers)")
     registry: str | None = Field(None, pattern=r"^[a-z0-9.-]+(:[0-9]{1,5})?$",
