@@ -44,7 +44,7 @@ def kube_switch(reg: Registry, member: str, timeout: float,
     """Scale the group's other members to 0, then `member` to 1, rollout-gated; scaled back
     on failure. Raises switch.SwitchFailed like the single-engine switch."""
     from ..render.kubernetes import NAME, k8s_name
-    from .switch import SwitchFailed, members_of, resolve_member
+    from .switch import members_of, resolve_member, scaled_switch
 
     members = members_of(reg)
     group, target = resolve_member(members, member)
@@ -58,17 +58,20 @@ def kube_switch(reg: Registry, member: str, timeout: float,
     t0 = time.monotonic()
     timings: dict[str, float] = {}
 
+    def scale(m: str, n: int) -> None:
+        run([*ns, "scale", f"deployment/{k8s_name(m)}", f"--replicas={n}"], timeout)
+
     def move(to: str, away: list[str]) -> None:
         for m in away:
             say(f"scaling {m} to 0")
-            run([*ns, "scale", f"deployment/{k8s_name(m)}", "--replicas=0"], timeout)
+            scale(m, 0)
         for m in away:  # its pods gone: the GPU is free
             run([*ns, "wait", "--for=delete", "pod", "--selector",
                  f"{NAME}={k8s_name(m)}", f"--timeout={timeout:g}s"], timeout)
         t = time.monotonic()
         timings["stop"] = t - t0
         say(f"scaling {to} to 1")
-        run([*ns, "scale", f"deployment/{k8s_name(to)}", "--replicas=1"], timeout)
+        scale(to, 1)
         run([*ns, "rollout", "status", f"deployment/{k8s_name(to)}",
              f"--timeout={timeout:g}s"], timeout)
         timings["ready"] = time.monotonic() - t
@@ -78,21 +81,7 @@ def kube_switch(reg: Registry, member: str, timeout: float,
             raise KubeError(f"{to} is ready but the gateway does not route {model!r} to it")
         timings["routable"] = time.monotonic() - t
 
-    try:
-        move(target, previous)
-    except KubeError as failure:
-        say(f"{target} failed: {failure}; rolling back")
-        if not previous:
-            run([*ns, "scale", f"deployment/{k8s_name(target)}", "--replicas=0"], timeout)
-            raise SwitchFailed(f"{target} {failure}; no member ran before, so GPU group "
-                               f"{group!r} has no active member", restored=True) from None
-        try:
-            move(previous[0], [target])
-        except KubeError as again:
-            raise SwitchFailed(f"{target} {failure}; rollback to {previous[0]} ALSO failed: "
-                               f"{again}", restored=False) from None
-        raise SwitchFailed(f"{target} {failure}; rolled back: {previous[0]} is ready "
-                           "again", restored=True) from None
+    scaled_switch(target, previous, group, move, lambda m: scale(m, 0), KubeError, say)
     timings["total"] = time.monotonic() - t0
     return timings
 

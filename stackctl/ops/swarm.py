@@ -384,7 +384,7 @@ def swarm_switch(reg: Registry, swarm: Swarm, member: str, timeout: float,
     """Scale the group's other members to 0, then `member` to 1; health-gated and confirmed
     through a gateway replica; rolled back (previous member scaled up again) on failure.
     Raises switch.SwitchFailed like the single-engine switch."""
-    from .switch import SwitchFailed, members_of, resolve_member
+    from .switch import members_of, resolve_member, scaled_switch
 
     members = members_of(reg)
     group, target = resolve_member(members, member)
@@ -414,21 +414,7 @@ def swarm_switch(reg: Registry, swarm: Swarm, member: str, timeout: float,
                              f"{routable_timeout:g}s")
         timings["routable"] = time.monotonic() - t
 
-    try:
-        move(target, previous)
-    except SwarmError as failure:
-        say(f"{target} failed: {failure}; rolling back")
-        if not previous:
-            swarm.scale({target: 0})
-            raise SwitchFailed(f"{target} {failure}; no member ran before, so GPU group "
-                              f"{group!r} has no active member", restored=True) from None
-        try:
-            move(previous[0], [target])
-        except SwarmError as again:
-            raise SwitchFailed(f"{target} {failure}; rollback to {previous[0]} ALSO failed: "
-                              f"{again}", restored=False) from None
-        raise SwitchFailed(f"{target} {failure}; rolled back: {previous[0]} runs and is "
-                          "routed again", restored=True) from None
+    scaled_switch(target, previous, group, move, lambda m: swarm.scale({m: 0}), SwarmError, say)
     timings["total"] = time.monotonic() - t0
     return timings
 

@@ -119,6 +119,28 @@ class SwitchFailed(Exception):
         self.restored = restored
 
 
+def scaled_switch(target: str, previous: list[str], group: str,
+                  move: Callable[[str, list[str]], None], scale_down: Callable[[str], None],
+                  errors: type[Exception], say: Callable[[str], None]) -> None:
+    """A switch by scaling (a Swarm, Kubernetes): `move(to, away)` scales `away` down and
+    `to` up, gated; on `errors` the previous member is moved back. Raises SwitchFailed."""
+    try:
+        move(target, previous)
+    except errors as failure:
+        say(f"{target} failed: {failure}; rolling back")
+        if not previous:
+            scale_down(target)
+            raise SwitchFailed(f"{target} {failure}; no member ran before, so GPU group "
+                               f"{group!r} has no active member", restored=True) from None
+        try:
+            move(previous[0], [target])
+        except errors as again:
+            raise SwitchFailed(f"{target} {failure}; rollback to {previous[0]} ALSO failed: "
+                               f"{again}", restored=False) from None
+        raise SwitchFailed(f"{target} {failure}; rolled back: {previous[0]} runs again and "
+                           "is ready", restored=True) from None
+
+
 def resolve_member(members_: dict[str, Member], name: str) -> tuple[str, str]:
     """(group, member) for a full or short member name such as 'dolphin'."""
     members = {m.name: m.group for m in members_.values()}

@@ -16,30 +16,17 @@ from stackctl.ops.switch import SwitchFailed, SwitchOptions, ensure_active
 from stackctl.registry.load import load_registry
 
 from .fake_docker import FakeDocker
+from .test_engine import restart_mode, routes, state_dir  # noqa: F401  (autouse fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 GPU = {"org.stackctl.gpu-group": "gpu0"}
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture
 def offline():
     """The offline registry, its GPU group in restart mode (sleep mode's faults:
     tests/unit/test_sleep_switch.py)."""
-    from .test_engine import restart_mode
-
     return restart_mode(load_registry(REPO / "examples/offline/config"))
-
-
-@pytest.fixture(autouse=True)
-def routes(monkeypatch) -> list[dict]:
-    written: list[dict] = []
-    monkeypatch.setattr("stackctl.ops.routing.write_routing", lambda reg, st: written.append(st))
-    return written
 
 
 def switch(reg, docker, member="qwen", routable=lambda m, d: True, timeout=0.5):

@@ -77,7 +77,7 @@ def test_a_rollout_that_never_completes_is_scaled_back(reg):
     k = FakeKubectl({"vllm-qwen": 1, "vllm-dolphin": 0}, broken=frozenset({"vllm-dolphin"}))
     with pytest.raises(SwitchFailed) as exc:
         kube_switch(reg, "dolphin", 5, run=k, routable=lambda m, d: True)
-    assert exc.value.restored and "rolled back: vllm-qwen is ready again" in str(exc.value)
+    assert exc.value.restored and "rolled back: vllm-qwen runs again" in str(exc.value)
     assert "timed out waiting" in str(exc.value)
     assert k.replicas == {"vllm-qwen": 1, "vllm-dolphin": 0}
 

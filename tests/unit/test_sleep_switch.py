@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import socket
 import threading
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from stackctl.registry.models import GpuGroup
 from stackctl.render.compose import provider_service
 
 from .fake_docker import FakeDocker
+from .test_engine import routes, state_dir  # noqa: F401, F811  (autouse fixtures, shared)
+from .test_validate import key, line_of
 
 REPO = Path(__file__).resolve().parents[2]
 QWEN, DOLPHIN = "vllm-qwen", "vllm-dolphin"
@@ -35,19 +36,6 @@ QWEN_MODEL, DOLPHIN_MODEL, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vll
 
 
 # -- fixtures and fakes ----------------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
-
-
-@pytest.fixture(autouse=True)
-def routes(monkeypatch) -> list[dict]:
-    """Every routing state written through the default path (nothing reaches the disk)."""
-    written: list[dict] = []
-    monkeypatch.setattr("stackctl.ops.routing.write_routing", lambda reg, st: written.append(st))
-    return written
-
 
 @pytest.fixture(autouse=True)
 def no_pushgateway(monkeypatch):
@@ -264,7 +252,7 @@ def test_hold_state_carries_seconds_and_fallback_of_the_registry(sleepy):
     assert sw.states()[-1] == state({DOLPHIN_MODEL: FALLBACK})
 
 
-def test_default_route_writes_through_write_routing(sleepy, routes):
+def test_default_route_writes_through_write_routing(sleepy, routes):  # noqa: F811
     log: list = []
     docker = LoggingDocker(log, running={QWEN: {}, DOLPHIN: {}})
     ensure_active(sleepy, docker, SwitchOptions(member="dolphin", timeout=2),
@@ -521,21 +509,6 @@ def test_awake_wanted_member_beside_a_sleeper_is_fine(sleepy):
 
 
 # -- 6. validate -----------------------------------------------------------------------------
-
-def key(name: str) -> str:
-    return rf"^\s*(- )?[\"']?{re.escape(name)}[\"']?:"
-
-
-def line_of(path: Path, *anchors: str) -> int:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start, found = 0, -1
-    for anchor in anchors:
-        pattern = re.compile(anchor)
-        found = next((i for i in range(start, len(lines)) if pattern.search(lines[i])), -1)
-        assert found >= 0, f"anchor {anchor!r} not found after line {start} in {path}"
-        start = found + 1
-    return found + 1
-
 
 @pytest.fixture
 def validate(runner, registry_dir, yaml_edit):

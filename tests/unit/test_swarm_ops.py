@@ -63,7 +63,7 @@ def test_a_target_that_never_runs_is_rolled_back(reg):
     sw = FakeSwarm({"vllm-qwen": 1, "vllm-dolphin": 0}, broken=frozenset({"vllm-dolphin"}))
     with pytest.raises(SwitchFailed) as exc:
         swarm_switch(reg, sw, "dolphin", timeout=0.6, routable=routed(sw.log))
-    assert exc.value.restored and "rolled back: vllm-qwen runs" in str(exc.value)
+    assert exc.value.restored and "rolled back: vllm-qwen runs again" in str(exc.value)
     assert "vllm-dolphin runs 0/1" in str(exc.value)  # what did not converge, and where
     assert sw.replicas == {"vllm-qwen": 1, "vllm-dolphin": 0}
 
