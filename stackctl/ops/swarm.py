@@ -84,32 +84,39 @@ class Swarm:
 
     # -- reading ------------------------------------------------------------------------
     def services(self) -> dict[str, ServiceState]:
-        """The stack's services (registry names) with their tasks."""
-        nodes = {n.id: (n.description.hostname if n.description else n.id)
-                 for n in self._call("docker node ls", self.client.node.list)}
+        """The stack's services (registry names) with their tasks, from two CLI calls: a
+        python-on-whales Task inspects itself again on access, and fails once a task
+        scaled away is gone."""
+        import json
+
+        label = f"label=com.docker.stack.namespace={self.project}"
         out: dict[str, ServiceState] = {}
-        by_id: dict[str, str] = {}
-        for svc in self._call("docker service ls", lambda: self.client.service.list(
-                filters=[("label", f"com.docker.stack.namespace={self.project}")])):
-            spec = svc.spec
-            name = spec.name.removeprefix(f"{self.project}_")
-            replicated = (spec.mode or {}).get("Replicated")
-            out[name] = ServiceState(name, int((replicated or {}).get("Replicas", 0)))
-            by_id[svc.id] = name
-        if out:
-            for task in self._call("docker stack ps", lambda: self.client.stack.ps(
-                    self.project)):
-                name = by_id.get(task.service_id or "")
-                if name is None:
-                    continue
-                st = task.status
-                out[name].tasks.append(TaskState(
-                    name, nodes.get(task.node_id or "", task.node_id or "-"),
-                    (st.state or "unknown") if st else "unknown", task.desired_state or "",
-                    (st.err or "") if st else ""))
+        for line in self._cli("docker service ls", "service", "ls", "--filter", label,
+                              "--format", "{{json .}}").splitlines():
+            svc = json.loads(line)
+            name = svc["Name"].removeprefix(f"{self.project}_")
+            desired = str(svc.get("Replicas", "0/0")).split("/")[-1].split()[0]
+            out[name] = ServiceState(name, int(desired) if desired.isdigit() else 0)
+        if not out:
+            return out
+        for line in self._cli("docker stack ps", "stack", "ps", "--no-trunc", "--format",
+                              "{{json .}}", self.project).splitlines():
+            task = json.loads(line)
+            # "<project>_<service>.<slot>" ("\_ " before an older task of the same slot)
+            service = task["Name"].lstrip("\\_ ").removeprefix(f"{self.project}_")
+            name = service.rsplit(".", 1)[0]
+            if name not in out:
+                continue
+            state = (task.get("CurrentState") or "unknown").split()[0].lower()
+            out[name].tasks.append(TaskState(name, task.get("Node") or "-", state,
+                                             (task.get("DesiredState") or "").lower(),
+                                             task.get("Error") or ""))
         return out
 
     def nodes(self) -> list[NodeState]:
+        return self._call("docker node inspect", self._nodes)
+
+    def _nodes(self) -> list[NodeState]:
         out = []
         for n in self._call("docker node ls", self.client.node.list):
             desc, spec, status = n.description, n.spec, n.status

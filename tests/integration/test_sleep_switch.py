@@ -175,6 +175,7 @@ def test_a_member_that_cannot_wake_is_rolled_back(stack):
             assert traffic.wait_answered(QWEN, time.monotonic() - 60)
             _, t1, r = switch(stack, "dolphin")
             assert traffic.wait_answered(QWEN, t1)
+            time.sleep(2)  # requests sent after the rollback, for `late` below
         assert r.returncode == 1, r.stdout + r.stderr
         assert "vllm-dolphin did not wake" in r.stderr and "rolled back" in r.stderr, r.stderr
         assert "CUDA out of memory" in logs(container(stack, "vllm-dolphin"))

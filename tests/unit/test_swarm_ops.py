@@ -108,3 +108,33 @@ def test_convergence_timeout_names_the_service_and_its_tasks_errors():
     with pytest.raises(SwarmError, match=r"vllm-qwen runs 0/1 \[-: pending: no suitable node"):
         wait_converged(Stuck({}), 2, clock=lambda: now[0],  # type: ignore[arg-type]
                        sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+
+def test_services_and_tasks_are_read_from_the_cli_json(reg, monkeypatch):
+    """Two CLI calls, their JSON lines parsed: a task scaled away (desired shutdown, and an
+    older one of the same slot, shown with "\\_ ") stays attached to its service."""
+    from stackctl.ops.swarm import Swarm
+
+    lines = {
+        "service": ['{"Name":"stackctl-offline_litellm","Replicas":"2/2"}',
+                    '{"Name":"stackctl-offline_vllm-qwen","Replicas":"0/0"}',
+                    '{"Name":"stackctl-offline_vllm-dolphin","Replicas":"0/1 (max 1 per node)"}'],
+        "stack": ['{"Name":"stackctl-offline_litellm.1","Node":"node1",'
+                  '"CurrentState":"Running 2 minutes ago","DesiredState":"Running","Error":""}',
+                  '{"Name":"stackctl-offline_litellm.2","Node":"node2",'
+                  '"CurrentState":"Starting 3 seconds ago","DesiredState":"Running","Error":""}',
+                  '{"Name":"\\\\_ stackctl-offline_vllm-qwen.1","Node":"node3",'
+                  '"CurrentState":"Running 5 seconds ago","DesiredState":"Shutdown","Error":""}',
+                  '{"Name":"stackctl-offline_vllm-dolphin.1","Node":"",'
+                  '"CurrentState":"Pending 9 seconds ago","DesiredState":"Running",'
+                  '"Error":"no suitable node (insufficient resources on 3 nodes)"}']}
+    sw = Swarm.__new__(Swarm)
+    sw.reg, sw.project = reg, "stackctl-offline"
+    monkeypatch.setattr(sw, "_cli", lambda what, *args: "\n".join(lines[args[0]]) + "\n",
+                        raising=False)
+    services = sw.services()
+    assert {n: (s.replicas, s.running) for n, s in services.items()} == {
+        "litellm": (2, 1), "vllm-qwen": (0, 0), "vllm-dolphin": (1, 0)}
+    qwen = services["vllm-qwen"].tasks
+    assert [(t.node, t.state, t.desired) for t in qwen] == [("node3", "running", "shutdown")]
+    assert services["vllm-dolphin"].tasks[0].error.startswith("no suitable node")
