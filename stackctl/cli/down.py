@@ -47,13 +47,13 @@ def down(config_dir: Path, profiles: tuple[str, ...], volumes: bool, as_json: bo
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target == "kubernetes":
-        from . import swarm
+        from . import cluster
 
-        swarm.not_on_kubernetes(reg, "down")
+        cluster.not_on_kubernetes(reg, "down")
     if reg.stack.deploy.target == "swarm":
-        from . import swarm
+        from . import cluster
 
-        return swarm.down(reg, as_json)
+        return cluster.down(reg, as_json)
     docker = docker_for(reg)
     what = f"profiles {', '.join(profiles)}" if profiles else f"stack {reg.stack.project!r}"
     out.progress(f"stopping {what}" + (" and removing its volumes" if volumes else ""))

@@ -39,13 +39,13 @@ def status(config_dir: Path, as_json: bool) -> None:
 
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target == "kubernetes":
-        from . import swarm
+        from . import cluster
 
-        swarm.not_on_kubernetes(reg, "status")
+        cluster.not_on_kubernetes(reg, "status")
     if reg.stack.deploy.target == "swarm":
-        from . import swarm
+        from . import cluster
 
-        return swarm.status(reg, as_json)
+        return cluster.status(reg, as_json)
     with ops_errors():
         st = collect_status(reg, docker_for(reg))
     if as_json:

@@ -65,9 +65,9 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target in ("swarm", "kubernetes") and not dry_run:
-        from . import swarm
+        from . import cluster
 
-        return swarm.switch(reg, member, timeout, as_json, out.progress)
+        return cluster.switch(reg, member, timeout, as_json, out.progress)
     docker = docker_for(reg)
     if verbose:
         docker = Watched(docker, out.detail)

@@ -71,13 +71,13 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     with ops_errors():  # a .env that cannot be completed safely is a user error
         files = prepare_files(reg, console.print)
     if reg.stack.deploy.target == "kubernetes":
-        from . import swarm
+        from . import cluster
 
-        swarm.not_on_kubernetes(reg, "up")
+        cluster.not_on_kubernetes(reg, "up")
     if reg.stack.deploy.target == "swarm":
-        from . import swarm
+        from . import cluster
 
-        return swarm.up(reg, timeout, as_json, lambda s: console.print(f"  {s}"))
+        return cluster.up(reg, timeout, as_json, lambda s: console.print(f"  {s}"))
     marks = {"ready": "[green]✓[/]", "failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}
     waiting: dict[str, str] = {}
 
