@@ -105,7 +105,8 @@ def test_sleep_switches_back_and_forth_under_load_fail_no_request(stack):
         away = traffic.between(t0 + 1.0, t1, outgoing)
         assert away and all(a.deployment == FALLBACK for a in away), \
             [(round(a.t - t0, 2), a.deployment) for a in away]
-        assert max(a.latency for a in away) < 2.0, max(a.latency for a in away)
+        # not held (that is 10 s here); a loaded 2-core machine's gateway takes seconds
+        assert max(a.latency for a in away) < 5.0, max(a.latency for a in away)
         after = traffic.between(t1 + 0.5, t1 + 1.5, incoming)
         assert after and all(a.deployment == f"{incoming}@{member}" for a in after)
         if n:  # a wake: the stub's sleep (1 s) + wake (0.3 s), plus stackctl's own steps
