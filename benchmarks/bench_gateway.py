@@ -129,7 +129,7 @@ def main() -> None:
     project = "stackctl-bench-gw"
     cfg = offline_copy(project)
     stackctl("up", "-C", str(cfg), "-p", "vllm-qwen")
-    from stackctl.ops.envfile import read_env
+    from stackctl.store.envfile import read_env
 
     key = read_env(cfg.parent / ".env")["LITELLM_MASTER_KEY"]
     bare = Path(tempfile.mkdtemp(prefix="stackctl-bare-")) / "config.yaml"

@@ -18,7 +18,7 @@ from pathlib import Path
 from common import median, offline_copy, stackctl, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stackctl.ops.envfile import read_env  # noqa: E402
+from stackctl.store.envfile import read_env  # noqa: E402
 from tests.integration.traffic import Traffic  # noqa: E402
 
 MODEL = "qwen-coder-vllm"

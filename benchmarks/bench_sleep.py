@@ -33,7 +33,7 @@ from pathlib import Path
 from common import median, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stackctl.ops.envfile import compose_value  # noqa: E402
+from stackctl.store.envfile import compose_value  # noqa: E402
 from tests.integration.conftest import Stack, make_stack  # noqa: E402
 from tests.integration.traffic import Answer, Traffic  # noqa: E402
 

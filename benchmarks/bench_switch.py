@@ -34,8 +34,8 @@ from common import implementations, median, offline_copy, stackctl, verdict
 from python_on_whales import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stackctl.ops.envfile import read_env  # noqa: E402
-from stackctl.ops.probes import http_ok  # noqa: E402
+from stackctl.health.probes import http_ok  # noqa: E402
+from stackctl.store.envfile import read_env  # noqa: E402
 from tests.integration.traffic import Traffic  # noqa: E402
 
 MEMBERS = {"dolphin": ("vllm-dolphin", 8002, "dolphin-uncensored-vllm"),

@@ -1,6 +1,6 @@
 """Hostile edits of a valid registry, and what stackctl must do with them.
 
-Shared by the property-based tests (tests/unit/test_registry_properties.py, driven by
+Shared by the property-based tests (tests/unit/registry/test_properties.py, driven by
 hypothesis) and the report (benchmarks/bench_hostile.py, thousands of seeded runs): one
 mutation engine, one verdict.
 """

@@ -89,7 +89,7 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            from ..hints import did_you_mean
+            from stackctl.hints import did_you_mean
 
             hint = did_you_mean(name, self.list_commands(ctx))
             raise click.UsageError(f"no such command {name!r}" + (f"; {hint}" if hint else ""))

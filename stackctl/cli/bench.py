@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     OK,
     Failed,
@@ -90,7 +90,7 @@ def bench(config_dir: Path, models: tuple[str, ...], direct: bool, concurrency: 
     with --direct also straight to each provider. Compare runs with `--json > before.json`
     and, later, `--compare before.json`.
     """
-    from ..ops.bench import BenchOptions
+    from stackctl.bench.measure import BenchOptions
 
     say = Say(quiet, verbose, as_json)
     opts = BenchOptions(models=list(models), direct=direct, concurrency=concurrency,
@@ -100,7 +100,7 @@ def bench(config_dir: Path, models: tuple[str, ...], direct: bool, concurrency: 
     old = _old_report(compare_file)
     report = _measure(reg, opts, say, progress=not (as_json or quiet))
     if old is not None and compare_file is not None:
-        from ..ops.bench import compare
+        from stackctl.bench.measure import compare
 
         report.comparison = compare(old, report, threshold, file=str(compare_file))
     regressions = report.comparison.regressions if report.comparison else 0
@@ -123,7 +123,7 @@ def _old_report(path: Path | None):  # type: ignore[no-untyped-def]
     """Read --compare's file before measuring anything: a bad file fails at once."""
     if path is None:
         return None
-    from ..ops.bench import load_report
+    from stackctl.bench.measure import load_report
 
     try:
         return load_report(path.read_text())
@@ -137,7 +137,7 @@ def _measure(reg, opts, say: Say, progress: bool):  # type: ignore[no-untyped-de
     from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime
 
-    from ..ops.bench import (
+    from stackctl.bench.measure import (
         BenchReport,
         HttpSender,
         UnknownModels,
@@ -146,9 +146,9 @@ def _measure(reg, opts, say: Say, progress: bool):  # type: ignore[no-untyped-de
         run_bench,
         sweeps,
     )
-    from ..ops.envfile import EnvFileError, compose_value
-    from ..ops.gateway import Gateway
-    from ..ops.probes import checks
+    from stackctl.gateway.client import Gateway
+    from stackctl.health.probes import checks
+    from stackctl.store.envfile import EnvFileError, compose_value
 
     env = reg.stack.gateway.master_key_env
     try:

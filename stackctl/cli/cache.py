@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .common import (
+from stackctl.cli.common import (
     CONFIG_DIR_HELP,
     FAILED,
     OK,
@@ -70,7 +70,7 @@ def cache(config_dir: Path) -> None:
 
 def _open(config_dir: Path) -> tuple[Any, Any, Any, dict[str, str]]:
     """(registry, target, connected client, stored model → public name)."""
-    from ..ops.cache import connect, model_names, password_of, target_of
+    from stackctl.cache.redis_cache import connect, model_names, password_of, target_of
 
     reg = load_or_fail(config_dir)
     with ops_errors():
@@ -103,7 +103,7 @@ def stats(config_dir: Path, watch: float | None, sample: int, scan_limit: int,
     (every key and client). Per model means the model that answered (after any fallback),
     read from each cached response; entries, sizes and TTLs come from a sample of the keys.
     """
-    from ..ops.cache import CacheError, StatsOptions, collect_stats, gateway_metrics
+    from stackctl.cache.redis_cache import CacheError, StatsOptions, collect_stats, gateway_metrics
 
     reg, target, client, names = _open(config_dir)
     opts = StatsOptions(sample=sample, scan_limit=scan_limit)
@@ -241,7 +241,7 @@ def keys(config_dir: Path, limit: int, as_json: bool) -> None:
 
     Cached responses come first, the newest (most TTL left) first; then LiteLLM's counters.
     """
-    from ..ops.cache import list_keys
+    from stackctl.cache.redis_cache import list_keys
 
     _, target, client, names = _open(config_dir)
     with ops_errors():
@@ -280,8 +280,8 @@ def flush(config_dir: Path, yes: bool, as_json: bool) -> None:
     Redis only: the gateway may still answer recent requests from its own in-memory copies
     (LiteLLM, per worker) until it restarts.
     """
-    from ..ops.cache import count
-    from ..ops.cache import flush as flush_namespace
+    from stackctl.cache.redis_cache import count
+    from stackctl.cache.redis_cache import flush as flush_namespace
 
     _, target, client, _ = _open(config_dir)
     where = f"'{target.namespace}:' in Redis {target.address}"

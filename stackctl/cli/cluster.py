@@ -1,7 +1,7 @@
 """`up`, `down`, `status` and `switch` when stack.yaml says `deploy.target: swarm` (and
 `switch` for `deploy.target: kubernetes`).
 
-Each command hands over here right after loading the registry; the work is ops/swarm.py's.
+Each command hands over here right after loading the registry; the work is targets/swarm.py's.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from collections.abc import Callable
 
 import click
 
-from ..registry.load import Registry
-from .common import UNRESTORED, Failed, echo_json, ops_errors
+from stackctl.cli.common import UNRESTORED, Failed, echo_json, ops_errors
+from stackctl.registry.load import Registry
 
 
 def _swarm(reg: Registry):  # type: ignore[no-untyped-def]
-    from ..ops.swarm import Swarm
+    from stackctl.targets.swarm import Swarm
 
     return Swarm(reg)
 
 
 def up(reg: Registry, timeout: float, as_json: bool, say: Callable[[str], None]) -> None:
-    from ..ops.swarm import swarm_up
+    from stackctl.targets.swarm import swarm_up
 
     t = time.monotonic()
     with ops_errors():
@@ -38,7 +38,7 @@ def up(reg: Registry, timeout: float, as_json: bool, say: Callable[[str], None])
 
 
 def down(reg: Registry, as_json: bool) -> None:
-    from ..ops.swarm import swarm_down
+    from stackctl.targets.swarm import swarm_down
 
     with ops_errors():
         left = swarm_down(_swarm(reg))
@@ -55,7 +55,7 @@ def down(reg: Registry, as_json: bool) -> None:
 
 
 def status(reg: Registry, as_json: bool) -> None:
-    from ..ops.swarm import swarm_status
+    from stackctl.targets.swarm import swarm_status
 
     with ops_errors():
         st = swarm_status(reg, _swarm(reg))
@@ -80,17 +80,17 @@ def status(reg: Registry, as_json: bool) -> None:
 def switch(reg: Registry, member: str, timeout: float, as_json: bool,
            say: Callable[[str], None]) -> None:
     """On a Swarm, or on Kubernetes (kubectl)."""
-    from ..ops.switch import SwitchFailed
+    from stackctl.switching.run import SwitchFailed
 
     target = reg.stack.deploy.target
     try:
         with ops_errors():
             if target == "kubernetes":
-                from ..ops.kube import kube_switch
+                from stackctl.targets.kubernetes import kube_switch
 
                 timings = kube_switch(reg, member, timeout, say=say)
             else:
-                from ..ops.swarm import swarm_switch
+                from stackctl.targets.swarm import swarm_switch
 
                 timings = swarm_switch(reg, _swarm(reg), member, timeout, say=say)
     except SwitchFailed as exc:

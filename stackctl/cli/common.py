@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 # exit codes and the -C type live in the package, so `stackctl --help` has them without this
-from . import (  # noqa: F401  re-exported for the commands
+from stackctl.cli import (  # noqa: F401  re-exported for the commands
     EXIT_CODES,
     FAILED,
     GATEWAY_DOWN,
@@ -32,7 +32,7 @@ from . import (  # noqa: F401  re-exported for the commands
 )
 
 if TYPE_CHECKING:
-    from ..registry.load import Registry
+    from stackctl.registry.load import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,9 +50,9 @@ class Failed(click.ClickException):
 @contextmanager
 def ops_errors() -> Iterator[None]:
     """The engine's user-facing errors as Failed: no engine answers → 4, the rest → 1."""
-    from ..docker.adapter import DockerError, EngineUnreachable
-    from ..ops.errors import PlanError
-    from ..ops.lock import Busy
+    from stackctl.docker.adapter import DockerError, EngineUnreachable
+    from stackctl.errors import PlanError
+    from stackctl.store.lock import Busy
 
     try:
         yield
@@ -138,9 +138,9 @@ def check_config_dir(path: Path) -> None:
 def load_or_fail(config_dir: Path) -> Registry:
     """Load and fully check the registry; a user mistake becomes a ClickException, not a traceback."""
     check_config_dir(config_dir)
-    from ..registry.checks import check
-    from ..registry.load import load_registry
-    from ..registry.problems import RegistryError
+    from stackctl.registry.checks import check
+    from stackctl.registry.load import load_registry
+    from stackctl.registry.problems import RegistryError
 
     try:
         reg = load_registry(config_dir)
@@ -239,8 +239,8 @@ def _state_of(st: Any) -> str:
 def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[str]]:
     """Create missing secrets in .env and regenerate stale files before touching Docker.
     Returns {"secrets_created": names, "files_written": paths} (never a secret's value)."""
-    from ..ops.envfile import ensure_secrets
-    from ..render.files import render_all, write_all
+    from stackctl.render.files import render_all, write_all
+    from stackctl.store.envfile import ensure_secrets
 
     names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
     if reg.stack.cache.enabled:
@@ -275,7 +275,7 @@ def docker_for(reg: Registry):  # type: ignore[no-untyped-def]
 
 
 def docker_on(compose: Path, project: str, env_file: Path):  # type: ignore[no-untyped-def]
-    from ..docker.adapter import Docker
+    from stackctl.docker.adapter import Docker
 
     if not compose.exists():
         raise Failed(f"{compose} is missing: run `stackctl generate`")
@@ -296,7 +296,7 @@ def _registry_quietly(ctx: click.Context) -> Registry | None:
         if path is None:
             root = ctx.find_root()
             path = root.params.get("config_dir") or Path("config")
-        from ..registry.load import load_registry
+        from stackctl.registry.load import load_registry
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return load_registry(Path(path))
@@ -325,19 +325,19 @@ def _completer(names_of: Callable[[Registry], list[str]]):  # type: ignore[no-un
 
 
 def _members(reg: Registry) -> list[str]:
-    from ..registry.catalog import exclusive_groups
+    from stackctl.registry.catalog import exclusive_groups
 
     return [m for members in exclusive_groups(reg).values() for m in members]
 
 
 def _profiles(reg: Registry) -> list[str]:
-    from ..render.compose import profiles
+    from stackctl.render.compose import profiles
 
     return profiles(reg)
 
 
 def _services(reg: Registry) -> list[str]:
-    from ..render.compose import CACHE, GATEWAY, monitoring_services
+    from stackctl.render.compose import CACHE, GATEWAY, monitoring_services
 
     providers = [n for n, p in reg.providers.providers.items() if p.enabled and p.container]
     return [GATEWAY] + ([CACHE] if reg.stack.cache.enabled else []) + providers + list(

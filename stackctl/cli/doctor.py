@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     OK,
     config_dir_option,
@@ -38,7 +38,7 @@ def doctor(config_dir: Path, as_json: bool) -> None:
     .env (mode 0600, the gateway key and cache password set; names only, never values).
     Each line is ok (✓), warn (!) or fail (✗), with the fix on the next line.
     """
-    from ..ops.doctor import Machine, diagnose
+    from stackctl.doctor.checks import Machine, diagnose
 
     problem = config_dir_problem(config_dir)
     folder_problem = None
@@ -63,7 +63,7 @@ def doctor(config_dir: Path, as_json: bool) -> None:
 
 def _docker(reg: Any) -> Any:
     """The Docker adapter for the stack (its compose file need not exist yet)."""
-    from ..docker import adapter
+    from stackctl.docker import adapter
 
     if reg is None:
         return adapter.Docker()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -42,16 +42,16 @@ from .common import (
 def down(config_dir: Path, profiles: tuple[str, ...], volumes: bool, as_json: bool,
          quiet: bool, verbose: bool) -> None:
     """Stop and remove containers and the network; keep volumes unless --volumes."""
-    from ..ops.up import bring_down
+    from stackctl.targets.compose_up import bring_down
 
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target == "kubernetes":
-        from . import cluster
+        from stackctl.cli import cluster
 
         cluster.not_on_kubernetes(reg, "down")
     if reg.stack.deploy.target == "swarm":
-        from . import cluster
+        from stackctl.cli import cluster
 
         return cluster.down(reg, as_json)
     docker = docker_for(reg)

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..render.files import TARGETS, render_all, write_all
-from ..render.writer import interrupted
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     OK,
     Failed,
@@ -21,6 +19,8 @@ from .common import (
     load_or_fail,
     ops_errors,
 )
+from stackctl.render.files import TARGETS, render_all, write_all
+from stackctl.store.writer import interrupted
 
 
 @click.command(epilog=exit_codes({

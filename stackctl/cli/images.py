@@ -6,7 +6,7 @@ import contextlib
 
 import click
 
-from . import FAILED, NO_ENGINE, OK, exit_codes
+from stackctl.cli import FAILED, NO_ENGINE, OK, exit_codes
 
 BUILD_EXIT_CODES = exit_codes({
     OK: "ok: every image built or up to date",
@@ -28,7 +28,7 @@ class NoDockerEngine(click.ClickException):
 
 def _docker_ops():  # type: ignore[no-untyped-def]
     """The image half of the Docker adapter; a clear error when no engine answers."""
-    from ..docker.adapter import Docker, EngineUnreachable
+    from stackctl.docker.adapter import Docker, EngineUnreachable
 
     docker = Docker()
     try:
@@ -39,7 +39,7 @@ def _docker_ops():  # type: ignore[no-untyped-def]
 
 
 def _check_names(names: tuple[str, ...]) -> None:
-    from ..images.specs import UnknownImageError, get_spec
+    from stackctl.images.specs import UnknownImageError, get_spec
 
     for name in names:
         try:
@@ -140,8 +140,8 @@ def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> Non
     """
     from rich.console import Console
 
-    from ..docker.images import ImageOpsError
-    from ..images.build import BuildOptions, ImageBuildError, build_images
+    from stackctl.docker.images import ImageOpsError
+    from stackctl.images.build import BuildOptions, ImageBuildError, build_images
 
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
@@ -176,8 +176,8 @@ def list_(as_json: bool) -> None:
 
     from python_on_whales.exceptions import DockerException
 
-    from ..docker.images import ImageOpsError
-    from ..images.build import image_status
+    from stackctl.docker.images import ImageOpsError
+    from stackctl.images.build import image_status
 
     ops = _docker_ops()
     try:

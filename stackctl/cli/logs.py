@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -24,7 +24,7 @@ from .common import (
 
 
 def _models(reg):  # type: ignore[no-untyped-def]
-    from ..ops.logs import known_models
+    from stackctl.logs.records import known_models
 
     return known_models(reg)
 
@@ -73,7 +73,7 @@ def logs(config_dir: Path, services: tuple[str, ...], follow: bool, since: str |
     deployment (model@provider) that answered. Only the gateway's current container is read:
     `up` recreating it starts a new log.
     """
-    from ..ops.logs import parse_since
+    from stackctl.logs.records import parse_since
 
     if not requests_:
         for flag, given in (("--model", models), ("--errors", errors_only),
@@ -105,8 +105,8 @@ def logs(config_dir: Path, services: tuple[str, ...], follow: bool, since: str |
 
 def _services(reg, services: list[str], follow: bool, start: float | None,  # type: ignore[no-untyped-def]
               tail: int | None, timestamps: bool) -> None:
-    from ..ops.logs import check_services, service_lines
-    from ..render.compose import profiles
+    from stackctl.logs.records import check_services, service_lines
+    from stackctl.render.compose import profiles
 
     with ops_errors():
         names = check_services(reg, services)
@@ -118,7 +118,7 @@ def _services(reg, services: list[str], follow: bool, start: float | None,  # ty
 
 def _requests(reg, follow: bool, start: float | None, tail: int | None,  # type: ignore[no-untyped-def]
               models: tuple[str, ...], errors_only: bool, as_json: bool) -> None:
-    from ..ops.logs import (
+    from stackctl.logs.records import (
         RequestFilter,
         RequestLogOptions,
         format_record,

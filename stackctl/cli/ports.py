@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -44,8 +44,8 @@ def ports(config_dir: Path, profiles: tuple[str, ...], as_json: bool) -> None:
     the port on every address. Two services given the same host port in the registry are
     reported too. `stackctl up` runs the same check first and starts nothing on a conflict.
     """
-    from ..docker.adapter import Docker
-    from ..ops.ports import check_ports, conflict_lines
+    from stackctl.docker.adapter import Docker
+    from stackctl.ports.check import check_ports, conflict_lines
 
     reg, duplicates = _registry(config_dir)
     _known_profiles(reg, profiles)
@@ -70,10 +70,10 @@ def ports(config_dir: Path, profiles: tuple[str, ...], as_json: bool) -> None:
 def _registry(config_dir: Path):  # type: ignore[no-untyped-def]
     """The checked registry, and its duplicate host ports: those are what `ports` reports,
     so they do not stop it; any other registry error does, as in every command."""
-    from ..ops.ports import registry_duplicates
-    from ..registry.checks import check
-    from ..registry.load import load_registry
-    from ..registry.problems import RegistryError
+    from stackctl.ports.check import registry_duplicates
+    from stackctl.registry.checks import check
+    from stackctl.registry.load import load_registry
+    from stackctl.registry.problems import RegistryError
 
     check_config_dir(config_dir)
     try:
@@ -87,8 +87,8 @@ def _registry(config_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def _known_profiles(reg, profiles: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-    from ..hints import did_you_mean
-    from ..render.compose import profiles as all_profiles
+    from stackctl.hints import did_you_mean
+    from stackctl.render.compose import profiles as all_profiles
 
     known = all_profiles(reg)
     for p in profiles:
@@ -104,7 +104,7 @@ def _table(project: str, address: str, statuses, conflicts: list[str],  # type: 
     from rich.markup import escape
     from rich.table import Table
 
-    from ..ops.ports import describe
+    from stackctl.ports.check import describe
 
     console = Console(highlight=False)
     # every row's address is stack.bind_address: said once; a holder elsewhere says "on ADDR"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -54,7 +54,7 @@ def reload(config_dir: Path, yes: bool, dry_run: bool, restore: str | None, time
     finish, new ones wait for the new workers. If the new workers do not serve every model
     of the new config within --timeout, the previous config is put back the same way.
     """
-    from ..ops.reload import ReloadFailed, ReloadOptions, reload_gateway
+    from stackctl.gateway.reload import ReloadFailed, ReloadOptions, reload_gateway
 
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
@@ -100,7 +100,7 @@ def backups(config_dir: Path, as_json: bool) -> None:
     """List the gateway config backups that `reload` took, newest first (`reload --restore
     ID` puts one back). Kept: the 10 newest, the newest of each of the last 7 days and of
     each of the last 4 weeks."""
-    from ..ops.reload import list_backups
+    from stackctl.gateway.reload import list_backups
 
     reg = load_or_fail(config_dir)
     found = list_backups(reg)

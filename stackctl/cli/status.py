@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     GATEWAY_DOWN,
     NO_ENGINE,
@@ -35,15 +35,15 @@ def status(config_dir: Path, as_json: bool) -> None:
     """Show each service's state, health, port, probe latency and models; the active member
     of each exclusive GPU group; the gateway's URL, health and model list; and, when the
     monitoring profile runs, the alerts firing in Prometheus."""
-    from ..ops.status import collect_status
+    from stackctl.targets.compose_status import collect_status
 
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target == "kubernetes":
-        from . import cluster
+        from stackctl.cli import cluster
 
         cluster.not_on_kubernetes(reg, "status")
     if reg.stack.deploy.target == "swarm":
-        from . import cluster
+        from stackctl.cli import cluster
 
         return cluster.status(reg, as_json)
     with ops_errors():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -60,12 +60,12 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     member comes back and the exit code is non-zero. A switched-out member is kept (stopped,
     or asleep: `status` shows it as standby), so switching back is quick.
     """
-    from ..ops.switch import SwitchFailed, SwitchOptions, ensure_active
+    from stackctl.switching.run import SwitchFailed, SwitchOptions, ensure_active
 
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
     if reg.stack.deploy.target in ("swarm", "kubernetes") and not dry_run:
-        from . import cluster
+        from stackctl.cli import cluster
 
         return cluster.switch(reg, member, timeout, as_json, out.progress)
     docker = docker_for(reg)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (
+from stackctl.cli.common import (
     FAILED,
     NO_ENGINE,
     OK,
@@ -63,19 +63,19 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     out = Say(quiet, verbose, as_json)
     from rich.console import Console
 
-    from ..ops.health import GateFailure
-    from ..ops.up import GatewayCheckFailed, UpOptions, bring_up
+    from stackctl.health.gate import GateFailure
+    from stackctl.targets.compose_up import GatewayCheckFailed, UpOptions, bring_up
 
     console = Console(highlight=False, stderr=as_json, quiet=quiet)
     reg = load_or_fail(config_dir)
     with ops_errors():  # a .env that cannot be completed safely is a user error
         files = prepare_files(reg, console.print)
     if reg.stack.deploy.target == "kubernetes":
-        from . import cluster
+        from stackctl.cli import cluster
 
         cluster.not_on_kubernetes(reg, "up")
     if reg.stack.deploy.target == "swarm":
-        from . import cluster
+        from stackctl.cli import cluster
 
         return cluster.up(reg, timeout, as_json, lambda s: console.print(f"  {s}"))
     marks = {"ready": "[green]✓[/]", "failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}

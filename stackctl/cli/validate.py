@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..registry.checks import check, sleep_costs
-from ..registry.load import load_registry
-from ..registry.problems import Problem, RegistryError, display_path
-from .common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
+from stackctl.cli.common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
+from stackctl.registry.checks import check, sleep_costs
+from stackctl.registry.load import load_registry
+from stackctl.registry.problems import Problem, RegistryError, display_path
 
 
 @click.command(epilog=exit_codes({

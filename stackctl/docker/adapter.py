@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .models import ContainerState
+from stackctl.docker.models import ContainerState
 
 if TYPE_CHECKING:
     from python_on_whales import Container, DockerClient
 
-    from .images import ImageOps
+    from stackctl.docker.images import ImageOps
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -262,7 +262,7 @@ class Docker:
 
     @property
     def images(self) -> ImageOps:
-        from .images import ImageOps
+        from stackctl.docker.images import ImageOps
 
         return ImageOps(self._client)
 

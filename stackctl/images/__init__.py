@@ -4,7 +4,7 @@ Tags referenced by generated compose files are in :mod:`stackctl.images.specs`; 
 is in :mod:`stackctl.images.build` (imported lazily: it is not needed to render files).
 """
 
-from .specs import (
+from stackctl.images.specs import (
     BASE_TAG,
     CONTENT_HASH_LABEL,
     IMAGE_SPECS,

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import specs
-from .specs import CONTENT_HASH_LABEL, IMAGE_NAME_LABEL, ImageSpec
+from stackctl.images import specs
+from stackctl.images.specs import CONTENT_HASH_LABEL, IMAGE_NAME_LABEL, ImageSpec
 
 if TYPE_CHECKING:
-    from ..docker.images import ImageOps
+    from stackctl.docker.images import ImageOps
 
-STUB_RELATIVE_PATH = Path("tests/stub/inference_stub.py")
+# code that runs inside the images (the stub, the LiteLLM image check), shipped by the wheel
+INCONTAINER = Path(__file__).resolve().parent.parent / "incontainer"
 TAIL_LINES = 20
 """Log lines quoted in the message of a failed step."""
 
@@ -61,8 +62,8 @@ class BuildOptions(BaseModel):
     )
     stub_file: Path | None = Field(
         default=None,
-        description="The inference stub to copy in; None = tests/stub/inference_stub.py "
-        "found from the current directory or the stackctl checkout.",
+        description="The inference stub to copy in; None = the one stackctl ships "
+        "(stackctl/incontainer/inference_stub.py).",
     )
     jobs: int | None = Field(default=None, description="Compile jobs; None = all cores.")
 
@@ -112,29 +113,24 @@ def default_cache_dir() -> Path:
 
 
 def find_stub_file(explicit: Path | None = None) -> Path | None:
-    """The inference stub: ``explicit``, else tests/stub/inference_stub.py above the
-    current directory or above this package (a source checkout)."""
+    """The inference stub: ``explicit``, else the one this package ships."""
     if explicit is not None:
         return explicit if explicit.is_file() else None
-    starts = [Path.cwd(), Path(__file__).resolve().parent]
-    for start in starts:
-        for d in (start, *start.parents):
-            candidate = d / STUB_RELATIVE_PATH
-            if candidate.is_file():
-                return candidate
-    return None
+    return INCONTAINER / "inference_stub.py"
 
 
-def _extra_files(options: BuildOptions) -> dict[str, dict[str, Path]]:
+def extra_files(options: BuildOptions) -> dict[str, dict[str, Path]]:
+    """Files copied into a context from the package's in-container code."""
+    extra = {"litellm": {"verify_image.py": INCONTAINER / "verify_image.py"}}
     stub = find_stub_file(options.stub_file)
-    return {"inference-stub": {"inference_stub.py": stub}} if stub else {}
+    return {**extra, "inference-stub": {"inference_stub.py": stub}} if stub else extra
 
 
 def _hashes(selected: list[ImageSpec], extra: dict[str, dict[str, Path]]) -> dict[str, str]:
     missing = [s.name for s in selected if "inference-stub" in s.artifacts and s.name not in extra]
     if missing:
         raise ImageBuildError(
-            f"{missing[0]}: {STUB_RELATIVE_PATH} not found (run from the stackctl checkout or pass stub_file)"
+            f"{missing[0]}: the inference stub file given (stub_file) does not exist"
         )
     return specs.image_hashes(selected, extra)
 
@@ -411,7 +407,7 @@ def build_images(
     cache = options.cache_dir or default_cache_dir()
     results: list[BuildResult] = []
     with _locked(cache):
-        hashes = _hashes(selected, _extra_files(options))
+        hashes = _hashes(selected, extra_files(options))
         rebuilt: set[str] = set()
         for spec in selected:
             started = time.monotonic()
@@ -429,7 +425,7 @@ def build_images(
                 if spec.kind == "rootfs":
                     _build_rootfs(spec, ops, labels, cache, step)
                 else:
-                    context = _stage(spec, cache, _extra_files(options), step, options.jobs)
+                    context = _stage(spec, cache, extra_files(options), step, options.jobs)
                     step(spec.name, f"docker build -t {spec.tag}")
                     ops.build(
                         context,
@@ -464,7 +460,7 @@ def image_status(ops: ImageOps, options: BuildOptions | None = None) -> list[Ima
     """Presence and freshness of every image of the set (no build, no artifacts)."""
     options = options or BuildOptions()
     selected = specs.select(options.only)
-    extra = _extra_files(options)
+    extra = extra_files(options)
     computable = [s for s in selected if "inference-stub" not in s.artifacts or s.name in extra]
     hashes = specs.image_hashes(computable, extra)
     out: list[ImageState] = []

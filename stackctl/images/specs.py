@@ -218,7 +218,7 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
         context="inference-stub",
         parent="base",
         artifacts=("inference-stub",),
-        description="stdlib OpenAI/vLLM + Ollama API stub (tests/stub/inference_stub.py)",
+        description="stdlib OpenAI/vLLM + Ollama API stub (stackctl/incontainer/inference_stub.py)",
     ),
     # The monitoring binaries live in a second rootfs rather than in base: base stays what
     # LiteLLM and llama-server need, and the ~200 MB of Go binaries are stored once, in the

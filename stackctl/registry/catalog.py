@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .load import Registry
-from .models import MONITORING_DEFAULTS, GpuGroup, MonitoringService, Provider
+from stackctl.registry.load import Registry
+from stackctl.registry.models import MONITORING_DEFAULTS, GpuGroup, MonitoringService, Provider
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import re
 from collections import Counter
 from pathlib import PurePosixPath
 
-from ..hints import did_you_mean
-from .catalog import (
+from stackctl.hints import did_you_mean
+from stackctl.registry.catalog import (
     declared_models,
     exclusive_groups,
     has_metrics,
@@ -16,11 +16,11 @@ from .catalog import (
     monitoring_components,
     profile_of,
 )
-from .load import MAPPINGS, PROVIDERS, STACK, Registry
-from .models import MONITORING_DEFAULTS
-from .problems import Problem
-from .secrets import check_secrets
-from .source import Loc
+from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
+from stackctl.registry.models import MONITORING_DEFAULTS
+from stackctl.registry.problems import Problem
+from stackctl.registry.secrets import check_secrets
+from stackctl.registry.source import Loc
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
 # ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
@@ -353,7 +353,7 @@ class Checker:
                 claim(prov.host_port, f"provider {name!r}", PROVIDERS, ("providers", name) + where)
 
     def check_image_overrides(self) -> None:
-        from ..render.compose import CACHE, GATEWAY
+        from stackctl.render.compose import CACHE, GATEWAY
 
         services = {GATEWAY, CACHE} | {k.replace("_", "-") for k in MONITORING_DEFAULTS}
         services |= {n for n, p in self.providers.items() if p.container}

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..hints import did_you_mean
-from .models import MappingsFile, ProvidersFile, StackFile
-from .problems import Problem, RegistryError
-from .source import Source, load_source
+from stackctl.hints import did_you_mean
+from stackctl.registry.models import MappingsFile, ProvidersFile, StackFile
+from stackctl.registry.problems import Problem, RegistryError
+from stackctl.registry.source import Source, load_source
 
 PROVIDERS = "providers.yaml"
 MAPPINGS = "model-mappings.yaml"

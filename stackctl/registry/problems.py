@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, field_validator
 
-from .secrets import redact
+from stackctl.registry.secrets import redact
 
 
 class Problem(BaseModel):

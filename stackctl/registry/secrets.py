@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
-    from .load import Registry
-    from .problems import Problem
-    from .source import Loc, Source
+    from stackctl.registry.load import Registry
+    from stackctl.registry.problems import Problem
+    from stackctl.registry.source import Loc, Source
 
 # Vendors' key formats: prefix and body; a letter or digit before the prefix means it is
 # part of a longer word ("task-…"), not a key.
@@ -243,7 +243,7 @@ def _walk(src: Source, node: Any, loc: Loc, out: list[Problem]) -> None:
 
 def _named_secret(loc: Loc, value: str) -> bool:
     """`HF_TOKEN: hf_…` in a container's env is reported once, by the name check."""
-    from .checks import ENV_REF, SECRET_NAME  # checks → here: import when called
+    from stackctl.registry.checks import ENV_REF, SECRET_NAME  # checks → here: import when called
 
     return len(loc) > 2 and loc[-2] == "env" and loc[-3] == "container" \
         and bool(SECRET_NAME.search(str(loc[-1]))) and not ENV_REF.match(value)
@@ -260,7 +260,7 @@ def _borrowed_secrets(reg: Registry) -> list[Problem]:
               stack.monitoring.grafana_password_env: "Grafana's admin password"}
     for r in stack.monitoring.alerts.receivers:
         owners[r.webhook_url_env] = f"the webhook URL of alert receiver {r.name!r}"
-    from .load import PROVIDERS  # load → problems → here: import when called
+    from stackctl.registry.load import PROVIDERS  # load → problems → here: import when called
 
     src = reg.sources[PROVIDERS]
     out: list[Problem] = []

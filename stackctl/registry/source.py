@@ -30,7 +30,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import ScalarString
 
-from .problems import Problem, RegistryError, display_path
+from stackctl.registry.problems import Problem, RegistryError, display_path
 
 Loc = tuple[str | int, ...]
 

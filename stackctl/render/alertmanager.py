@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.load import Registry
+from stackctl.registry.load import Registry
 
 SECRET_URL = "http://stackctl-secret.invalid/"  # + the variable's name; never resolvable
 NULL = "null"  # the receiver that notifies no one

@@ -5,17 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..registry.catalog import (
-    models_of_provider,
-    monitoring_components,
-    profile_of,
-    sleep_members,
-)
-from ..registry.load import Registry
-from ..registry.models import MonitoringService, Provider
-from .alertmanager import start_script, webhook_variables
-from .litellm import served_backend
-from .probes import compose_healthcheck, provider_probe, python_http
+from stackctl.registry.catalog import models_of_provider, monitoring_components, profile_of, sleep_members
+from stackctl.registry.load import Registry
+from stackctl.registry.models import MonitoringService, Provider
+from stackctl.render.alertmanager import start_script, webhook_variables
+from stackctl.render.litellm import served_backend
+from stackctl.render.probes import compose_healthcheck, provider_probe, python_http
 
 GATEWAY, CACHE = "litellm", "redis"
 MONITORING = "monitoring"
@@ -149,7 +144,7 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
     command, env = list(c.command), dict(c.env)
     if name in sleep_members(reg):
         # vLLM frees GPU memory on /sleep only with --enable-sleep-mode, and serves /sleep,
-        # /wake_up and /is_sleeping only in its dev mode (ops/vllm.py)
+        # /wake_up and /is_sleeping only in its dev mode (switching/vllm.py)
         command += [] if SLEEP_FLAG in command else [SLEEP_FLAG]
         env[DEV_MODE] = "1"
     if command:

@@ -41,15 +41,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from ..registry.catalog import (
-    exclusive_groups,
-    has_metrics,
-    models_of_provider,
-    profile_of,
-)
-from ..registry.load import Registry
-from ..registry.models import Provider
-from .compose import (
+from stackctl.registry.catalog import exclusive_groups, has_metrics, models_of_provider, profile_of
+from stackctl.registry.load import Registry
+from stackctl.registry.models import Provider
+from stackctl.render.compose import (
     CACHE,
     GATEWAY,
     METRICS_DIR,
@@ -59,10 +54,10 @@ from .compose import (
     redis_health,
     redis_start,
 )
-from .files import module_text
-from .litellm import ROUTING_MODULE, TRACE_MODULE, render_litellm, served_backend
-from .probes import DEFAULT_VIA, _check, provider_probe
-from .text import HEADER, to_yaml
+from stackctl.render.files import module_text
+from stackctl.render.litellm import ROUTING_MODULE, TRACE_MODULE, render_litellm, served_backend
+from stackctl.render.probes import DEFAULT_VIA, _check, provider_probe
+from stackctl.render.text import HEADER, to_yaml
 
 SECRET = "stackctl-secrets"
 CONFIG_MAP = "litellm-config"
@@ -376,7 +371,7 @@ def provider_objects(reg: Registry, name: str, prov: Provider) -> list[dict[str,
 # -- the folder ---------------------------------------------------------------------------
 
 def _sources(reg: Registry) -> list[str]:
-    from ..registry.load import MAPPINGS, PROVIDERS, STACK
+    from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK
 
     return [f"{reg.config_dir.name}/{n}" for n in (PROVIDERS, MAPPINGS, STACK)]
 

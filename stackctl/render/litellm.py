@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.catalog import Deployment, deployments, exclusive_groups, fallbacks
-from ..registry.load import Registry
-from ..registry.models import Provider
+from stackctl.registry.catalog import Deployment, deployments, exclusive_groups, fallbacks
+from stackctl.registry.load import Registry
+from stackctl.registry.models import Provider
 
 PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
           "openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai"}
 CACHE_HOST = "redis"
-TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (render/trace_callback.py)
+TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (incontainer/trace_callback.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
 # holds or diverts requests for the members of exclusive GPU groups that are not active
-# (render/routing_callback.py; the state it reads: ops/routing.py)
+# (incontainer/routing_callback.py; the state it reads: switching/routing.py)
 ROUTING_MODULE = "stackctl_routing"
 ROUTING_CALLBACK = f"{ROUTING_MODULE}.callback"
 # The gateway's metrics that the shipped alert rules and dashboards, and `stackctl cache

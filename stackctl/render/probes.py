@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry.models import HealthProbe, Provider
+from stackctl.registry.models import HealthProbe, Provider
 
 DEFAULT_ENDPOINT = {"vllm": "/v1/models", "llama_cpp": "/health", "ollama": "/api/version"}
 DEFAULT_VIA = {"vllm": "python", "llama_cpp": "curl", "ollama": "ollama-cli"}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry.catalog import has_metrics, monitoring_components
-from ..registry.load import Registry
-from ..registry.models import Provider, seconds
-from .compose import GATEWAY, MONITORING_PORTS, PROMETHEUS_RULES
-from .probes import DEFAULT_ENDPOINT
+from stackctl.registry.catalog import has_metrics, monitoring_components
+from stackctl.registry.load import Registry
+from stackctl.registry.models import Provider, seconds
+from stackctl.render.compose import GATEWAY, MONITORING_PORTS, PROMETHEUS_RULES
+from stackctl.render.probes import DEFAULT_ENDPOINT
 
 KEY_FILE = "/run/secrets/litellm_master_key"  # the compose secret of the gateway's master key
 METRICS_PATH = "/metrics"

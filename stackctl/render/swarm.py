@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..registry.catalog import exclusive_groups, profile_of, sleep_members
-from ..registry.load import MAPPINGS, PROVIDERS, STACK, Registry
-from ..registry.models import Provider
-from .compose import (
+from stackctl.registry.catalog import exclusive_groups, profile_of, sleep_members
+from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
+from stackctl.registry.models import Provider
+from stackctl.render.compose import (
     CACHE,
     DEV_MODE,
     GATEWAY,
@@ -37,9 +37,9 @@ from .compose import (
     provider_service,
     redis_start,
 )
-from .files import LITELLM_FILE, ROUTING_FILE, TRACE_FILE, module_text
-from .litellm import render_litellm
-from .text import to_yaml
+from stackctl.render.files import LITELLM_FILE, ROUTING_FILE, TRACE_FILE, module_text
+from stackctl.render.litellm import render_litellm
+from stackctl.render.text import to_yaml
 
 SWARM_FILE = "swarm/stack.yaml"  # below output_dir; the configs are relative to its folder
 GATEWAY_DIR = "/app/litellm"

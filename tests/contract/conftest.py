@@ -19,8 +19,7 @@ import pytest
 import requests
 
 from tests import tc  # first: testcontainers settings
-
-from . import session
+from tests.contract import session
 
 
 class Containers:

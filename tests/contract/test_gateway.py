@@ -22,8 +22,7 @@ import pytest
 import requests
 
 from tests import tc
-
-from . import (
+from tests.contract import (
     Target,
     assert_models,
     chat,

@@ -1,4 +1,4 @@
-"""The routing callback (stackctl/render/routing_callback.py) on the real gateway.
+"""The routing callback (stackctl/incontainer/routing_callback.py) on the real gateway.
 
 stackctl-local/litellm:1.106.2 runs as the generated compose file runs it (`--run_gunicorn
 --num_workers 2`, its config folder bind-mounted read-only at /app/litellm) with a config of
@@ -31,10 +31,9 @@ from typing import Any
 import pytest
 import requests
 
-from stackctl.render import routing_callback
+from stackctl.incontainer import routing_callback
 from tests import tc
-
-from . import Target, chat, completion_text, sse_chunks, stream_text
+from tests.contract import Target, chat, completion_text, sse_chunks, stream_text
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Contract of stackctl-local/inference-stub:1, the stand-in for vLLM and Ollama.
 
-The stub (tests/stub/inference_stub.py) runs twice, once per flavor, as the offline stack
+The stub (stackctl/incontainer/inference_stub.py) runs twice, once per flavor, as the offline stack
 runs it: STUB_FLAVOR=vllm on port 8000 and STUB_FLAVOR=ollama on 11434. The assertions are
 the ones the stack relies on from a real vLLM / Ollama, so they can be pointed at one:
 
@@ -41,8 +41,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import tc
-
-from . import (
+from tests.contract import (
     TIMEOUT,
     Target,
     assert_models,

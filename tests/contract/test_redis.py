@@ -23,8 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests import tc
-
-from . import external
+from tests.contract import external
 
 pytestmark = pytest.mark.integration
 

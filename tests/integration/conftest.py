@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from stackctl.cli import cli
 from stackctl.images.specs import IMAGE_SPECS
-from stackctl.ops.envfile import read_env
+from stackctl.store.envfile import read_env
 
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"

@@ -33,7 +33,7 @@ def stack(stack_factory):
 def client(stack):
     import redis
 
-    from stackctl.ops.envfile import read_env
+    from stackctl.store.envfile import read_env
 
     r = redis.Redis(host="127.0.0.1", port=stack.port("redis"), socket_timeout=5,
                     password=read_env(stack.root / ".env")["REDIS_PASSWORD"])

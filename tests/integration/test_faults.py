@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .traffic import Traffic
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 QWEN, DOLPHIN, OLLAMA = "qwen-coder-vllm", "dolphin-uncensored-vllm", "qwen2.5-coder:7b"

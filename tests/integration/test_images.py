@@ -25,7 +25,7 @@ from stackctl.images.build import BuildOptions, BuildResult, build_images
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-STUB = REPO / "tests" / "stub" / "inference_stub.py"
+STUB = REPO / "stackctl" / "incontainer" / "inference_stub.py"
 MASTER_KEY = "sk-stackctl-imgtest"
 PREFIX = f"stackctl-imgtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 

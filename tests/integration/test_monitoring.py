@@ -15,7 +15,7 @@ import pytest
 import requests
 from python_on_whales import docker
 
-from tests.unit.test_monitoring import SOURCES, alert_expressions, panel_queries, used_metric_names
+from tests.unit.monitoring.test_rules import SOURCES, alert_expressions, panel_queries, used_metric_names
 
 SCRAPE = "2s"
 WEBHOOK = "webhook"  # the receiver's name in the project network
@@ -32,7 +32,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(('0.0.0.0', 9000), H).serve_forever()
 """
 # Series that exist only after an event this test does not cause (each is verified against
-# its exporter's source in tests/unit/test_monitoring.py's SOURCES).
+# its exporter's source in tests/unit/monitoring/test_rules.py's SOURCES).
 EVENT_ONLY = {
     "ALERTS": "only while an alert is pending or firing",
     "litellm_deployment_cooled_down_total": "only once the router cools a deployment down",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .traffic import Traffic
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 

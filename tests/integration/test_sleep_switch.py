@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .traffic import Traffic
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 QWEN, DOLPHIN, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vllm", "qwen2.5-coder:7b@ollama"

@@ -51,7 +51,7 @@ def test_chat_through_gateway_returns_real_smollm2_tokens(stack):
 def test_same_request_again_is_served_from_redis(stack):
     import redis
 
-    from stackctl.ops.envfile import read_env
+    from stackctl.store.envfile import read_env
 
     # the cache requires AUTH: without the password from the stack's .env, nothing is read
     anonymous = redis.Redis(host="127.0.0.1", port=stack.port("redis"), socket_timeout=5)

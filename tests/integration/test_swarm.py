@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import make_stack
-from .swarm_cluster import SwarmCluster, swarm_cluster
-from .traffic import Traffic
+from tests.integration.conftest import make_stack
+from tests.integration.swarm_cluster import SwarmCluster, swarm_cluster
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 QWEN, DOLPHIN = "qwen-coder-vllm", "dolphin-uncensored-vllm"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .swarm_cluster import BASE_IMAGE, GPU_LABEL, SwarmCluster, swarm_cluster
+from tests.integration.swarm_cluster import BASE_IMAGE, GPU_LABEL, SwarmCluster, swarm_cluster
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .traffic import Traffic
+from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 QWEN, DOLPHIN = "qwen-coder-vllm", "dolphin-uncensored-vllm"

@@ -1,0 +1,346 @@
+"""`reload`: apply registry edits to the running gateway without failing a request.
+
+The gateway runs LiteLLM under gunicorn. On SIGHUP gunicorn starts new workers, which read
+the config folder again, and lets the old ones finish their requests; connections that
+arrive meanwhile wait in the listen queue instead of being refused. So a reload is:
+render → check with the real LiteLLM inside the gateway image → back up what is on disk →
+write atomically → HUP → wait for the new workers → verify the model list. Any failure
+after the write puts the backup back the same way (restart instead of HUP if the gateway
+died) and verifies it.
+
+Backups are folders `<output_dir>/backups/<ID>/` holding the gateway's config files; ID is
+the UTC time of the backup. Retention keeps the 10 most recent, the newest of each of the
+last 7 days and the newest of each of the last 4 weeks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from stackctl.docker.adapter import Docker, DockerError
+from stackctl.errors import PlanError
+from stackctl.registry.load import Registry
+from stackctl.render.files import Generated, write_all
+
+GATEWAY_DIR = "litellm"  # the gateway's config folder inside output_dir (mounted whole)
+ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class ReloadFailed(Exception):
+    """The new config did not serve; `restored`: the previous one serves again."""
+
+    def __init__(self, message: str, restored: bool):
+        super().__init__(message)
+        self.restored = restored
+
+
+class Backup(BaseModel):
+    id: str = Field(description="UTC time of the backup, e.g. 20261129T041503Z")
+    path: Path
+    files: list[str] = Field(description="file names, relative to the gateway's config folder")
+    current: bool = Field(description="identical to the config on disk now")
+
+
+class ReloadResult(BaseModel):
+    changed: list[str] = Field(description="gateway files that differed from disk")
+    diff: str = Field(description="unified diff, disk → new")
+    backup: str | None = Field(None, description="ID of the backup taken before writing")
+    applied: bool = False
+    models: list[str] = Field(default_factory=list, description="models the gateway lists after")
+    seconds: float = 0.0
+
+
+# -- pure: retention -----------------------------------------------------------------------------
+
+def parse_id(backup_id: str) -> datetime:
+    return datetime.strptime(backup_id.split("-")[0], ID_FORMAT).replace(tzinfo=UTC)
+
+
+def retained(ids: list[str], now: datetime, recent: int = 10, days: int = 7,
+             weeks: int = 4) -> set[str]:
+    """The backups to keep: the `recent` newest, the newest of each of the last `days`
+    calendar days (UTC, today included) and the newest of each of the last `weeks` weeks
+    (Monday to Sunday, this one included)."""
+    def monday(t: datetime) -> date:
+        return t.date() - timedelta(days=t.weekday())
+
+    newest_first = sorted(ids, key=parse_id, reverse=True)
+    keep = set(newest_first[:recent])
+    seen_days: set[date] = set()
+    seen_weeks: set[date] = set()
+    for backup_id in newest_first:
+        when = parse_id(backup_id)
+        if (now.date() - when.date()).days < days and when.date() not in seen_days:
+            seen_days.add(when.date())
+            keep.add(backup_id)
+        week = monday(when)
+        if (monday(now) - week).days < 7 * weeks and week not in seen_weeks:
+            seen_weeks.add(week)
+            keep.add(backup_id)
+    return keep
+
+
+# -- backups on disk --------------------------------------------------------------------------------
+
+def backups_dir(reg: Registry) -> Path:
+    return reg.output_dir / "backups"
+
+
+def gateway_files(files: list[Generated], reg: Registry) -> list[Generated]:
+    folder = reg.output_dir / GATEWAY_DIR
+    return [f for f in files if f.path.parent == folder]
+
+
+def list_backups(reg: Registry) -> list[Backup]:
+    root = backups_dir(reg)
+    folder = reg.output_dir / GATEWAY_DIR
+    out = []
+    for path in sorted(root.iterdir() if root.is_dir() else [], reverse=True):
+        try:
+            parse_id(path.name)
+        except ValueError:
+            continue  # not ours
+        names = sorted(p.name for p in path.iterdir() if p.is_file())
+        current = all((folder / n).is_file() and (folder / n).read_bytes() == (path / n).read_bytes()
+                      for n in names)
+        out.append(Backup(id=path.name, path=path, files=names, current=current))
+    return out
+
+
+def take_backup(reg: Registry, now: datetime) -> str | None:
+    """Copy the gateway's config folder as it is on disk into a new backup; prune by the
+    retention rule. None when there is nothing on disk yet."""
+    folder = reg.output_dir / GATEWAY_DIR
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    root = backups_dir(reg)
+    backup_id = now.strftime(ID_FORMAT)
+    n = 1
+    while (root / backup_id).exists():
+        n += 1
+        backup_id = f"{now.strftime(ID_FORMAT)}-{n}"
+    staging = root / f".{backup_id}.tmp"
+    try:
+        shutil.copytree(folder, staging)
+        staging.rename(root / backup_id)  # a backup is whole or absent
+    except OSError as exc:  # a full disk: no half-copied staging left, older backups kept
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PlanError(f"could not take a backup in {root}: {exc.strerror or exc}; nothing "
+                        "was changed") from None
+    ids = [b.id for b in list_backups(reg)]
+    for old in set(ids) - retained(ids, now):
+        shutil.rmtree(root / old, ignore_errors=True)
+    return backup_id
+
+
+def backup_files(reg: Registry, backup_id: str) -> list[Generated]:
+    """The files of a backup as the set to write back (the folder's other files stay)."""
+    source = backups_dir(reg) / backup_id
+    if not source.is_dir():
+        known = ", ".join(b.id for b in list_backups(reg)) or "none"
+        raise PlanError(f"no backup {backup_id!r} (backups: {known}; `stackctl backups` lists them)")
+    folder = reg.output_dir / GATEWAY_DIR
+    return [Generated(folder / p.name, p.read_text(encoding="utf-8"))
+            for p in sorted(source.iterdir()) if p.is_file()]
+
+
+# -- the gateway ---------------------------------------------------------------------------------------
+
+def check_in_image(docker: Docker, image: str, files: list[Generated]) -> list[str]:
+    """Errors the real LiteLLM finds in `files` (as they would be mounted), [] when none."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="stackctl-check-") as tmp:
+        for f in files:
+            (Path(tmp) / f.path.name).write_text(f.text, encoding="utf-8")
+        script = Path(__file__).parent.parent / "incontainer" / "gateway_check.py"
+        try:
+            out = docker.run_python(image, script, ["/check"], [(Path(tmp), "/check")])
+            report = json.loads(out.strip().splitlines()[-1])
+        except (DockerError, ValueError, IndexError) as exc:
+            return [f"could not run the check in {image}: {exc}"]
+    return list(report["errors"])
+
+
+def wait_reloaded(docker: Docker, container: str, since: datetime, workers: int,
+                  timeout: float, clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait until `workers` workers have started since `since` (their log says so). Raises
+    TimeoutError, or RuntimeError when the gateway stopped."""
+    deadline = clock() + timeout
+    started = 0
+    while started < workers:
+        if not any(s.running for s in docker.containers(service="litellm")):
+            raise RuntimeError("the gateway stopped: " + docker.logs(container, tail=15))
+        started = docker.logs_since(container, since).count("Application startup complete")
+        if clock() >= deadline:
+            raise TimeoutError(f"after {timeout:g}s {started} of {workers} new worker(s) had "
+                               "started")
+        sleep(0.2)
+
+
+# -- the operation -------------------------------------------------------------------------------------
+
+class ReloadOptions(BaseModel):
+    restore: str | None = Field(None, description="backup ID to put back instead of the "
+                                "registry's config")
+    dry_run: bool = Field(False, description="check and show the diff; change nothing")
+    timeout: float = Field(120, gt=0, description="seconds the new workers may take to serve")
+    lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
+                                    "up/switch/reload; None: fail at once")
+
+
+def models_in(files: list[Generated]) -> list[str]:
+    """Public model names of a gateway config (what /v1/models must list)."""
+    from ruamel.yaml import YAML
+
+    config = next((f for f in files if f.path.name == "config.yaml"), None)
+    data = (YAML(typ="safe").load(config.text) if config else None) or {}
+    aliases = (data.get("router_settings") or {}).get("model_group_alias") or {}
+    return sorted({m["model_name"] for m in data.get("model_list") or []} | set(aliases))
+
+
+def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
+                   confirm: Callable[[str], bool] = lambda diff: True,
+                   say: Callable[[str], None] = lambda s: None,
+                   models: Callable[[], list[str]] | None = None,
+                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> ReloadResult:
+    """Check, back up, write and apply the gateway's config; roll back if it does not serve.
+
+    `confirm(diff)` decides after the check (the CLI asks unless --yes); `models()` lists
+    what the gateway serves (default: GET /v1/models with the master key)."""
+    from stackctl.render.compose import GATEWAY, render_compose
+    from stackctl.render.files import render_all
+    from stackctl.store.lock import stack_lock
+
+    start = time.monotonic()
+    if models is None:
+        from stackctl.gateway.client import Gateway
+        from stackctl.store.envfile import compose_value
+
+        gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
+                     compose_value(reg.env_file, reg.stack.gateway.master_key_env))
+        models = gw.models
+    with stack_lock(reg.stack.project, "reload", opts.lock_wait):
+        new = backup_files(reg, opts.restore) if opts.restore else \
+            gateway_files(render_all(reg), reg)
+        stale = [f for f in new if f.is_stale()]
+        result = ReloadResult(changed=[f.path.name for f in stale],
+                              diff="".join(f.diff(f"{GATEWAY_DIR}/{f.path.name}") for f in stale))
+        if not stale:
+            return result
+        image = render_compose(reg)["services"][GATEWAY]["image"]
+        say(f"checking the new config with LiteLLM in {image}")
+        errors = check_in_image(docker, image, new)
+        if errors:
+            raise PlanError("the new gateway config is refused; nothing was changed:\n"
+                            + "\n".join(f"  {e}" for e in errors))
+        if opts.dry_run or not confirm(result.diff):
+            return result
+        previous = [Generated(f.path, f.current() or "") for f in stale if f.current() is not None]
+        result.backup = take_backup(reg, now())
+        write_all(stale, reg.output_dir)
+        say(f"wrote {', '.join(result.changed)}" + (f" (backup {result.backup})" if result.backup
+                                                    else ""))
+        gateway = next((s for s in docker.containers(service=GATEWAY) if s.running), None)
+        if gateway is None:
+            say("the gateway is not running: the new config applies when it starts")
+            result.applied = True
+            return result
+        workers = reg.stack.gateway.workers
+        try:
+            result.models = replace_workers(docker, gateway.name, workers, models_in(new),
+                                          models, opts.timeout, say)
+        except (RuntimeError, TimeoutError, DockerError) as failure:
+            say(f"the new config does not serve ({failure}); putting the previous one back")
+            write_all(previous, reg.output_dir)
+            try:
+                _restore(docker, gateway.name, workers, models_in(previous) if previous else [],
+                         models, opts.timeout, say)
+            except (RuntimeError, TimeoutError, DockerError) as again:
+                raise ReloadFailed(f"the new config did not serve: {failure}; putting the "
+                                   f"previous one back ALSO failed: {again}", restored=False) \
+                    from None
+            raise ReloadFailed(f"the new config did not serve: {failure}; the previous config "
+                               "serves again" + (f" (backup {result.backup} holds it)"
+                                                 if result.backup else ""), restored=True) \
+                from None
+        result.applied = True
+        result.seconds = round(time.monotonic() - start, 2)
+        return result
+
+
+def replace_workers(docker: Docker, container: str, workers: int, expected: list[str],
+                  models: Callable[[], list[str]], timeout: float,
+                  say: Callable[[str], None]) -> list[str]:
+    """Replace every worker with one that has read the config folder again, the new ones
+    serving before the old ones go: one SIGTTIN per worker makes gunicorn start an extra
+    worker; once they all serve, as many SIGTTOU make it stop the oldest, which finish their
+    requests first. (SIGHUP would stop the old workers at once, and requests would wait
+    seconds for the new ones to start.)"""
+    since = datetime.now(UTC)
+    say(f"starting {workers} new gateway worker(s) beside the running ones")
+    try:
+        signal_each(docker, container, "TTIN", workers)
+        wait_reloaded(docker, container, since, workers, timeout)
+    finally:  # never leave the gateway with twice its workers
+        say("stopping the old workers once their requests are done")
+        signal_each(docker, container, "TTOU", workers)
+    return wait_models(expected, models, timeout)
+
+
+def signal_each(docker: Docker, container: str, signal: str, times: int,
+                timeout: float = 15, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], None] = time.sleep) -> None:
+    """Send `signal` `times` times, each once gunicorn has handled the one before: a
+    signal sent while the same one is still pending is merged with it by the kernel."""
+    marker = f"Handling signal: {signal.lower()}"
+    for _ in range(times):
+        since = datetime.now(UTC)
+        docker.signal(container, signal)
+        deadline = clock() + timeout
+        while marker not in docker.logs_since(container, since):
+            if clock() >= deadline:
+                raise TimeoutError(f"the gateway did not handle SIG{signal} in {timeout:g}s")
+            sleep(0.05)
+
+
+def wait_models(expected: list[str], models: Callable[[], list[str]], timeout: float,
+                clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    deadline = clock() + timeout
+    listed: list[str] = []
+    while True:
+        try:
+            listed = models()
+        except Exception:  # noqa: BLE001 - not answering yet
+            listed = []
+        if set(expected) <= set(listed):
+            return listed
+        if clock() >= deadline:
+            raise TimeoutError("the gateway does not list "
+                               + ", ".join(sorted(set(expected) - set(listed))))
+        sleep(0.2)
+
+
+def _restore(docker: Docker, container: str, workers: int, expected: list[str],
+             models: Callable[[], list[str]], timeout: float,
+             say: Callable[[str], None]) -> None:
+    if any(s.running for s in docker.containers(service="litellm")):
+        replace_workers(docker, container, workers, expected, models, timeout, say)
+        return
+    since = datetime.now(UTC)
+    say("starting the gateway again")
+    try:
+        docker.start(container)
+    except DockerError:
+        pass  # its restart policy may have started it already
+    wait_reloaded(docker, container, since, workers, timeout)
+    wait_models(expected, models, timeout)

@@ -1,1 +1,0 @@
-"""The operations: up, down, status and switch, built on the Docker adapter."""

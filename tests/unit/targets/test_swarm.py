@@ -1,0 +1,140 @@
+"""targets/swarm.py against a fake Swarm: the switch's order, its rollback, convergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackctl.registry.load import load_registry
+from stackctl.switching.run import SwitchFailed
+from stackctl.targets.swarm import ServiceState, SwarmError, TaskState, swarm_switch, wait_converged
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class FakeSwarm:
+    """Services with desired replicas; a scale takes effect at once, except for members
+    listed in `broken` (their task never gets past starting)."""
+
+    def __init__(self, replicas: dict[str, int], broken: frozenset[str] = frozenset()):
+        self.replicas = dict(replicas)
+        self.broken = set(broken)
+        self.log: list[tuple] = []
+
+    def services(self) -> dict[str, ServiceState]:
+        out = {}
+        for name, n in self.replicas.items():
+            state = "starting" if name in self.broken else "running"
+            out[name] = ServiceState(name, n, [TaskState(name, "node3", state, "running")
+                                               for _ in range(n)])
+        return out
+
+    def scale(self, scales: dict[str, int]) -> None:
+        self.log.append(("scale", dict(scales)))
+        self.replicas.update(scales)
+
+    def gateway_urls(self) -> list[str]:
+        return ["http://10.0.0.1:4000", "http://10.0.0.2:4000"]
+
+
+@pytest.fixture
+def reg():
+    return load_registry(REPO / "examples/offline/config")
+
+
+def routed(log: list):
+    def routable(model: str, dep: str, urls: list[str]) -> bool:
+        log.append(("routable", dep, tuple(urls)))
+        return True
+    return routable
+
+
+def test_switch_scales_the_outgoing_member_down_first_then_the_target_up(reg):
+    sw = FakeSwarm({"litellm": 2, "vllm-qwen": 1, "vllm-dolphin": 0})
+    timings = swarm_switch(reg, sw, "dolphin", timeout=1, routable=routed(sw.log))
+    assert sw.log == [("scale", {"vllm-qwen": 0}), ("scale", {"vllm-dolphin": 1}),
+                      ("routable", "dolphin-uncensored-vllm@vllm-dolphin",
+                       ("http://10.0.0.1:4000", "http://10.0.0.2:4000"))]
+    assert set(timings) == {"stop", "ready", "routable", "total"}
+
+
+def test_a_target_that_never_runs_is_rolled_back(reg):
+    sw = FakeSwarm({"vllm-qwen": 1, "vllm-dolphin": 0}, broken=frozenset({"vllm-dolphin"}))
+    with pytest.raises(SwitchFailed) as exc:
+        swarm_switch(reg, sw, "dolphin", timeout=0.6, routable=routed(sw.log))
+    assert exc.value.restored and "rolled back: vllm-qwen runs again" in str(exc.value)
+    assert "vllm-dolphin runs 0/1" in str(exc.value)  # what did not converge, and where
+    assert sw.replicas == {"vllm-qwen": 1, "vllm-dolphin": 0}
+
+
+def test_a_target_that_is_not_routed_is_rolled_back(reg):
+    sw = FakeSwarm({"vllm-qwen": 1, "vllm-dolphin": 0})
+    calls: list = []
+
+    def routable(model: str, dep: str, urls: list[str]) -> bool:
+        calls.append(dep)
+        return dep.endswith("@vllm-qwen")  # the gateways keep answering from the fallback
+    with pytest.raises(SwitchFailed, match="no gateway routes"):
+        swarm_switch(reg, sw, "dolphin", timeout=1, routable=routable)
+    assert calls == ["dolphin-uncensored-vllm@vllm-dolphin", "qwen-coder-vllm@vllm-qwen"]
+    assert sw.replicas == {"vllm-qwen": 1, "vllm-dolphin": 0}
+
+
+def test_convergence_waits_for_scaled_down_tasks_to_go():
+    class Draining(FakeSwarm):
+        polls = 0
+
+        def services(self) -> dict[str, ServiceState]:
+            self.polls += 1
+            tasks = [TaskState("a", "node1", "running", "shutdown")] if self.polls < 3 else []
+            return {"a": ServiceState("a", 0, tasks)}
+
+    sw = Draining({})
+    now = [0.0]
+    wait_converged(sw, 10, clock=lambda: now[0],  # type: ignore[arg-type]
+                   sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert sw.polls == 3
+
+
+def test_convergence_timeout_names_the_service_and_its_tasks_errors():
+    class Stuck(FakeSwarm):
+        def services(self) -> dict[str, ServiceState]:
+            return {"vllm-qwen": ServiceState("vllm-qwen", 1, [TaskState(
+                "vllm-qwen", "-", "pending", "running",
+                "no suitable node (insufficient resources on 3 nodes)")])}
+
+    now = [0.0]
+    with pytest.raises(SwarmError, match=r"vllm-qwen runs 0/1 \[-: pending: no suitable node"):
+        wait_converged(Stuck({}), 2, clock=lambda: now[0],  # type: ignore[arg-type]
+                       sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+
+def test_services_and_tasks_are_read_from_the_cli_json(reg, monkeypatch):
+    """Two CLI calls, their JSON lines parsed: a task scaled away (desired shutdown, and an
+    older one of the same slot, shown with "\\_ ") stays attached to its service."""
+    from stackctl.targets.swarm import Swarm
+
+    lines = {
+        "service": ['{"Name":"stackctl-offline_litellm","Replicas":"2/2"}',
+                    '{"Name":"stackctl-offline_vllm-qwen","Replicas":"0/0"}',
+                    '{"Name":"stackctl-offline_vllm-dolphin","Replicas":"0/1 (max 1 per node)"}'],
+        "stack": ['{"Name":"stackctl-offline_litellm.1","Node":"node1",'
+                  '"CurrentState":"Running 2 minutes ago","DesiredState":"Running","Error":""}',
+                  '{"Name":"stackctl-offline_litellm.2","Node":"node2",'
+                  '"CurrentState":"Starting 3 seconds ago","DesiredState":"Running","Error":""}',
+                  '{"Name":"\\\\_ stackctl-offline_vllm-qwen.1","Node":"node3",'
+                  '"CurrentState":"Running 5 seconds ago","DesiredState":"Shutdown","Error":""}',
+                  '{"Name":"stackctl-offline_vllm-dolphin.1","Node":"",'
+                  '"CurrentState":"Pending 9 seconds ago","DesiredState":"Running",'
+                  '"Error":"no suitable node (insufficient resources on 3 nodes)"}']}
+    sw = Swarm.__new__(Swarm)
+    sw.reg, sw.project = reg, "stackctl-offline"
+    monkeypatch.setattr(sw, "_cli", lambda what, *args: "\n".join(lines[args[0]]) + "\n",
+                        raising=False)
+    services = sw.services()
+    assert {n: (s.replicas, s.running) for n, s in services.items()} == {
+        "litellm": (2, 1), "vllm-qwen": (0, 0), "vllm-dolphin": (1, 0)}
+    qwen = services["vllm-qwen"].tasks
+    assert [(t.node, t.state, t.desired) for t in qwen] == [("node3", "running", "shutdown")]
+    assert services["vllm-dolphin"].tasks[0].error.startswith("no suitable node")
