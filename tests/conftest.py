@@ -16,7 +16,15 @@ Fixtures
     that skips) shows as ERROR, one in the test body as FAILED; a module skipped at import is
     listed in a summary section and sets the exit status to 1.
 
-Integration fixtures live in tests/integration/conftest.py; keep this file generic.
+`-n N` (pytest-xdist, `make test-fast`)
+    the --no-skip checks hold under it too; with `--dist loadgroup` a contract or
+    integration module stays on one worker (its containers start once per module).
+
+Integration fixtures live in tests/integration/conftest.py, the unit tests' in
+tests/unit/conftest.py and tests/unit/<package>/conftest.py; keep this file generic. Helpers
+that are not fixtures are plain modules beside this file (paths.py, registry_edits.py,
+cli_checks.py, tools.py, fake_secrets.py, monitoring_queries.py, fakes/): a test module
+never imports another test module (tests/unit/test_layout.py checks it).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 # name → folder in the repo; it is copied to the same relative place under tmp_path
 REGISTRIES: dict[str, Path] = {
@@ -49,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs a real Docker engine and the local image set")
+    config.pluginmanager.register(_CollectSkips(config), "stackctl-collect-skips")
 
 
 def no_skip(config: pytest.Config) -> bool:
@@ -58,7 +67,8 @@ def no_skip(config: pytest.Config) -> bool:
 
 def _skip_reason(longrepr: Any) -> str:
     # a skip's longrepr is (path, lineno, "Skipped: reason")
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+    # (a list once pytest-xdist has sent it from a worker)
+    if isinstance(longrepr, tuple | list) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)
 
@@ -78,36 +88,53 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         _as_failure(report, item.nodeid)
 
 
-_COLLECT_SKIPS = pytest.StashKey[list]()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+class _CollectSkips:
     """A module skipped at import (`pytest.importorskip`, `allow_module_level`) fails the run.
 
     Turning the collect report itself into a failure would abort the whole session
     ("Interrupted: 1 error during collection"), so the skip is recorded here, listed in the
     summary and the exit status is set to 1 at the end, after every other test has run.
+    Recorded from `pytest_collectreport`, which under pytest-xdist (`-n`) the controller
+    also calls for the skipped reports of its workers (it never collects itself).
     """
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and no_skip(collector.config):
-        collector.config.stash.setdefault(_COLLECT_SKIPS, []).append(
-            f"{collector.nodeid or 'collection'}: {_skip_reason(report.longrepr)}")
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.skipped: list[str] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and no_skip(self.config):
+            self.skipped.append(f"{report.nodeid or 'collection'}: {_skip_reason(report.longrepr)}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.skipped:
+            terminalreporter.section("skipped modules (failures under --no-skip)", red=True)
+            for line in self.skipped:
+                terminalreporter.line(line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.skipped and exitstatus in (0, 5):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    skipped = config.stash.get(_COLLECT_SKIPS, [])
-    if skipped:
-        terminalreporter.section("skipped modules (failures under --no-skip)", red=True)
-        for line in skipped:
-            terminalreporter.line(line)
+# -- pytest-xdist ---------------------------------------------------------------------------
+
+# tests/<folder>: modules whose tests share containers started once per module
+_ONE_WORKER_PER_MODULE = ("contract", "integration")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if session.config.stash.get(_COLLECT_SKIPS, []) and exitstatus in (0, 5):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist with `--dist loadgroup` (`make test-fast`), each contract or
+    integration module runs on one worker, so its module-scoped containers start once; the
+    unit tests are spread test by test."""
+    tests = REPO / "tests"
+    for item in items:
+        if not item.path.is_relative_to(tests):
+            continue
+        rel = item.path.relative_to(tests).parts
+        if len(rel) > 1 and rel[0] in _ONE_WORKER_PER_MODULE:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 # -- fixtures -------------------------------------------------------------------------------

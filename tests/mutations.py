@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from stackctl.cli import cli
+from tests.paths import CONFIGS
 
-REPO = Path(__file__).resolve().parents[1]
-REGISTRIES = {"shipped": REPO / "config", "offline": REPO / "examples/offline/config"}
+REGISTRIES = CONFIGS
 FILES = ("providers.yaml", "model-mappings.yaml", "stack.yaml")
 SECRET = "sk-live-" + "Zq7" * 12  # planted: must never be echoed
 HOSTILE: list[Any] = [

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from click.shell_completion import CompletionItem
 
 # stackctl uses no pydantic plugins; looking for them reads the entry points of every
 # installed distribution, ~20 ms of every command.
@@ -66,8 +67,6 @@ class Folder(click.Path):
         return "DIR"
 
     def shell_complete(self, ctx, param, incomplete):  # type: ignore[no-untyped-def]
-        from click.shell_completion import CompletionItem
-
         return [CompletionItem(incomplete, type="dir")]
 
 
@@ -89,6 +88,8 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            # here: `--help` loads no stackctl module but this one (tests/unit/cli/
+            # test_startup_imports.py); only a mistyped command needs the hint
             from stackctl.hints import did_you_mean
 
             hint = did_you_mean(name, self.list_commands(ctx))

@@ -3,10 +3,21 @@ gateway and (--direct) straight to their providers, over a concurrency sweep."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from stackctl.bench.compare import compare, load_report
+from stackctl.bench.plan import UnknownModels, plan_targets
+from stackctl.bench.report import BenchOptions, BenchReport
+from stackctl.bench.run import run_bench
+from stackctl.bench.sender import HttpSender
+from stackctl.bench.stats import overheads, sweeps
 from stackctl.cli.common import (
     FAILED,
     OK,
@@ -18,6 +29,9 @@ from stackctl.cli.common import (
     json_errors,
     load_or_fail,
 )
+from stackctl.gateway.client import Gateway
+from stackctl.health.probes import checks
+from stackctl.store.envfile import EnvFileError, compose_value
 
 
 class Concurrency(click.ParamType):
@@ -90,8 +104,6 @@ def bench(config_dir: Path, models: tuple[str, ...], direct: bool, concurrency: 
     with --direct also straight to each provider. Compare runs with `--json > before.json`
     and, later, `--compare before.json`.
     """
-    from stackctl.bench.measure import BenchOptions
-
     say = Say(quiet, verbose, as_json)
     opts = BenchOptions(models=list(models), direct=direct, concurrency=concurrency,
                         requests=requests, max_tokens=max_tokens, stream=stream,
@@ -100,8 +112,6 @@ def bench(config_dir: Path, models: tuple[str, ...], direct: bool, concurrency: 
     old = _old_report(compare_file)
     report = _measure(reg, opts, say, progress=not (as_json or quiet))
     if old is not None and compare_file is not None:
-        from stackctl.bench.measure import compare
-
         report.comparison = compare(old, report, threshold, file=str(compare_file))
     regressions = report.comparison.regressions if report.comparison else 0
     report.ok = not report.problems and not regressions
@@ -123,8 +133,6 @@ def _old_report(path: Path | None):  # type: ignore[no-untyped-def]
     """Read --compare's file before measuring anything: a bad file fails at once."""
     if path is None:
         return None
-    from stackctl.bench.measure import load_report
-
     try:
         return load_report(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -134,22 +142,6 @@ def _old_report(path: Path | None):  # type: ignore[no-untyped-def]
 
 
 def _measure(reg, opts, say: Say, progress: bool):  # type: ignore[no-untyped-def]
-    from concurrent.futures import ThreadPoolExecutor
-    from datetime import UTC, datetime
-
-    from stackctl.bench.measure import (
-        BenchReport,
-        HttpSender,
-        UnknownModels,
-        overheads,
-        plan_targets,
-        run_bench,
-        sweeps,
-    )
-    from stackctl.gateway.client import Gateway
-    from stackctl.health.probes import checks
-    from stackctl.store.envfile import EnvFileError, compose_value
-
     env = reg.stack.gateway.master_key_env
     try:
         key = compose_value(reg.env_file, env)
@@ -180,15 +172,6 @@ def _measure(reg, opts, say: Say, progress: bool):  # type: ignore[no-untyped-de
     send = HttpSender(opts, key)
     total = len(targets) * (1 + len(opts.concurrency) * opts.requests)
     if progress:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
         with bar:
@@ -210,9 +193,6 @@ def _ms(x: float | None) -> str:
 
 
 def _print(report, verbose: bool) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(highlight=False, soft_wrap=True)  # lines are not wrapped
     if not console.is_terminal:  # piped or redirected: wide enough for every column
         console = Console(highlight=False, soft_wrap=True, width=max(console.width, 120))

@@ -10,7 +10,17 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
+from stackctl.cache.client import connect
+from stackctl.cache.flush import count
+from stackctl.cache.flush import flush as flush_namespace
+from stackctl.cache.keys import list_keys
+from stackctl.cache.metrics import gateway_metrics
+from stackctl.cache.stats import StatsOptions, collect_stats
+from stackctl.cache.target import CacheError, model_names, password_of, target_of
 from stackctl.cli.common import (
     CONFIG_DIR_HELP,
     FAILED,
@@ -70,8 +80,6 @@ def cache(config_dir: Path) -> None:
 
 def _open(config_dir: Path) -> tuple[Any, Any, Any, dict[str, str]]:
     """(registry, target, connected client, stored model → public name)."""
-    from stackctl.cache.redis_cache import connect, model_names, password_of, target_of
-
     reg = load_or_fail(config_dir)
     with ops_errors():
         target = target_of(reg)
@@ -103,8 +111,6 @@ def stats(config_dir: Path, watch: float | None, sample: int, scan_limit: int,
     (every key and client). Per model means the model that answered (after any fallback),
     read from each cached response; entries, sizes and TTLs come from a sample of the keys.
     """
-    from stackctl.cache.redis_cache import CacheError, StatsOptions, collect_stats, gateway_metrics
-
     reg, target, client, names = _open(config_dir)
     opts = StatsOptions(sample=sample, scan_limit=scan_limit)
     metrics = gateway_metrics(reg)
@@ -153,16 +159,12 @@ def _watch(read: Any, first: Any, every: float, as_json: bool, errors: type) -> 
                        else "\n".join(stats_lines(st, every)))
             click.echo()
         return
-    from rich.live import Live
-
     with Live(console=console, auto_refresh=False, transient=False) as live:
         for st in views():
             live.update(_stats_view(st, every), refresh=True)
 
 
 def _stats_view(st: Any, every: float | None = None) -> Any:
-    from rich.text import Text
-
     if isinstance(st, Exception):
         return Text(f"{time.strftime('%H:%M:%S')}  {st}", style="red")
     return Text("\n".join(stats_lines(st, every)))
@@ -223,8 +225,6 @@ def _hit_scope(st: Any) -> str:
 
 
 def _console() -> Any:
-    from rich.console import Console
-
     return Console(highlight=False)
 
 
@@ -241,8 +241,6 @@ def keys(config_dir: Path, limit: int, as_json: bool) -> None:
 
     Cached responses come first, the newest (most TTL left) first; then LiteLLM's counters.
     """
-    from stackctl.cache.redis_cache import list_keys
-
     _, target, client, names = _open(config_dir)
     with ops_errors():
         listing = list_keys(client, target, names, limit)
@@ -280,9 +278,6 @@ def flush(config_dir: Path, yes: bool, as_json: bool) -> None:
     Redis only: the gateway may still answer recent requests from its own in-memory copies
     (LiteLLM, per worker) until it restarts.
     """
-    from stackctl.cache.redis_cache import count
-    from stackctl.cache.redis_cache import flush as flush_namespace
-
     _, target, client, _ = _open(config_dir)
     where = f"'{target.namespace}:' in Redis {target.address}"
     with ops_errors():

@@ -16,6 +16,9 @@ from stackctl.cli.common import (
     exit_codes,
     json_errors,
 )
+from stackctl.docker import adapter
+from stackctl.doctor.checks import diagnose
+from stackctl.doctor.facts import Machine
 
 MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
 
@@ -38,8 +41,6 @@ def doctor(config_dir: Path, as_json: bool) -> None:
     .env (mode 0600, the gateway key and cache password set; names only, never values).
     Each line is ok (✓), warn (!) or fail (✗), with the fix on the next line.
     """
-    from stackctl.doctor.checks import Machine, diagnose
-
     problem = config_dir_problem(config_dir)
     folder_problem = None
     if problem:
@@ -63,8 +64,6 @@ def doctor(config_dir: Path, as_json: bool) -> None:
 
 def _docker(reg: Any) -> Any:
     """The Docker adapter for the stack (its compose file need not exist yet)."""
-    from stackctl.docker import adapter
-
     if reg is None:
         return adapter.Docker()
     return adapter.Docker(reg.output_dir / "compose.yaml", reg.stack.project, reg.env_file)

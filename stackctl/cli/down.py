@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -12,17 +11,17 @@ from stackctl.cli.common import (
     NO_ENGINE,
     OK,
     Failed,
-    Say,
     complete_profiles,
     config_dir_option,
     docker_for,
-    echo_json,
     exit_codes,
     json_errors,
     load_or_fail,
     ops_errors,
     verbosity_options,
 )
+from stackctl.cli.ui import Ui
+from stackctl.targets.factory import target_for
 
 
 @click.command(epilog=exit_codes({
@@ -42,35 +41,13 @@ from stackctl.cli.common import (
 def down(config_dir: Path, profiles: tuple[str, ...], volumes: bool, as_json: bool,
          quiet: bool, verbose: bool) -> None:
     """Stop and remove containers and the network; keep volumes unless --volumes."""
-    from stackctl.targets.compose_up import bring_down
-
-    out = Say(quiet, verbose, as_json)
+    ui = Ui(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
-    if reg.stack.deploy.target == "kubernetes":
-        from stackctl.cli import cluster
-
-        cluster.not_on_kubernetes(reg, "down")
-    if reg.stack.deploy.target == "swarm":
-        from stackctl.cli import cluster
-
-        return cluster.down(reg, as_json)
-    docker = docker_for(reg)
-    what = f"profiles {', '.join(profiles)}" if profiles else f"stack {reg.stack.project!r}"
-    out.progress(f"stopping {what}" + (" and removing its volumes" if volumes else ""))
-    started = time.monotonic()
+    target = target_for(reg, docker=lambda: docker_for(reg))
     with ops_errors():
-        left = bring_down(reg, docker, list(profiles), volumes)
-    took = time.monotonic() - started
-    # bring_down returns the services removed (with profiles), else the containers left
-    removed, left = (left, []) if profiles else ([], left)
-    doc = {"ok": not left, "project": reg.stack.project, "profiles": list(profiles),
-           "volumes": volumes, "removed": removed, "left": left, "seconds": round(took, 2)}
-    if removed:
-        out.detail("removed " + ", ".join(removed))
-    out.detail(f"down took {took:.1f}s")
-    if left:
-        raise Failed("containers still present: " + ", ".join(left), doc=doc)
+        report = target.down(list(profiles), volumes, ui)
+    report.show(ui)
+    if not report.ok:
+        raise Failed(report.problem, doc=report.document())
     if as_json:
-        echo_json(doc)
-    else:
-        out.result(f"{what} down" + (" (volumes removed)" if volumes else ""))
+        click.echo(report.json_text())

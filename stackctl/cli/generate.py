@@ -19,7 +19,9 @@ from stackctl.cli.common import (
     load_or_fail,
     ops_errors,
 )
-from stackctl.render.files import TARGETS, render_all, write_all
+from stackctl.registry.vocabulary import TARGETS
+from stackctl.render.files import render_all
+from stackctl.store.generated import write_all
 from stackctl.store.writer import interrupted
 
 

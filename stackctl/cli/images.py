@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 
 import click
+from python_on_whales.exceptions import DockerException
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from stackctl.cli import FAILED, NO_ENGINE, OK, exit_codes
+from stackctl.docker.adapter import Docker, EngineUnreachable
+from stackctl.docker.images import ImageOpsError
+from stackctl.images.build import BuildOptions, ImageBuildError, build_images, image_status
+from stackctl.images.specs import UnknownImageError, get_spec
 
 BUILD_EXIT_CODES = exit_codes({
     OK: "ok: every image built or up to date",
@@ -28,8 +38,6 @@ class NoDockerEngine(click.ClickException):
 
 def _docker_ops():  # type: ignore[no-untyped-def]
     """The image half of the Docker adapter; a clear error when no engine answers."""
-    from stackctl.docker.adapter import Docker, EngineUnreachable
-
     docker = Docker()
     try:
         docker.ping()
@@ -39,8 +47,6 @@ def _docker_ops():  # type: ignore[no-untyped-def]
 
 
 def _check_names(names: tuple[str, ...]) -> None:
-    from stackctl.images.specs import UnknownImageError, get_spec
-
     for name in names:
         try:
             get_spec(name)
@@ -68,8 +74,6 @@ class _Progress:
     """
 
     def __init__(self, console, *, quiet: bool, verbose: bool) -> None:  # type: ignore[no-untyped-def]
-        import time
-
         self._clock = time.monotonic
         self.console = console
         self.quiet = quiet
@@ -79,8 +83,6 @@ class _Progress:
         self.since = self._clock()
 
     def __rich__(self):  # type: ignore[no-untyped-def]
-        from rich.text import Text
-
         text = Text(self.text)
         text.append(f" … {_elapsed(self._clock() - self.since)}", style="dim")
         text.truncate(max(20, self.console.width - 3), overflow="ellipsis")
@@ -138,20 +140,12 @@ def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> Non
     quotes its last lines. The cache is $STACKCTL_CACHE_DIR, else $XDG_CACHE_HOME/stackctl
     (default ~/.cache/stackctl).
     """
-    from rich.console import Console
-
-    from stackctl.docker.images import ImageOpsError
-    from stackctl.images.build import BuildOptions, ImageBuildError, build_images
-
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
     _check_names(only)
     ops = _docker_ops()
     console = Console(highlight=False)
     progress = _Progress(console, quiet=quiet, verbose=verbose)
-
-    from python_on_whales.exceptions import DockerException
-
     options = BuildOptions(only=only, force=force)
     try:
         with console.status(progress) if progress.live else contextlib.nullcontext():
@@ -172,13 +166,6 @@ def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print the states as JSON.")
 def list_(as_json: bool) -> None:
     """Show each image of the set: tag, size, up to date / stale / missing."""
-    import json
-
-    from python_on_whales.exceptions import DockerException
-
-    from stackctl.docker.images import ImageOpsError
-    from stackctl.images.build import image_status
-
     ops = _docker_ops()
     try:
         states = image_status(ops)
@@ -187,9 +174,6 @@ def list_(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([s.model_dump() for s in states], indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     colour = {"up to date": "green", "stale": "yellow", "missing": "red", "unknown": "dim"}
     table = Table("image", "tag", "size", "status", box=None)
     for s in states:

@@ -21,11 +21,23 @@ from stackctl.cli.common import (
     load_or_fail,
     ops_errors,
 )
+from stackctl.logs.records import (
+    RequestFilter,
+    RequestLogOptions,
+    check_services,
+    format_record,
+    gateway_container,
+    known_models,
+    model_hint,
+    parse_since,
+    request_records,
+    service_lines,
+    widths_for,
+)
+from stackctl.registry.catalog import profiles
 
 
 def _models(reg):  # type: ignore[no-untyped-def]
-    from stackctl.logs.records import known_models
-
     return known_models(reg)
 
 
@@ -73,8 +85,6 @@ def logs(config_dir: Path, services: tuple[str, ...], follow: bool, since: str |
     deployment (model@provider) that answered. Only the gateway's current container is read:
     `up` recreating it starts a new log.
     """
-    from stackctl.logs.records import parse_since
-
     if not requests_:
         for flag, given in (("--model", models), ("--errors", errors_only),
                             ("--json", as_json)):
@@ -105,9 +115,6 @@ def logs(config_dir: Path, services: tuple[str, ...], follow: bool, since: str |
 
 def _services(reg, services: list[str], follow: bool, start: float | None,  # type: ignore[no-untyped-def]
               tail: int | None, timestamps: bool) -> None:
-    from stackctl.logs.records import check_services, service_lines
-    from stackctl.render.compose import profiles
-
     with ops_errors():
         names = check_services(reg, services)
         docker = docker_for(reg)
@@ -118,16 +125,6 @@ def _services(reg, services: list[str], follow: bool, start: float | None,  # ty
 
 def _requests(reg, follow: bool, start: float | None, tail: int | None,  # type: ignore[no-untyped-def]
               models: tuple[str, ...], errors_only: bool, as_json: bool) -> None:
-    from stackctl.logs.records import (
-        RequestFilter,
-        RequestLogOptions,
-        format_record,
-        gateway_container,
-        model_hint,
-        request_records,
-        widths_for,
-    )
-
     for model in models:
         if warning := model_hint(reg, model):
             click.echo(f"warning: {warning}; showing the requests that name it anyway",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from stackctl.cli.common import (
     FAILED,
@@ -20,6 +23,13 @@ from stackctl.cli.common import (
     load_or_fail,
     ops_errors,
 )
+from stackctl.docker import adapter
+from stackctl.hints import did_you_mean
+from stackctl.ports.check import check_ports, conflict_lines, describe, registry_duplicates
+from stackctl.registry.catalog import profiles as all_profiles
+from stackctl.registry.checks import check
+from stackctl.registry.load import load_registry
+from stackctl.registry.problems import RegistryError
 
 
 @click.command(epilog=exit_codes({
@@ -44,14 +54,11 @@ def ports(config_dir: Path, profiles: tuple[str, ...], as_json: bool) -> None:
     the port on every address. Two services given the same host port in the registry are
     reported too. `stackctl up` runs the same check first and starts nothing on a conflict.
     """
-    from stackctl.docker.adapter import Docker
-    from stackctl.ports.check import check_ports, conflict_lines
-
     reg, duplicates = _registry(config_dir)
     _known_profiles(reg, profiles)
     with ops_errors():
         # no compose file needed: ports are worth checking before the first `generate`
-        statuses = check_ports(reg, Docker(None, reg.stack.project, reg.env_file),
+        statuses = check_ports(reg, adapter.Docker(None, reg.stack.project, reg.env_file),
                                list(profiles) or None)
     conflicts = conflict_lines(statuses)
     code = FAILED if conflicts or duplicates else OK
@@ -70,11 +77,6 @@ def ports(config_dir: Path, profiles: tuple[str, ...], as_json: bool) -> None:
 def _registry(config_dir: Path):  # type: ignore[no-untyped-def]
     """The checked registry, and its duplicate host ports: those are what `ports` reports,
     so they do not stop it; any other registry error does, as in every command."""
-    from stackctl.ports.check import registry_duplicates
-    from stackctl.registry.checks import check
-    from stackctl.registry.load import load_registry
-    from stackctl.registry.problems import RegistryError
-
     check_config_dir(config_dir)
     try:
         reg = load_registry(config_dir)
@@ -87,9 +89,6 @@ def _registry(config_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def _known_profiles(reg, profiles: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-    from stackctl.hints import did_you_mean
-    from stackctl.render.compose import profiles as all_profiles
-
     known = all_profiles(reg)
     for p in profiles:
         if p not in known:
@@ -100,12 +99,6 @@ def _known_profiles(reg, profiles: tuple[str, ...]) -> None:  # type: ignore[no-
 
 def _table(project: str, address: str, statuses, conflicts: list[str],  # type: ignore[no-untyped-def]
            duplicates: list[str]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from stackctl.ports.check import describe
-
     console = Console(highlight=False)
     # every row's address is stack.bind_address: said once; a holder elsewhere says "on ADDR"
     console.print(f"{project} publishes on {address} (stack.bind_address)")

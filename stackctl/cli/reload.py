@@ -23,6 +23,7 @@ from stackctl.cli.common import (
     ops_errors,
     verbosity_options,
 )
+from stackctl.gateway.reload import ReloadFailed, ReloadOptions, list_backups, reload_gateway
 
 
 @click.command(epilog=exit_codes({
@@ -54,8 +55,6 @@ def reload(config_dir: Path, yes: bool, dry_run: bool, restore: str | None, time
     finish, new ones wait for the new workers. If the new workers do not serve every model
     of the new config within --timeout, the previous config is put back the same way.
     """
-    from stackctl.gateway.reload import ReloadFailed, ReloadOptions, reload_gateway
-
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
 
@@ -100,8 +99,6 @@ def backups(config_dir: Path, as_json: bool) -> None:
     """List the gateway config backups that `reload` took, newest first (`reload --restore
     ID` puts one back). Kept: the 10 newest, the newest of each of the last 7 days and of
     each of the last 4 weeks."""
-    from stackctl.gateway.reload import list_backups
-
     reg = load_or_fail(config_dir)
     found = list_backups(reg)
     if as_json:

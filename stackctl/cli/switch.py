@@ -12,18 +12,19 @@ from stackctl.cli.common import (
     OK,
     UNRESTORED,
     Failed,
-    Say,
     Watched,
     complete_members,
     config_dir_option,
     docker_for,
-    echo_json,
     exit_codes,
     json_errors,
     load_or_fail,
     ops_errors,
     verbosity_options,
 )
+from stackctl.cli.ui import Ui
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.targets.factory import target_for
 
 
 @click.command(epilog=exit_codes({
@@ -60,47 +61,24 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     member comes back and the exit code is non-zero. A switched-out member is kept (stopped,
     or asleep: `status` shows it as standby), so switching back is quick.
     """
-    from stackctl.switching.run import SwitchFailed, SwitchOptions, ensure_active
-
-    out = Say(quiet, verbose, as_json)
+    ui = Ui(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
-    if reg.stack.deploy.target in ("swarm", "kubernetes") and not dry_run:
-        from stackctl.cli import cluster
 
-        return cluster.switch(reg, member, timeout, as_json, out.progress)
-    docker = docker_for(reg)
-    if verbose:
-        docker = Watched(docker, out.detail)
+    def docker():  # type: ignore[no-untyped-def]
+        adapter = docker_for(reg)
+        return Watched(adapter, ui.detail) if verbose else adapter
+
+    target = target_for(reg, docker=docker)
     opts = SwitchOptions(member=member, timeout=timeout, dry_run=dry_run, lock_wait=lock_wait)
-
-    def say(text: str) -> None:
-        if verbose:
-            out.detail(text)
-        else:
-            out.progress(f"  {text}")
-
     try:
         with ops_errors():
-            result = ensure_active(reg, docker, opts, say=say)
+            report = target.switch(opts, ui)
     except SwitchFailed as exc:
         restored = exc.restored
         code = FAILED if restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
                                           "restored": restored, "exit_code": code}) from None
-    plan = result.plan
     if as_json:
-        echo_json({"ok": True, "dry_run": dry_run, "steps": plan.describe(),
-                   **result.model_dump(mode="json")})
+        click.echo(report.json_text())
         return
-    if dry_run:
-        for step in plan.describe():
-            click.echo("plan: " + step)
-        return
-    t = result.timings
-    if plan.noop:
-        out.result(f"{plan.target} is already the active member of GPU group {plan.group!r}: "
-                   f"ready and routable (checked in {t['total']:.1f}s)")
-        return
-    out.result(f"switched GPU group {plan.group!r} to {plan.target} in {t['total']:.1f}s "
-               f"(stop {t['stop']:.1f}s, start {t['start']:.1f}s, ready {t['ready']:.1f}s, "
-               f"routable {t['routable']:.1f}s)")
+    report.show(ui)

@@ -1,1 +1,2 @@
-"""The one Docker adapter (python-on-whales): Compose, containers and images."""
+"""Docker clients (python-on-whales): the one adapter of the local engine (adapter.py:
+Compose, containers, images) and a Swarm manager's API (swarm.py)."""

@@ -15,18 +15,28 @@ last 7 days and the newest of each of the last 4 weeks.
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+from ruamel.yaml import YAML
 
 from stackctl.docker.adapter import Docker, DockerError
 from stackctl.errors import PlanError
+from stackctl.gateway.client import Gateway
+from stackctl.incontainer import GATEWAY_CHECK
 from stackctl.registry.load import Registry
-from stackctl.render.files import Generated, write_all
+from stackctl.registry.vocabulary import GATEWAY
+from stackctl.render.compose import render_compose
+from stackctl.render.files import Generated, render_all
+from stackctl.store.envfile import compose_value
+from stackctl.store.generated import write_all
+from stackctl.store.lock import stack_lock
 
 GATEWAY_DIR = "litellm"  # the gateway's config folder inside output_dir (mounted whole)
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -154,15 +164,11 @@ def backup_files(reg: Registry, backup_id: str) -> list[Generated]:
 
 def check_in_image(docker: Docker, image: str, files: list[Generated]) -> list[str]:
     """Errors the real LiteLLM finds in `files` (as they would be mounted), [] when none."""
-    import json
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="stackctl-check-") as tmp:
         for f in files:
             (Path(tmp) / f.path.name).write_text(f.text, encoding="utf-8")
-        script = Path(__file__).parent.parent / "incontainer" / "gateway_check.py"
         try:
-            out = docker.run_python(image, script, ["/check"], [(Path(tmp), "/check")])
+            out = docker.run_python(image, GATEWAY_CHECK, ["/check"], [(Path(tmp), "/check")])
             report = json.loads(out.strip().splitlines()[-1])
         except (DockerError, ValueError, IndexError) as exc:
             return [f"could not run the check in {image}: {exc}"]
@@ -199,8 +205,6 @@ class ReloadOptions(BaseModel):
 
 def models_in(files: list[Generated]) -> list[str]:
     """Public model names of a gateway config (what /v1/models must list)."""
-    from ruamel.yaml import YAML
-
     config = next((f for f in files if f.path.name == "config.yaml"), None)
     data = (YAML(typ="safe").load(config.text) if config else None) or {}
     aliases = (data.get("router_settings") or {}).get("model_group_alias") or {}
@@ -216,15 +220,8 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
 
     `confirm(diff)` decides after the check (the CLI asks unless --yes); `models()` lists
     what the gateway serves (default: GET /v1/models with the master key)."""
-    from stackctl.render.compose import GATEWAY, render_compose
-    from stackctl.render.files import render_all
-    from stackctl.store.lock import stack_lock
-
     start = time.monotonic()
     if models is None:
-        from stackctl.gateway.client import Gateway
-        from stackctl.store.envfile import compose_value
-
         gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
                      compose_value(reg.env_file, reg.stack.gateway.master_key_env))
         models = gw.models

@@ -29,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackctl.images import specs
 from stackctl.images.specs import CONTENT_HASH_LABEL, IMAGE_NAME_LABEL, ImageSpec
+from stackctl.incontainer import INFERENCE_STUB, VERIFY_IMAGE
 
 if TYPE_CHECKING:
     from stackctl.docker.images import ImageOps
 
-# code that runs inside the images (the stub, the LiteLLM image check), shipped by the wheel
-INCONTAINER = Path(__file__).resolve().parent.parent / "incontainer"
+STUB_CONTEXT_DIR = INFERENCE_STUB.name
+"""Folder of the inference-stub image's context that holds the stub package."""
 TAIL_LINES = 20
 """Log lines quoted in the message of a failed step."""
 
@@ -60,10 +61,10 @@ class BuildOptions(BaseModel):
         description="Host cache for artifacts; None = $STACKCTL_CACHE_DIR, else "
         "$XDG_CACHE_HOME/stackctl (default ~/.cache/stackctl).",
     )
-    stub_file: Path | None = Field(
+    stub_package: Path | None = Field(
         default=None,
-        description="The inference stub to copy in; None = the one stackctl ships "
-        "(stackctl/incontainer/inference_stub.py).",
+        description="The inference stub package (a folder holding __main__.py) to copy in; "
+        "None = the one stackctl ships (stackctl/incontainer/inference_stub).",
     )
     jobs: int | None = Field(default=None, description="Compile jobs; None = all cores.")
 
@@ -91,7 +92,7 @@ class ImageState(BaseModel):
     tag: str
     status: Literal["up to date", "stale", "missing", "unknown"] = Field(
         description="stale: the label differs from the current content hash; unknown: the "
-        "hash cannot be computed (e.g. the inference stub file is missing)."
+        "hash cannot be computed (e.g. the inference stub package given is missing)."
     )
     size: int | None = Field(default=None, description="Image size in bytes, when present.")
     content_hash: str | None = Field(default=None, description="Current content hash.")
@@ -112,25 +113,31 @@ def default_cache_dir() -> Path:
     return base / "stackctl"
 
 
-def find_stub_file(explicit: Path | None = None) -> Path | None:
-    """The inference stub: ``explicit``, else the one this package ships."""
-    if explicit is not None:
-        return explicit if explicit.is_file() else None
-    return INCONTAINER / "inference_stub.py"
+def find_stub_package(explicit: Path | None = None) -> Path | None:
+    """The inference stub package: ``explicit`` if it is one (a folder holding
+    ``__main__.py``), else None; without ``explicit``, the one stackctl ships."""
+    package = INFERENCE_STUB if explicit is None else explicit
+    return package if (package / "__main__.py").is_file() else None
 
 
 def extra_files(options: BuildOptions) -> dict[str, dict[str, Path]]:
-    """Files copied into a context from the package's in-container code."""
-    extra = {"litellm": {"verify_image.py": INCONTAINER / "verify_image.py"}}
-    stub = find_stub_file(options.stub_file)
-    return {**extra, "inference-stub": {"inference_stub.py": stub}} if stub else extra
+    """Files copied into a context from stackctl's in-container code, by their path in the
+    context: LiteLLM's build check, and the stub package's modules (``*.py``, under
+    :data:`STUB_CONTEXT_DIR`; part of the image's content hash like any context file)."""
+    extra = {"litellm": {"verify_image.py": VERIFY_IMAGE}}
+    stub = find_stub_package(options.stub_package)
+    if stub is None:
+        return extra
+    modules = {rel: path for rel, path in specs.context_files(stub).items() if rel.endswith(".py")}
+    return {**extra, "inference-stub": {f"{STUB_CONTEXT_DIR}/{rel}": p for rel, p in modules.items()}}
 
 
 def _hashes(selected: list[ImageSpec], extra: dict[str, dict[str, Path]]) -> dict[str, str]:
     missing = [s.name for s in selected if "inference-stub" in s.artifacts and s.name not in extra]
     if missing:
         raise ImageBuildError(
-            f"{missing[0]}: the inference stub file given (stub_file) does not exist"
+            f"{missing[0]}: the inference stub package given (stub_package) is not a folder "
+            "holding __main__.py"
         )
     return specs.image_hashes(selected, extra)
 

@@ -11,10 +11,10 @@ Every image is built without any registry access:
   the inference stub);
 * the monitoring images are thin ``FROM monitoring-base`` images, one per Debian binary.
 
-An image's content hash covers its committed context files, the files copied in from the
-repository, the recipe of its host artifacts (versions, flags) and its parent's hash.
-It is stored as the image label :data:`CONTENT_HASH_LABEL`; a build whose hash matches the
-existing image's label is skipped.
+An image's content hash covers its committed context files, the files copied in from
+stackctl's in-container code (:mod:`stackctl.incontainer`), the recipe of its host artifacts
+(versions, flags) and its parent's hash. It is stored as the image label
+:data:`CONTENT_HASH_LABEL`; a build whose hash matches the existing image's label is skipped.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
         context="inference-stub",
         parent="base",
         artifacts=("inference-stub",),
-        description="stdlib OpenAI/vLLM + Ollama API stub (stackctl/incontainer/inference_stub.py)",
+        description="stdlib OpenAI/vLLM + Ollama API stub (stackctl/incontainer/inference_stub)",
     ),
     # The monitoring binaries live in a second rootfs rather than in base: base stays what
     # LiteLLM and llama-server need, and the ~200 MB of Go binaries are stored once, in the
@@ -361,7 +361,7 @@ def image_hashes(
     """Content hash of each spec (parents must come first, as :func:`select` returns them).
 
     ``extra_files[name]`` adds files copied into that image's context from elsewhere
-    (e.g. the inference stub from the repository), keyed by their path in the context.
+    (e.g. the modules of the inference stub package), keyed by their path in the context.
     """
     hashes: dict[str, str] = {}
     for spec in specs:

@@ -19,13 +19,13 @@ import json
 import os
 import sys
 
+import yaml  # litellm's own dependency: wherever litellm is, so is PyYAML
+
 
 def check(folder: str) -> dict:
     errors: list[str] = []
     models: list[str] = []
     try:
-        import yaml  # litellm's own dependency
-
         with open(os.path.join(folder, "config.yaml"), encoding="utf-8") as fh:
             config = yaml.safe_load(fh) or {}
     except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -40,6 +40,8 @@ def check(folder: str) -> dict:
         errors.append("model_list is empty: the gateway would serve nothing")
     models = sorted({m.get("model_name", "") for m in model_list if isinstance(m, dict)})
 
+    # here, not at the top: importing litellm took 6.4 s (host venv, 2 cores), spent only once
+    # config.yaml loads; and LITELLM_LOCAL_MODEL_COST_MAP (set below __main__) must come first
     import litellm
 
     router_settings = dict(config.get("router_settings") or {})

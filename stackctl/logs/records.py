@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from stackctl.errors import PlanError
 from stackctl.hints import did_you_mean
 from stackctl.incontainer.trace_callback import PREFIX
+from stackctl.registry.catalog import deployments
 from stackctl.registry.load import Registry
-from stackctl.render.compose import GATEWAY
+from stackctl.registry.vocabulary import GATEWAY
+from stackctl.render.compose import render_compose
 
 # -- records --------------------------------------------------------------------------------
 
@@ -154,8 +156,6 @@ class Widths(BaseModel):
 
 
 def widths_for(reg: Registry) -> Widths:
-    from stackctl.registry.catalog import deployments
-
     deps = deployments(reg)
     names = list(deps) + [a for m in reg.mappings.exact_matches.values() for a in m.aliases]
     ids = [f"{d.public}@{d.provider}" for members in deps.values() for d in members]
@@ -199,8 +199,6 @@ def _n(value: int | None) -> str:
 
 def known_services(reg: Registry) -> list[str]:
     """The stack's compose services, as the generated compose file names them."""
-    from stackctl.render.compose import render_compose
-
     return list(render_compose(reg)["services"])
 
 
@@ -221,8 +219,6 @@ def check_services(reg: Registry, names: Iterable[str]) -> list[str]:
 def known_models(reg: Registry) -> list[str]:
     """Model names a request can ask for or be answered by: public models, aliases,
     deployment ids (`model@provider`)."""
-    from stackctl.registry.catalog import deployments
-
     deps = deployments(reg)
     aliases = [a for m in reg.mappings.exact_matches.values() for a in m.aliases]
     ids = [f"{d.public}@{d.provider}" for members in deps.values() for d in members]

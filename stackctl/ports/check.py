@@ -13,21 +13,22 @@ userland proxy: iptables only) still holds its port.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from stackctl.errors import PlanError
 from stackctl.registry.catalog import monitoring_components, profile_of
+from stackctl.registry.catalog import profiles as all_profiles
+from stackctl.registry.checks import Checker
 from stackctl.registry.load import PROVIDERS, STACK, Registry
-from stackctl.render.compose import CACHE, GATEWAY, MONITORING
-from stackctl.render.compose import profiles as all_profiles
+from stackctl.registry.problems import Problem
+from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
 from stackctl.targets.compose_plan import services_of
-
-if TYPE_CHECKING:
-    from stackctl.registry.problems import Problem
 
 State = Literal["free", "ours", "foreign"]
 WILDCARD_V4, WILDCARD_V6 = "0.0.0.0", "::"
@@ -253,8 +254,6 @@ def blocking(statuses: list[PortStatus], services: list[str]) -> list[PortStatus
 
 def registry_duplicates(reg: Registry) -> list[Problem]:
     """Two services on one host port, as `validate` reports them (file:line, key path)."""
-    from stackctl.registry.checks import Checker
-
     checker = Checker(reg)
     checker.check_ports()
     return [p for p in checker.problems if p.severity == "error"]
@@ -267,7 +266,7 @@ def host_listeners(needs: list[Need] | None = None) -> list[Listener]:
     (psutil; on Linux another user's socket is listed without its pid). Where psutil may not
     list sockets at all (macOS without root) or is missing, each needed address:port is
     probed by binding it: a refusal is a listener of unknown pid."""
-    try:
+    try:  # here: `status` and `up` import this module, psutil costs them ~22 ms (measured)
         import psutil
     except ImportError:
         return bind_probe(needs or [])
@@ -293,9 +292,6 @@ def host_listeners(needs: list[Need] | None = None) -> list[Listener]:
 
 def bind_probe(needs: list[Need]) -> list[Listener]:
     """A listener (pid unknown) at each needed address:port this process cannot bind."""
-    import errno
-    import socket
-
     out = []
     for address, port in dict.fromkeys((normal(n.address), n.port) for n in needs):
         family = socket.AF_INET6 if ":" in address else socket.AF_INET

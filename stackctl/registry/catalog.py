@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stackctl.registry.load import Registry
-from stackctl.registry.models import MONITORING_DEFAULTS, GpuGroup, MonitoringService, Provider
+from stackctl.registry.models import GpuGroup, MonitoringService, Provider
+from stackctl.registry.vocabulary import MONITORING, MONITORING_SERVICES
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,17 @@ def profile_of(name: str, prov: Provider) -> str:
     return (prov.container.profile if prov.container and prov.container.profile else name)
 
 
+def profiles(reg: Registry) -> list[str]:
+    """Every profile the stack defines, registry order, monitoring last."""
+    out: list[str] = []
+    for name, prov in reg.providers.providers.items():
+        if prov.enabled and prov.container is not None:
+            p = profile_of(name, prov)
+            if p not in out:
+                out.append(p)
+    return out + [MONITORING]
+
+
 def models_of_provider(reg: Registry, provider: str) -> list[str]:
     """Public names served (at least partly) by `provider`."""
     return [m for m, deps in deployments(reg).items() if any(d.provider == provider for d in deps)]
@@ -116,8 +128,8 @@ def monitoring_components(reg: Registry) -> dict[str, tuple[str, MonitoringServi
     runs, in start order (the Redis exporter only with the cache)."""
     mon = reg.stack.monitoring
     out: dict[str, tuple[str, MonitoringService]] = {}
-    for key in MONITORING_DEFAULTS:
+    for key, service in MONITORING_SERVICES.items():
         comp: MonitoringService = getattr(mon, key)
         if comp.enabled and (key != "redis_exporter" or reg.stack.cache.enabled):
-            out[key.replace("_", "-")] = (key, comp)
+            out[service] = (key, comp)
     return out

@@ -16,15 +16,14 @@ from stackctl.registry.catalog import (
     monitoring_components,
     profile_of,
 )
+from stackctl.registry.graph import cycles
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
-from stackctl.registry.models import MONITORING_DEFAULTS
 from stackctl.registry.problems import Problem
-from stackctl.registry.secrets import check_secrets
+from stackctl.registry.secret_checks import check_secrets
+from stackctl.registry.secrets import ENV_REF, SECRET_NAME
 from stackctl.registry.source import Loc
+from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING, MONITORING_SERVICES
 
-SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
-# ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
-ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-|:?\?[^}]*)?\}$")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Compose's service names (also DNS names on the stack's network, and image names)
 SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
@@ -61,7 +60,7 @@ class Checker:
         self.check_sleep_groups()
         self.check_image_overrides()
         self.check_secret_names()
-        self.problems += check_secrets(self.reg)  # secrets.py: secret-shaped values anywhere
+        self.problems += check_secrets(self.reg)  # secret_checks.py: secret-shaped values anywhere
         self.check_monitoring()
         return self.problems
 
@@ -292,7 +291,7 @@ class Checker:
         for match_name, match in self.mappings.exact_matches.items():
             if match.fallback and match_name not in graph:
                 graph[match_name] = [match.fallback]
-        for cycle in _cycles(graph):
+        for cycle in cycles(graph):
             where: Loc = ("fallback_chains", cycle[0]) \
                 if cycle[0] in self.mappings.fallback_chains \
                 else ("exact_matches", cycle[0], "fallback")
@@ -353,9 +352,7 @@ class Checker:
                 claim(prov.host_port, f"provider {name!r}", PROVIDERS, ("providers", name) + where)
 
     def check_image_overrides(self) -> None:
-        from stackctl.render.compose import CACHE, GATEWAY
-
-        services = {GATEWAY, CACHE} | {k.replace("_", "-") for k in MONITORING_DEFAULTS}
+        services = {GATEWAY, CACHE, *MONITORING_SERVICES.values()}
         services |= {n for n, p in self.providers.items() if p.container}
         for name in self.reg.stack.images:
             if name not in services:
@@ -452,7 +449,7 @@ class Checker:
 
     def check_gpu_groups(self) -> None:
         known = {profile_of(n, p) for n, p in self.providers.items() if p.enabled and p.container}
-        known.add("monitoring")
+        known.add(MONITORING)
         groups = exclusive_groups(self.reg)
         for i, profile in enumerate(self.reg.stack.default_profiles):
             if profile not in known:
@@ -564,79 +561,6 @@ def host_memory_gib() -> float | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """One shortest cycle per loop of models that fall back to each other (a strongly
-    connected component), from its smallest name. Listing every elementary cycle, or every
-    path into one, grows exponentially with a dense graph; one cycle per loop is linear."""
-    out = []
-    for component in _components(graph):
-        if len(component) == 1:
-            continue  # no loop (a self-reference is reported where it is written)
-        start = min(component)
-        # breadth-first from start back to it, inside the component: a shortest cycle
-        parent: dict[str, str] = {}
-        queue, found = [start], None
-        while queue and found is None:
-            nxt_queue = []
-            for node in queue:
-                for nxt in graph.get(node, []):
-                    if nxt == start:
-                        found = node
-                        break
-                    if nxt in component and nxt not in parent:
-                        parent[nxt] = node
-                        nxt_queue.append(nxt)
-                if found is not None:
-                    break
-            queue = nxt_queue
-        cycle = [found] if found is not None else []
-        while cycle and cycle[-1] != start:
-            cycle.append(parent[cycle[-1]])
-        out.append(cycle[::-1])
-    return sorted(out)
-
-
-def _components(graph: dict[str, list[str]]) -> list[set[str]]:
-    """Tarjan's strongly connected components, iterative (no recursion limit to hit)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[set[str]] = []
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(graph.get(root, [])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, edges = work[-1]
-            for nxt in edges:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = len(index)
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(graph.get(nxt, []))))
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = set()
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.add(member)
-                        if member == node:
-                            break
-                    out.append(component)
-    return out
 
 
 def _shown(text: str) -> str:

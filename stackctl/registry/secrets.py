@@ -1,9 +1,9 @@
-"""Secret-shaped values: what they look like, where a registry must not hold them, and how
-a message hides them.
+"""Secret-shaped values: what they look like, and how a message hides them.
 
 A registry holds only `${VAR}` references; the values live in `.env`. Anything that looks
-like a key, token or password written into the registry is refused wherever it is, and
-reported by key path and kind ("an OpenAI-style key, 51 characters"), never by value.
+like a key, token or password written into the registry is refused wherever it is
+(secret_checks.py), and reported by key path and kind ("an OpenAI-style key, 51
+characters"), never by value. Text only here: problems.py redacts every message with it.
 """
 
 from __future__ import annotations
@@ -13,13 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
-
-if TYPE_CHECKING:
-    from stackctl.registry.load import Registry
-    from stackctl.registry.problems import Problem
-    from stackctl.registry.source import Loc, Source
 
 # Vendors' key formats: prefix and body; a letter or digit before the prefix means it is
 # part of a longer word ("task-…"), not a key.
@@ -54,6 +48,10 @@ REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-
 # ruamel's duplicate-key message quotes both values: the key and line are enough
 DUPLICATE_VALUES = re.compile(r' with value "(?:[^"\\]|\\.)*"'
                               r'(?: \(original value: "(?:[^"\\]|\\.)*"\))?')
+# ${VAR}, ${VAR:-} (empty default) or ${VAR:?message}: never a value written in the file
+ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:?-|:?\?[^}]*)?\}$")
+# an environment variable whose name says its value is a secret
+SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD)", re.I)
 SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "pass",
                 "passphrase", "auth", "credential", "credentials", "sig", "signature"}
 
@@ -174,7 +172,6 @@ def redact(text: str) -> str:
     return "".join(out) + text[at:]
 
 
-
 def in_arguments(args: list[str]) -> list[tuple[int, str]]:
     """(index, description) of every argument that is or carries a secret:
     `--api-key VALUE`, `--hf-token=VALUE` (unless VALUE is a `${VAR}` reference or a
@@ -202,80 +199,3 @@ def _inline(value: str) -> bool:
 def references(value: str) -> list[str]:
     """Names of the variables `value` reads (compose interpolation)."""
     return [a or b for a, b in REFERENCE.findall(value) if a or b]
-
-
-# -- the registry ---------------------------------------------------------------------------
-
-def check_secrets(reg: Registry) -> list[Problem]:
-    """Secret-shaped values anywhere in the registry files, and providers reading another
-    service's secret."""
-    out: list[Problem] = []
-    for src in reg.sources.values():
-        _walk(src, src.data, (), out)
-    out += _borrowed_secrets(reg)
-    return out
-
-
-def _walk(src: Source, node: Any, loc: Loc, out: list[Problem]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(key, str) and (what := describe(key)):
-                out.append(src.problem("error", loc + (key,), f"this key is {what}",
-                                       "secrets belong in .env, never in the registry"))
-            _walk(src, value, loc + (key,), out)
-    elif isinstance(node, list):
-        if loc[-1:] == ("command",):
-            for i, what in in_arguments([a if isinstance(a, str) else "" for a in node]):
-                out.append(src.problem("error", loc + (i,), f"command argument is {what}",
-                                       "pass it as ${VAR} (compose reads it from .env)"))
-        for i, item in enumerate(node):
-            if not (loc[-1:] == ("command",) and isinstance(item, str)):  # done just above
-                _walk(src, item, loc + (i,), out)
-    elif isinstance(node, str) and not _named_secret(loc, node) and (what := describe(node)):
-        name = str(loc[-1]) if loc and isinstance(loc[-1], str) else None
-        hint = (f"write {name}: ${{{name}}} and put the value in .env"
-                if len(loc) > 1 and loc[-2] == "env" and name
-                else "secrets belong in .env; the registry holds only ${VAR} references")
-        if "${" in node:
-            hint = "a ${VAR:?message} or ${VAR:-default} must not carry the secret itself"
-        out.append(src.problem("error", loc, f"holds {what}", hint))
-
-
-def _named_secret(loc: Loc, value: str) -> bool:
-    """`HF_TOKEN: hf_…` in a container's env is reported once, by the name check."""
-    from stackctl.registry.checks import ENV_REF, SECRET_NAME  # checks → here: import when called
-
-    return len(loc) > 2 and loc[-2] == "env" and loc[-3] == "container" \
-        and bool(SECRET_NAME.search(str(loc[-1]))) and not ENV_REF.match(value)
-
-
-def _borrowed_secrets(reg: Registry) -> list[Problem]:
-    """A provider's container must not read the stack's own secrets (the gateway's master
-    key, the cache's and Grafana's passwords, alert webhooks): whoever controls a model
-    server's image could then read them. Remote providers' API keys stay readable: a local
-    server may legitimately forward to the same upstream."""
-    stack = reg.stack
-    owners = {stack.gateway.master_key_env: "the gateway's master key",
-              stack.cache.password_env: "the cache's password",
-              stack.monitoring.grafana_password_env: "Grafana's admin password"}
-    for r in stack.monitoring.alerts.receivers:
-        owners[r.webhook_url_env] = f"the webhook URL of alert receiver {r.name!r}"
-    from stackctl.registry.load import PROVIDERS  # load → problems → here: import when called
-
-    src = reg.sources[PROVIDERS]
-    out: list[Problem] = []
-    for name, prov in reg.providers.providers.items():
-        if prov.container is None:
-            continue
-        base: Loc = ("providers", name, "container")
-        places: list[tuple[Loc, str]] = [(base + ("env", k), v)
-                                         for k, v in prov.container.env.items()]
-        places += [(base + ("command", i), a) for i, a in enumerate(prov.container.command)]
-        for loc, value in places:
-            for var in references(value):
-                if var in owners:
-                    out.append(src.problem(
-                        "error", loc, f"reads ${{{var}}}, {owners[var]}: provider {name!r} "
-                        "must not be handed another service's secret",
-                        "give the provider a variable of its own in .env"))
-    return out

@@ -8,13 +8,10 @@ from typing import Any
 from stackctl.registry.catalog import models_of_provider, monitoring_components, profile_of, sleep_members
 from stackctl.registry.load import Registry
 from stackctl.registry.models import MonitoringService, Provider
+from stackctl.registry.vocabulary import CACHE, GATEWAY, LABEL, MONITORING
 from stackctl.render.alertmanager import start_script, webhook_variables
 from stackctl.render.litellm import served_backend
 from stackctl.render.probes import compose_healthcheck, provider_probe, python_http
-
-GATEWAY, CACHE = "litellm", "redis"
-MONITORING = "monitoring"
-LABEL = "org.stackctl"
 
 
 def _labels(role: str, **extra: str) -> dict[str, str]:
@@ -305,13 +302,3 @@ def render_compose(reg: Registry) -> dict[str, Any]:
         "secrets": secrets,
     }
 
-
-def profiles(reg: Registry) -> list[str]:
-    """Every profile the stack defines, registry order, monitoring last."""
-    out: list[str] = []
-    for name, prov in reg.providers.providers.items():
-        if prov.enabled and prov.container is not None:
-            p = profile_of(name, prov)
-            if p not in out:
-                out.append(p)
-    return out + [MONITORING]

@@ -44,9 +44,19 @@ from ruamel.yaml import YAML
 from stackctl.registry.catalog import exclusive_groups, has_metrics, models_of_provider, profile_of
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
-from stackctl.render.compose import (
+from stackctl.registry.vocabulary import (
     CACHE,
     GATEWAY,
+    K8S_GPU_GROUP,
+    K8S_NAME,
+    K8S_PART_OF,
+    K8S_PREFIX,
+    K8S_ROLE,
+    LITELLM_FILE,
+    k8s_name,
+)
+from stackctl.render.callbacks import callback_files
+from stackctl.render.compose import (
     METRICS_DIR,
     cache_service,
     gateway_service,
@@ -54,10 +64,9 @@ from stackctl.render.compose import (
     redis_health,
     redis_start,
 )
-from stackctl.render.files import module_text
-from stackctl.render.litellm import ROUTING_MODULE, TRACE_MODULE, render_litellm, served_backend
+from stackctl.render.litellm import render_litellm, served_backend
 from stackctl.render.probes import DEFAULT_VIA, _check, provider_probe
-from stackctl.render.text import HEADER, to_yaml
+from stackctl.render.text import HEADER, sources, to_yaml
 
 SECRET = "stackctl-secrets"
 CONFIG_MAP = "litellm-config"
@@ -65,14 +74,6 @@ CONFIG_DIR = "/app/litellm"
 GATEWAY_PORT, CACHE_PORT = 4000, 6379
 GPU_RESOURCE = "nvidia.com/gpu"
 KUSTOMIZATION = "kustomization.yaml"
-# the gateway's ConfigMap sources, as kustomize reads them (relative to the folder)
-LITELLM_FILE = "litellm/config.yaml"
-TRACE_FILE = f"litellm/{TRACE_MODULE}.py"
-ROUTING_FILE = f"litellm/{ROUTING_MODULE}.py"
-
-PREFIX = "stackctl.io"
-NAME, PART_OF = "app.kubernetes.io/name", "app.kubernetes.io/part-of"
-ROLE, GPU_GROUP = f"{PREFIX}/role", f"{PREFIX}/gpu-group"
 
 KUSTOMIZATION_NOTE = """\
 # Apply: kubectl create namespace {namespace}
@@ -82,16 +83,6 @@ KUSTOMIZATION_NOTE = """\
 # Monitoring is not part of these manifests: the cluster's Prometheus finds the gateway and
 # the providers with metrics by their pods' prometheus.io/* annotations.
 """
-
-
-def k8s_name(name: str) -> str:
-    """A registry name as a Kubernetes object name (an RFC 1035 label, which Services need):
-    lowercase, `_` and other characters as `-`."""
-    out = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    if not out or not out[0].isalpha() or len(out) > 63:
-        raise ValueError(f"{name!r} cannot be a Kubernetes object name: use a name starting "
-                         "with a letter, of letters, digits, '-' and '_', at most 63 long")
-    return out
 
 
 def _ceil(seconds: float) -> int:
@@ -147,7 +138,7 @@ def env_list(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _labels(reg: Registry, name: str, role: str) -> dict[str, str]:
-    return {NAME: name, PART_OF: reg.stack.project, ROLE: role}
+    return {K8S_NAME: name, K8S_PART_OF: reg.stack.project, K8S_ROLE: role}
 
 
 def _meta(reg: Registry, name: str, role: str, **extra: Any) -> dict[str, Any]:
@@ -156,7 +147,7 @@ def _meta(reg: Registry, name: str, role: str, **extra: Any) -> dict[str, Any]:
 
 
 def _selector(reg: Registry, name: str) -> dict[str, str]:
-    return {NAME: name, PART_OF: reg.stack.project}
+    return {K8S_NAME: name, K8S_PART_OF: reg.stack.project}
 
 
 def _scrape(port: int, path: str) -> dict[str, str]:
@@ -243,11 +234,7 @@ def gateway_config(reg: Registry) -> dict[str, Any]:
 
 def config_files(reg: Registry) -> dict[str, str]:
     """ConfigMap source → text: what compose mounts at /app/litellm."""
-    files = {LITELLM_FILE: to_yaml(gateway_config(reg), _sources(reg)),
-             TRACE_FILE: module_text("trace_callback.py")}
-    if exclusive_groups(reg):
-        files[ROUTING_FILE] = module_text("routing_callback.py")
-    return files
+    return {LITELLM_FILE: to_yaml(gateway_config(reg), sources(reg)), **callback_files(reg)}
 
 
 def gateway_objects(reg: Registry) -> list[dict[str, Any]]:
@@ -355,11 +342,11 @@ def provider_objects(reg: Registry, name: str, prov: Provider) -> list[dict[str,
     if volumes:
         # model caches: the cluster's storage is its own (patch to PersistentVolumeClaims)
         extra["volumes"] = [{"name": v, "emptyDir": {}} for v in volumes]
-    annotations = {f"{PREFIX}/provider": name,
-                   f"{PREFIX}/models": ",".join(models_of_provider(reg, name))}
+    annotations = {f"{K8S_PREFIX}/provider": name,
+                   f"{K8S_PREFIX}/models": ",".join(models_of_provider(reg, name))}
     if group:
-        annotations[GPU_GROUP] = group
-    pod_annotations = {GPU_GROUP: group} if group else {}
+        annotations[K8S_GPU_GROUP] = group
+    pod_annotations = {K8S_GPU_GROUP: group} if group else {}
     if has_metrics(prov):
         pod_annotations.update(_scrape(c.port, "/metrics"))
     deployment = _deployment(reg, obj, "provider", provider_replicas(reg, name, prov),
@@ -370,19 +357,13 @@ def provider_objects(reg: Registry, name: str, prov: Provider) -> list[dict[str,
 
 # -- the folder ---------------------------------------------------------------------------
 
-def _sources(reg: Registry) -> list[str]:
-    from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK
-
-    return [f"{reg.config_dir.name}/{n}" for n in (PROVIDERS, MAPPINGS, STACK)]
-
-
 def render_kubernetes(reg: Registry) -> dict[str, Any]:
     """File name → manifest (a document or a list of them), or ConfigMap source text."""
     ns = reg.stack.deploy.namespace
     manifests: dict[str, Any] = {
         "namespace.yaml": {"apiVersion": "v1", "kind": "Namespace",
                            "metadata": {"name": ns,
-                                        "labels": {PART_OF: reg.stack.project}}},
+                                        "labels": {K8S_PART_OF: reg.stack.project}}},
         f"{GATEWAY}.yaml": gateway_objects(reg)}
     if reg.stack.cache.enabled:
         manifests[f"{CACHE}.yaml"] = cache_objects(reg)
@@ -420,7 +401,7 @@ def kubernetes_texts(reg: Registry, rendered: dict[str, Any] | None = None) -> d
     """File name → text of the kustomize folder (manifests with the generated header;
     several documents in a file separated by `---`)."""
     rendered = render_kubernetes(reg) if rendered is None else rendered
-    header = HEADER.format(sources=", ".join(_sources(reg)))
+    header = HEADER.format(sources=", ".join(sources(reg)))
     out: dict[str, str] = {}
     for name, content in rendered.items():
         if isinstance(content, str):

@@ -7,15 +7,14 @@ from typing import Any
 from stackctl.registry.catalog import Deployment, deployments, exclusive_groups, fallbacks
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
+from stackctl.registry.vocabulary import CACHE, ROUTING_MODULE, TRACE_MODULE
 
 PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
           "openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai"}
-CACHE_HOST = "redis"
-TRACE_MODULE = "stackctl_trace"  # compose/litellm/stackctl_trace.py (incontainer/trace_callback.py)
+# the callback modules generated beside the config (callbacks.py): the request trace, and
+# what holds or diverts requests for the members of exclusive GPU groups that are not active
+# (the state it reads: switching/routing.py)
 TRACE_CALLBACK = f"{TRACE_MODULE}.callback"
-# holds or diverts requests for the members of exclusive GPU groups that are not active
-# (incontainer/routing_callback.py; the state it reads: switching/routing.py)
-ROUTING_MODULE = "stackctl_routing"
 ROUTING_CALLBACK = f"{ROUTING_MODULE}.callback"
 # The gateway's metrics that the shipped alert rules and dashboards, and `stackctl cache
 # stats`, use (a unit test keeps them in step). Only these are kept: each request updates
@@ -97,7 +96,7 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     cache = reg.stack.cache
     if cache.enabled:
         litellm_settings["cache"] = True
-        litellm_settings["cache_params"] = {"type": "redis", "host": CACHE_HOST, "port": 6379,
+        litellm_settings["cache_params"] = {"type": "redis", "host": CACHE, "port": 6379,
                                             "password": f"os.environ/{cache.password_env}",
                                             "namespace": cache.namespace, "ttl": cache.ttl}
     return {

@@ -13,7 +13,8 @@ from typing import Any
 from stackctl.registry.catalog import has_metrics, monitoring_components
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider, seconds
-from stackctl.render.compose import GATEWAY, MONITORING_PORTS, PROMETHEUS_RULES
+from stackctl.registry.vocabulary import GATEWAY
+from stackctl.render.compose import MONITORING_PORTS, PROMETHEUS_RULES
 from stackctl.render.probes import DEFAULT_ENDPOINT
 
 KEY_FILE = "/run/secrets/litellm_master_key"  # the compose secret of the gateway's master key

@@ -23,12 +23,12 @@ import hashlib
 from typing import Any
 
 from stackctl.registry.catalog import exclusive_groups, profile_of, sleep_members
-from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
+from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
+from stackctl.registry.vocabulary import CACHE, GATEWAY, LITELLM_FILE
+from stackctl.render.callbacks import callback_files
 from stackctl.render.compose import (
-    CACHE,
     DEV_MODE,
-    GATEWAY,
     METRICS_DIR,
     SLEEP_FLAG,
     _shell,
@@ -37,11 +37,9 @@ from stackctl.render.compose import (
     provider_service,
     redis_start,
 )
-from stackctl.render.files import LITELLM_FILE, ROUTING_FILE, TRACE_FILE, module_text
 from stackctl.render.litellm import render_litellm
-from stackctl.render.text import to_yaml
+from stackctl.render.text import sources, to_yaml
 
-SWARM_FILE = "swarm/stack.yaml"  # below output_dir; the configs are relative to its folder
 GATEWAY_DIR = "/app/litellm"
 SECRETS_DIR = "/run/secrets"
 RESTART = {"condition": "any", "delay": "2s"}
@@ -100,11 +98,7 @@ def config_name(key: str, text: str) -> str:
 
 def gateway_configs(reg: Registry) -> dict[str, tuple[str, str]]:
     """Config name → (file relative to the stack file, mount path in the gateway)."""
-    sources = [f"{reg.config_dir.name}/{n}" for n in (PROVIDERS, MAPPINGS, STACK)]
-    files = {LITELLM_FILE: to_yaml(render_litellm(reg), sources),
-             TRACE_FILE: module_text("trace_callback.py")}
-    if exclusive_groups(reg):
-        files[ROUTING_FILE] = module_text("routing_callback.py")
+    files = {LITELLM_FILE: to_yaml(render_litellm(reg), sources(reg)), **callback_files(reg)}
     out = {}
     for path, text in files.items():
         base = path.rsplit("/", 1)[-1]
@@ -238,5 +232,4 @@ def render_swarm(reg: Registry) -> dict[str, Any]:
 
 def swarm_text(reg: Registry) -> str:
     """The stack file as written (the YAML header of the other generated files)."""
-    return to_yaml(render_swarm(reg), [f"{reg.config_dir.name}/{n}"
-                                       for n in (PROVIDERS, MAPPINGS, STACK)])
+    return to_yaml(render_swarm(reg), sources(reg))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from stackctl.registry.catalog import deployments, fallbacks
 from stackctl.registry.load import Registry
+from stackctl.registry.vocabulary import LITELLM_FILE
+from stackctl.render.litellm import gateway_aliases
 
 ROUTING_FILE = "gpu-routing.json"
 VERSION = 1
@@ -38,8 +40,6 @@ def routing_state(reg: Registry, inactive: set[str], held: dict[str, float] | No
     def serves(model: str) -> bool:
         return any(d.provider not in away for d in deps.get(model, []))
 
-    from stackctl.render.litellm import gateway_aliases
-
     aliases: dict[str, list[str]] = {}
     for alias, model in gateway_aliases(reg, deps).items():
         aliases.setdefault(model, []).append(alias)
@@ -60,8 +60,6 @@ def routing_state(reg: Registry, inactive: set[str], held: dict[str, float] | No
 
 
 def routing_path(reg: Registry) -> Path:
-    from stackctl.render.files import LITELLM_FILE
-
     return reg.output_dir / Path(LITELLM_FILE).parent / ROUTING_FILE
 
 

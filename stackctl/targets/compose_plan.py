@@ -7,9 +7,10 @@ from pydantic import BaseModel, Field
 from stackctl.docker.models import ContainerState
 from stackctl.errors import PlanError
 from stackctl.hints import did_you_mean
-from stackctl.registry.catalog import deployments, exclusive_groups, profile_of
+from stackctl.registry.catalog import deployments, exclusive_groups, profile_of, profiles
 from stackctl.registry.load import Registry
-from stackctl.render.compose import CACHE, GATEWAY, MONITORING, monitoring_services, profiles
+from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
+from stackctl.render.compose import monitoring_services
 
 
 class UpPlan(BaseModel):

@@ -23,7 +23,8 @@ from stackctl.registry.catalog import (
     sleep_members,
 )
 from stackctl.registry.load import Registry
-from stackctl.render.compose import CACHE, GATEWAY, MONITORING
+from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
+from stackctl.switching.vllm import EngineError, VllmEngine
 from stackctl.targets.compose_up import gateway_for
 
 
@@ -207,8 +208,6 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
 
 
 def _is_sleeping(member: str, port: int) -> bool | None:
-    from stackctl.switching.vllm import EngineError, VllmEngine
-
     try:
         return VllmEngine(member, f"http://127.0.0.1:{port}").is_sleeping(timeout=0.8)
     except EngineError:

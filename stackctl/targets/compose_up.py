@@ -11,13 +11,17 @@ from stackctl.errors import PlanError
 from stackctl.gateway.client import Gateway
 from stackctl.health.gate import Gate, GateFailure, wait_healthy
 from stackctl.health.probes import host_probe
+from stackctl.images.specs import TAG_PREFIX
 from stackctl.ports.check import ensure_ports_free
+from stackctl.registry.catalog import profiles as all_profiles
 from stackctl.registry.catalog import sleep_members
 from stackctl.registry.load import Registry
-from stackctl.render.compose import profiles as all_profiles
+from stackctl.registry.vocabulary import GATEWAY
 from stackctl.store.envfile import compose_value
 from stackctl.store.lock import stack_lock
+from stackctl.switching.members import members_of
 from stackctl.switching.routing import routing_state, write_routing
+from stackctl.targets.compose_groups import inactive_members, sleep_states
 from stackctl.targets.compose_plan import UpPlan, plan_up, services_of
 
 
@@ -55,8 +59,6 @@ def missing_images(images: dict[str, str], present: Callable[[str], bool]) -> di
 
 
 def how_to_get(image: str) -> str:
-    from stackctl.images.specs import TAG_PREFIX
-
     if image.startswith(TAG_PREFIX):
         return "build it with `stackctl images build` (offline, from Debian and PyPI)"
     return (f"pull it where a registry is reachable (`docker pull {image}`, or `stackctl up "
@@ -67,8 +69,6 @@ def ensure_images(docker: Docker, plan: UpPlan, pull: bool,
                   say: Callable[[str], None] = lambda s: None) -> None:
     """Every image the plan's services need is present (pulled first with `pull`), or
     ImagesMissing names each missing one, the services that need it and how to get it."""
-    from stackctl.images.specs import TAG_PREFIX
-
     images = docker.service_images(plan.profiles, plan.services)
     missing = missing_images(images, docker.image_exists)
     if pull:
@@ -101,11 +101,7 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
     to their published ports). `gateway_config_changed`: the gateway's config files were
     just rewritten; a gateway that was already running gets new workers that read them (as
     `reload` does), one that starts now reads them anyway."""
-    from stackctl.render.compose import GATEWAY
-
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
-        from stackctl.switching.run import inactive_members, members_of, sleep_states
-
         members = members_of(reg)
         observed = docker.containers()
         sleepers = sleep_states(members, [s for s in observed if s.service in sleep_members(reg)])

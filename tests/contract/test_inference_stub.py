@@ -1,6 +1,6 @@
 """Contract of stackctl-local/inference-stub:1, the stand-in for vLLM and Ollama.
 
-The stub (stackctl/incontainer/inference_stub.py) runs twice, once per flavor, as the offline stack
+The stub (stackctl/incontainer/inference_stub) runs twice, once per flavor, as the offline stack
 runs it: STUB_FLAVOR=vllm on port 8000 and STUB_FLAVOR=ollama on 11434. The assertions are
 the ones the stack relies on from a real vLLM / Ollama, so they can be pointed at one:
 

@@ -1,15 +1,36 @@
 """Integration fixtures: a real Docker engine, the local image set, the offline registry.
 
-Each test module gets its own copy of examples/offline in tmp with its own compose project
-name, brings it up through `stackctl up` and takes it down (with volumes) at the end.
-Everything is reached on 127.0.0.1 only.
+Stacks are copies of examples/offline in tmp, each with its own compose project name and
+host ports, brought up through `stackctl up`. Everything is reached on 127.0.0.1 only.
+
+Bringing a stack up costs ~30 s here (LiteLLM's start), so stacks are shared:
+
+    shared_stack    session: ONE offline stack (restart mode, the default profiles), up once,
+                    used by test_stack, test_doctor, test_ports, test_logs, test_cache,
+                    test_bench, test_switch, test_faults, test_reload and test_monitoring.
+                    A test that changes it (kills a container, switches, edits the registry)
+                    puts back what it found before it ends (`restore`, or its own finally);
+                    test_stack's `test_down_with_volumes_leaves_nothing` takes it down, and
+                    runs after every other user of it (see ORDER below).
+    stack_factory   module: stacks of a module's own, for tests that need a state the shared
+                    one must not get (never healthy, images missing, sleep mode, ports
+                    taken); taken down with volumes at the end of the module.
+    swarm           session: the 3-node test Swarm (swarm_cluster.py), for test_swarm_cluster
+                    and test_swarm.
+
+ORDER: `pytest_collection_modifyitems` runs the integration modules in the order of
+MODULE_ORDER (the users of the shared stack back to back, then its down test), whatever
+order they were collected in; a module not listed runs after them. Host ports of stacks up
+at the same time are checked not to overlap (`claim_ports`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +40,7 @@ from click.testing import CliRunner
 from stackctl.cli import cli
 from stackctl.images.specs import IMAGE_SPECS
 from stackctl.store.envfile import read_env
+from tests import tc
 
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE = REPO / "examples" / "offline"
@@ -145,6 +167,25 @@ def make_stack(tmp: Path, project: str, switch: str = "restart") -> Stack:
     return stack
 
 
+# host ports of the stacks made in this session that may be up, by project
+_CLAIMED: dict[str, set[int]] = {}
+
+
+def claim_ports(stack: Stack) -> None:
+    """Fail early when `stack`'s host ports overlap those of another stack of this session
+    (the offsets come from a hash of the project name: two names can land on one port)."""
+    mine = set(stack.ports.values())
+    for project, ports in _CLAIMED.items():
+        if project != stack.project and mine & ports:
+            pytest.fail(f"stacks {project} and {stack.project} share host ports "
+                        f"{sorted(mine & ports)}: rename one")
+    _CLAIMED[stack.project] = mine
+
+
+def release_ports(stack: Stack) -> None:
+    _CLAIMED.pop(stack.project, None)
+
+
 @pytest.fixture(scope="module")
 def stack_factory(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
                   ) -> Iterator[Callable[[str], Stack]]:
@@ -152,9 +193,123 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
 
     def factory(project: str, switch: str = "restart") -> Stack:
         s = make_stack(tmp_path_factory.mktemp("stacks"), project, switch)
+        claim_ports(s)
         made.append(s)
         return s
 
     yield factory
     for s in made:
         s.run("down", "--volumes")
+        release_ports(s)
+
+
+# -- the shared stack ---------------------------------------------------------------------------
+
+SHARED_PROJECT = "stackctl-it"
+# test_monitoring's settings (they matter only once the monitoring profile runs): Prometheus
+# scrapes every 2 s, Alertmanager sends to a webhook receiver the test starts in the network
+SCRAPE = "2s"
+WEBHOOK = "webhook"  # the receiver's name in the project network
+WEBHOOK_ENV = "TEST_WEBHOOK_URL"
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
+                 ) -> Iterator[Stack]:
+    """The offline stack (restart mode, default profiles: litellm, redis, llama_cpp, ollama,
+    vllm-qwen), up once for the whole session. `up_output` is what that `up` printed.
+
+    Users leave it as they found it: qwen the active member of gpu0, every default service
+    running and ready, the registry files as copied (see the module docstring)."""
+    s = make_stack(tmp_path_factory.mktemp("shared"), SHARED_PROJECT)
+    claim_ports(s)
+
+    def monitoring(data: dict) -> None:
+        mon = data["monitoring"]
+        mon["scrape_interval"] = SCRAPE
+        mon["alerts"] = {"receivers": [{"name": "test", "webhook_url_env": WEBHOOK_ENV}],
+                         "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
+    s.edit("stack.yaml", monitoring)
+    # .env as stackctl makes it (0600); stackctl adds the keys it needs to it
+    fd = os.open(s.root / ".env", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{WEBHOOK_ENV}=http://{WEBHOOK}:9000/\n")
+    r = s.cli("up", "--timeout", "180")
+    assert r.exit_code == 0, r.output
+    s.up_output = r.output  # type: ignore[attr-defined]
+    yield s
+    s.run("down", "--volumes")  # nothing left to do once test_stack's down test has run
+    release_ports(s)
+
+
+def restore(stack: Stack) -> None:
+    """`stackctl up` brings back what a test stopped or killed (the default profiles)."""
+    r = stack.run("up", "--timeout", "180")
+    assert r.returncode == 0, f"could not restore {stack.project}: {r.stdout}{r.stderr}"
+
+
+# -- the test Swarm -----------------------------------------------------------------------------
+
+# what the offline stack's default profiles run, so what `stackctl up` pushes to the Swarm
+SWARM_STACK_IMAGES = [tc.GATEWAY_IMAGE, tc.REDIS_IMAGE, tc.LLAMA_IMAGE, tc.STUB_IMAGE]
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_ready: None) -> Iterator[object]:
+    """The 3-node Swarm of swarm_cluster.py, made once for test_swarm_cluster and test_swarm
+    (each leaves it with three Ready nodes and nothing deployed).
+
+    Its registry is warmed in the background while test_swarm_cluster runs (the stack's
+    images pushed under warm/: `SwarmCluster.warm`), so that test_swarm's `stackctl up`
+    mounts their layers instead of compressing ~1.6 GB again; it still pushes each image
+    under its own name, the only one the nodes pull."""
+    from tests.integration.swarm_cluster import swarm_cluster
+
+    t0 = time.monotonic()
+    with swarm_cluster("stackctl-swarm-it") as c:
+        print(f"\n[swarm] cluster up in {c.startup_seconds:.1f}s "
+              f"({time.monotonic() - t0:.1f}s with the image check); manager {c.manager}")
+        c.warm(SWARM_STACK_IMAGES)
+        yield c
+
+
+# -- order --------------------------------------------------------------------------------------
+
+# the modules of tests/integration in the order they run; "module::test" entries move one
+# test to that place (the shared stack's down test, after every other user of it)
+MODULE_ORDER = (
+    "test_images.py",
+    # the shared stack: up at the first of these, down after the last
+    "test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py", "test_cache.py",
+    "test_bench.py", "test_switch.py", "test_faults.py",
+    # after test_faults' gateway crash: once `reload` has signalled the gateway with `docker
+    # kill -s`, Docker no longer applies its restart policy to it (it counts as stopped by
+    # hand until the next start), so a crash after a reload is not restarted
+    "test_reload.py", "test_monitoring.py",
+    "test_stack.py::test_down_with_volumes_leaves_nothing",
+    # stacks of their own; `make test` runs these in a second pytest beside the one above
+    "test_plain_compose.py",
+    # the test Swarm
+    "test_swarm_cluster.py", "test_swarm.py",
+    # last: its time windows (a hold in place 1 s after `switch` starts) do not survive a
+    # machine whose cores are both busy, as they are while `make test` runs the unit tests
+    "test_sleep_switch.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    module = item.path.name
+    test = f"{module}::{getattr(item, 'originalname', item.name)}"
+    for key in (test, module):
+        if key in MODULE_ORDER:
+            return MODULE_ORDER.index(key)
+    return len(MODULE_ORDER)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration items in MODULE_ORDER (stable within a module), in the slots they had."""
+    here = Path(__file__).resolve().parent
+    slots = [i for i, item in enumerate(items) if item.path.parent == here]
+    ordered = sorted((items[i] for i in slots), key=_rank)
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item

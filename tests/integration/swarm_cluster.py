@@ -41,6 +41,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ BASE_IMAGE = "stackctl-local/base:bookworm"
 NODE_IMAGE = "stackctl-test/swarm-node:1"
 REGISTRY_IMAGE = "stackctl-test/registry:1"
 REGISTRY = "127.0.0.1:5000"
+WARM_PREFIX = "warm/"
+"""Repository prefix of :meth:`SwarmCluster.warm`'s pushes (never a name a stack uses)."""
 NODE_NAMES = ("node1", "node2", "node3")
 MANAGER = "node1"
 GPU_NODE = "node3"
@@ -156,6 +159,8 @@ class SwarmCluster:
     pushed: list[str] = field(default_factory=list)
     """Host tags made by :meth:`push` (removed on exit; the images themselves stay)."""
     startup_seconds: float = 0.0
+    warming: Future | None = None
+    """The background push of :meth:`warm`, if any."""
 
     def url(self, node: str) -> str:
         return f"tcp://{self.ips[node]}:{API_PORT}"
@@ -169,14 +174,33 @@ class SwarmCluster:
         """The host's docker CLI against a node's engine (``docker -H <node> args``)."""
         return _run("docker", "-H", self.url(node), *args, timeout=timeout, check=check)
 
-    def push(self, image: str) -> str:
-        """Tag ``image`` (from the host's engine) as 127.0.0.1:5000/<image>, push it, and
-        return that name, which every node can pull as is."""
-        target = f"{self.registry}/{image}"
+    def push(self, image: str, prefix: str = "") -> str:
+        """Tag ``image`` (from the host's engine) as 127.0.0.1:5000/<prefix><image>, push it,
+        and return that name, which every node can pull as is."""
+        target = f"{self.registry}/{prefix}{image}"
         _run("docker", "tag", image, target)
         self.pushed.append(target)
         _run("docker", "push", "-q", target, timeout=600)
         return target
+
+    def warm(self, images: list[str]) -> None:
+        """Push ``images`` under :data:`WARM_PREFIX` in the background (:meth:`wait_warm`).
+
+        Pushing compresses every layer (minutes of CPU for LiteLLM's image here); once the
+        registry has them, a later push of the same image under its own name by anyone
+        (``stackctl up``) mounts those layers from the warm/ repository instead of
+        compressing and sending them again. The image itself still has to be pushed under
+        its own name, or no node can pull it: warming proves nothing in its place."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="swarm-warm")
+        self.warming = pool.submit(lambda: [self.push(i, WARM_PREFIX) for i in images])
+        pool.shutdown(wait=False)
+
+    def wait_warm(self, timeout: float = 900) -> float:
+        """Wait for :meth:`warm` to end (its failure is raised); return the seconds waited."""
+        t0 = time.monotonic()
+        if self.warming is not None:
+            self.warming.result(timeout=timeout)
+        return time.monotonic() - t0
 
     def stop_node(self, node: str, timeout: int = 10) -> None:
         _run("docker", "stop", "-t", str(timeout), self.nodes[node], timeout=timeout + 60)

@@ -1,21 +1,33 @@
 """Issue 10 on the real engine: `stackctl bench` against SmolLM2 on llama.cpp, through the
-gateway and direct; then the default model choice and --compare against the first run."""
+gateway and direct; then the default model choice and --compare against the first run.
+
+The stack is the session's shared one (conftest.py); for the default model choice its two
+stubs are stopped, so that only llama.cpp runs, and started again afterwards."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
+
+from tests.integration.conftest import restore
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-bench")
-    r = s.cli("up", "-p", "llamacpp", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    return shared_stack
+
+
+@pytest.fixture
+def only_llama(stack):
+    """Only llama.cpp (and the gateway and cache) running: the stubs stopped, then back."""
+    stubs = [f"{stack.project}-{service}-1" for service in ("ollama", "vllm-qwen")]
+    subprocess.run(["docker", "kill", *stubs], check=True, capture_output=True, timeout=120)
+    yield
+    restore(stack)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +68,7 @@ def test_bench_smollm2_through_the_gateway_and_direct(stack, first):
         for c in doc["cells"]}))
 
 
-def test_bench_default_models_and_compare(stack, first, tmp_path):
+def test_bench_default_models_and_compare(stack, first, only_llama, tmp_path):
     before = tmp_path / "before.json"
     before.write_text(json.dumps(first))
     # no --model: only llama.cpp runs, so only smollm2 is measured (and the output says so)

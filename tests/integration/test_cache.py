@@ -1,7 +1,8 @@
 """Issue 10 on the real engine: `stackctl cache stats|keys|flush` on the stack's Redis.
 
-A lean stack (gateway, Redis and the Ollama stub: profile `ollama`); requests go through the
-real LiteLLM gateway, whose cache entries and /metrics/ counters the commands read.
+The session's shared stack (conftest.py); requests go through the real LiteLLM gateway, whose
+cache entries and /metrics/ counters the commands read (as differences: other modules have
+sent requests before).
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ MODEL = "qwen2.5-coder:7b"  # the Ollama stub, through the gateway
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-cache")
-    r = s.cli("up", "-p", "ollama", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    return shared_stack
 
 
 @pytest.fixture(scope="module")

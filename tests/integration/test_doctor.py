@@ -16,12 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-doctor")
-    # the gateway, the cache and one stub: enough for ports held by the stack itself
-    r = s.cli("up", "-p", "ollama", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    # the session's shared stack (conftest.py): its default profiles run
+    return shared_stack
 
 
 def test_healthy_machine_exits_0_and_counts_its_own_ports(stack):
@@ -34,8 +31,10 @@ def test_healthy_machine_exits_0_and_counts_its_own_ports(stack):
     assert lines["engine"].startswith("✓ engine: Docker Engine ")
     assert lines["compose"].startswith("✓ compose: Docker Compose v2.")
     assert lines["images"].startswith("✓ images: all 4 image(s)")
-    # litellm, redis and ollama run: their ports are the stack's own, not conflicts
-    assert lines["ports"].startswith("✓ ports:") and "3 used by this stack" in lines["ports"]
+    # litellm, redis, llama_cpp, ollama and vllm-qwen run (the default profiles): their
+    # ports are the stack's own, not conflicts
+    assert lines["ports"].startswith("✓ ports:") and "5 used by this stack" in lines["ports"], \
+        lines["ports"]
     assert lines["env"].startswith("✓ env:") and "mode 0600" in lines["env"]
     assert stack.key not in r.stdout  # the secret's name, never its value
 

@@ -1,8 +1,8 @@
 """Issue 12 on the real engine: faults injected into a running stack, with traffic flowing.
 
-One stack serves every test here, in order; each test leaves it whole again (that is part of
-what it proves). Figures (requests sent and lost during each fault) are printed with -s and
-collected in FIGURES.
+The session's shared stack (conftest.py) serves every test here, in order; each test leaves
+it whole again (that is part of what it proves). Figures (requests sent and lost during each
+fault) are printed with -s and collected in FIGURES.
 
 Docker's own `docker kill` counts as a manual stop (no restart policy applies); a crash is
 simulated by SIGKILLing the container's main process from the host instead.
@@ -31,10 +31,8 @@ FIGURES: dict[str, dict[str, int]] = {}
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-faults")
-    r = s.run("up", "--timeout", "180")
-    assert r.returncode == 0, r.stdout + r.stderr
+def stack(shared_stack):
+    s = shared_stack
     yield s
     for name, f in FIGURES.items():
         print(f"fault {name}: {f['sent']} requests sent, {f['lost']} lost")

@@ -25,7 +25,7 @@ from stackctl.images.build import BuildOptions, BuildResult, build_images
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-STUB = REPO / "stackctl" / "incontainer" / "inference_stub.py"
+STUB = REPO / "stackctl" / "incontainer" / "inference_stub"
 MASTER_KEY = "sk-stackctl-imgtest"
 PREFIX = f"stackctl-imgtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -52,7 +52,15 @@ def ops(docker: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def first_build(ops: Any) -> list[BuildResult]:
-    return build_images(ops, BuildOptions(stub_file=STUB))
+    return build_images(ops, BuildOptions(stub_package=STUB))
+
+
+def _remove(docker: Any, names: list[str]) -> None:
+    for name in reversed(names):
+        if docker.container.exists(name):
+            docker.container.remove(name, force=True, volumes=True)
+        elif docker.network.exists(name):
+            docker.network.remove(name)
 
 
 @pytest.fixture()
@@ -60,11 +68,15 @@ def containers(docker: Any) -> Iterator[list[str]]:
     """Names of containers/networks to remove after the test."""
     names: list[str] = []
     yield names
-    for name in reversed(names):
-        if docker.container.exists(name):
-            docker.container.remove(name, force=True, volumes=True)
-        elif docker.network.exists(name):
-            docker.network.remove(name)
+    _remove(docker, names)
+
+
+@pytest.fixture(scope="module")
+def module_containers(docker: Any) -> Iterator[list[str]]:
+    """Names of containers/networks started ahead of their test, removed after the module."""
+    names: list[str] = []
+    yield names
+    _remove(docker, names)
 
 
 def _run(
@@ -146,14 +158,14 @@ def test_every_image_exists_with_its_hash_label(first_build: list[BuildResult], 
 
 def test_second_build_is_a_cache_hit(first_build: list[BuildResult], ops: Any) -> None:
     ids = {r.tag: ops.inspect(r.tag).id for r in first_build}
-    again = build_images(ops, BuildOptions(stub_file=STUB))
+    again = build_images(ops, BuildOptions(stub_package=STUB))
     assert [(r.name, r.action) for r in again] == [(r.name, "cached") for r in first_build]
     assert [r.content_hash for r in again] == [r.content_hash for r in first_build]
     assert {r.tag: ops.inspect(r.tag).id for r in again} == ids  # nothing was rebuilt
 
 
 def test_only_builds_the_named_image_and_its_parent(first_build: list[BuildResult], ops: Any) -> None:
-    results = build_images(ops, BuildOptions(only=("redis",), stub_file=STUB))
+    results = build_images(ops, BuildOptions(only=("redis",), stub_package=STUB))
     assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "cached")]
 
 
@@ -257,13 +269,20 @@ def _http_in(docker: Any, container: str, url: str, body: dict | None = None, ke
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_litellm_proxy_serves_llama_through_redis_cache(
-    first_build: list[BuildResult], docker: Any, containers: list[str], tmp_path: Path
-) -> None:
-    """The three images together on an internal network (no route out of it): LiteLLM
-    proxy -> llama-server with a Redis response cache; real tokens, then a cache hit."""
+@pytest.fixture(scope="module", autouse=True)
+def gateway_trio(
+    first_build: list[BuildResult],
+    docker: Any,
+    module_containers: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """Redis, llama-server and the LiteLLM proxy of the test below, started when the module
+    starts (not waited for): the gateway's ~20 s start overlaps the other tests. Returns the
+    gateway container's name."""
     import subprocess
 
+    containers = module_containers
+    tmp_path = tmp_path_factory.mktemp("gateway")
     net = f"{PREFIX}-net"
     # --internal: python-on-whales cannot set it; without egress nothing can leave.
     subprocess.run(["docker", "network", "create", "--internal", net], check=True, capture_output=True)
@@ -300,6 +319,13 @@ def test_litellm_proxy_serves_llama_through_redis_cache(
         envs={"LITELLM_MASTER_KEY": MASTER_KEY},
         volumes=[(str(config), "/app/config.yaml", "ro")],
     )
+    return gw
+
+
+def test_litellm_proxy_serves_llama_through_redis_cache(docker: Any, gateway_trio: str) -> None:
+    """The three images together on an internal network (no route out of it): LiteLLM
+    proxy -> llama-server with a Redis response cache; real tokens, then a cache hit."""
+    gw = gateway_trio
     _wait_healthy(docker, gw, timeout=180)  # the image's HEALTHCHECK: /health/liveliness
     local = "http://127.0.0.1:4000"
     request = {
@@ -345,18 +371,34 @@ _MONITORING: dict[str, tuple[int, str, str | None, str]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def monitoring_containers(
+    first_build: list[BuildResult],
+    docker: Any,
+    module_containers: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """Every monitoring image started at once (tag -> container name), so that their
+    HEALTHCHECK intervals run side by side rather than one after the other."""
+    started = {}
+    for tag, (port, _, config_path, config) in _MONITORING.items():
+        short = tag.split("/")[1].split(":")[0]
+        volumes = []
+        if config_path is not None:
+            local = tmp_path_factory.mktemp(short) / "config.yml"
+            local.write_text(config)
+            local.chmod(0o644)
+            volumes.append((str(local), config_path, "ro"))
+        started[tag] = _run(docker, module_containers, tag, short, port=port, volumes=volumes)
+    return started
+
+
 @pytest.mark.parametrize("tag", list(_MONITORING), ids=lambda t: t.split("/")[1].split(":")[0])
 def test_monitoring_image_serves_unprivileged_and_goes_healthy(
-    first_build: list[BuildResult], docker: Any, containers: list[str], tmp_path: Path, tag: str
+    docker: Any, monitoring_containers: dict[str, str], tag: str
 ) -> None:
-    port, path, config_path, config = _MONITORING[tag]
-    volumes = []
-    if config_path is not None:
-        local = tmp_path / "config.yml"
-        local.write_text(config)
-        local.chmod(0o644)
-        volumes.append((str(local), config_path, "ro"))
-    name = _run(docker, containers, tag, tag.split("/")[1].split(":")[0], port=port, volumes=volumes)
+    port, path, _, _ = _MONITORING[tag]
+    name = monitoring_containers[tag]
     base = f"http://127.0.0.1:{_host_port(docker, name, port)}"
     _wait_http(docker, name, base + path, timeout=60)
     status, body = _http(base + "/metrics")

@@ -1,11 +1,11 @@
 """Issue 10 on the real engine: `stackctl logs` and `logs --requests`.
 
-A lean stack: gateway, Redis and the Ollama stub (profile `ollama`). The vLLM-qwen member is
-not running, so a request for `qwen-coder-vllm` goes down its fallback chain and is answered
-by `qwen2.5-coder:7b@ollama`; the gateway's request line (written by stackctl's callback
-inside the real LiteLLM proxy) must say so, while a request for `qwen2.5-coder:7b` itself,
-answered by the same deployment, is no fallback. The answer's `x-litellm-call-id` ties it to
-its line.
+The session's shared stack (conftest.py: the default profiles, vllm-qwen the active member
+of gpu0). The vLLM-dolphin member is not running, so a request for `dolphin-uncensored-vllm`
+goes down its fallback chain and is answered by `qwen2.5-coder:7b@ollama`; the gateway's
+request line (written by stackctl's callback inside the real LiteLLM proxy) must say so,
+while a request for `qwen2.5-coder:7b` itself, answered by the same deployment, is no
+fallback. The answer's `x-litellm-call-id` ties it to its line.
 
 (Stopping a member that has served requests instead would make the first request after the
 stop wait for the gateway's own timeout before it falls back: 77-126 s measured here, with
@@ -29,15 +29,12 @@ import pytest
 import requests
 
 pytestmark = pytest.mark.integration
-QWEN, OLLAMA = "qwen-coder-vllm", "qwen2.5-coder:7b"
+DOLPHIN, OLLAMA = "dolphin-uncensored-vllm", "qwen2.5-coder:7b"
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-logs")
-    r = s.cli("up", "-p", "ollama", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    return shared_stack
 
 
 def ask(stack, model: str) -> requests.Response:
@@ -70,14 +67,14 @@ def test_a_request_answered_by_a_fallback_shows_as_such(stack):
                                                                   False)
 
     # its member does not run: the gateway's routing callback sends it to its fallback
-    fell = ask(stack, QWEN)
+    fell = ask(stack, DOLPHIN)
     assert fell.status_code == 200, fell.text
     assert fell.headers["x-litellm-model-id"] == f"{OLLAMA}@ollama"
     call_id = fell.headers["x-litellm-call-id"]
 
-    docs = request_lines(stack, "--model", QWEN, call_id=call_id)
+    docs = request_lines(stack, "--model", DOLPHIN, call_id=call_id)
     (rec,) = [d for d in docs if d["call_id"] == call_id]
-    assert rec["model"] == QWEN  # asked
+    assert rec["model"] == DOLPHIN  # asked
     assert rec["model_group"] == OLLAMA and rec["deployment"] == f"{OLLAMA}@ollama"  # answered
     assert rec["fallback"] is True and rec["attempted_fallbacks"] == 0  # no failed first hop
     assert rec["status"] == "success" and rec["http_status"] == 200
@@ -89,9 +86,9 @@ def test_a_request_answered_by_a_fallback_shows_as_such(stack):
     # --model names the model answering, too; the text line marks the fallback
     docs = request_lines(stack, "--model", f"{OLLAMA}@ollama", call_id=call_id)
     assert call_id in {d["call_id"] for d in docs}
-    r = stack.run("logs", "--requests", "--model", QWEN, "--tail", "1")
+    r = stack.run("logs", "--requests", "--model", DOLPHIN, "--tail", "1")
     assert r.returncode == 0, r.stderr
-    assert re.search(rf"{QWEN} +→ {re.escape(OLLAMA)}@ollama +FALLBACK +200 +\d+ ms +"
+    assert re.search(rf"{DOLPHIN} +→ {re.escape(OLLAMA)}@ollama +FALLBACK +200 +\d+ ms +"
                      r"tokens \d+→\d+$", r.stdout.strip()), r.stdout
 
     # never a key or the prompt in the gateway's request lines

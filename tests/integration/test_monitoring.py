@@ -3,6 +3,10 @@ the Pushgateway and the exporters; real traffic (a fallback, a cache hit, an err
 switch; then every alert rule and dashboard query is evaluated by Prometheus, the metric
 names they use are read from the live series, and a killed provider's alert travels to a
 webhook receiver in the project's network and resolves when the provider is back.
+
+The stack is the session's shared one (conftest.py: its stack.yaml has this module's scrape
+interval and webhook receiver from the start); this module adds the monitoring profile to
+it, the last module to use it before its down test.
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ import pytest
 import requests
 from python_on_whales import docker
 
-from tests.unit.monitoring.test_rules import SOURCES, alert_expressions, panel_queries, used_metric_names
+from tests.integration.conftest import SCRAPE, WEBHOOK
+from tests.monitoring_queries import SOURCES, alert_expressions, panel_queries, used_metric_names
 
-SCRAPE = "2s"
-WEBHOOK = "webhook"  # the receiver's name in the project network
 WEBHOOK_LOG = "/tmp/alerts.jsonl"
 # A stdlib receiver: each POSTed notification becomes one line of WEBHOOK_LOG.
 RECEIVER = f"""
@@ -43,16 +46,8 @@ EVENT_ONLY = {
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-monitoring")
-
-    def stack_yaml(data: dict) -> None:
-        mon = data["monitoring"]
-        mon["scrape_interval"] = SCRAPE
-        mon["alerts"] = {"receivers": [{"name": "test", "webhook_url_env": "TEST_WEBHOOK_URL"}],
-                         "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
-    s.edit("stack.yaml", stack_yaml)
-    (s.root / ".env").write_text(f"TEST_WEBHOOK_URL=http://{WEBHOOK}:9000/\n")
+def stack(shared_stack):
+    s = shared_stack
     r = s.run("up", "-p", "llamacpp", "-p", "ollama", "-p", "vllm-qwen", "-p", "monitoring")
     assert r.returncode == 0, r.stdout + r.stderr
     receiver = docker.run("stackctl-local/base:bookworm", ["python3", "-c", RECEIVER],

@@ -1,6 +1,10 @@
 """Issue 10 on the real engine: a foreign process on the gateway's port is reported by
 `ports` with its pid and stops `up` before anything starts; once up, the stack's own ports
-are "ours" (docker-proxy of its containers); another container on a port it needs is named."""
+are "ours" (docker-proxy of its containers); another container on a port it needs is named.
+
+The foreign-listener test has a stack of its own that never starts; the running stack is
+the session's shared one (conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ import sys
 import pytest
 
 from stackctl.registry.models import Monitoring
+from tests.integration.conftest import claim_ports
 
 pytestmark = pytest.mark.integration
 PROJECT = "stackctl-it-ports"
 INTRUDER = f"{PROJECT}-intruder"
-STARTED = ["litellm", "redis", "ollama"]  # `up -p ollama`: the lightest stack there is
+# the shared stack's default profiles
+STARTED = ["litellm", "redis", "llama_cpp", "ollama", "vllm-qwen"]
 SERVER = """
 import socket, sys, time
 s = socket.socket()
@@ -33,6 +39,7 @@ def stack(stack_factory):
     # monitoring's ports shifted like the rest: another stack's Grafana on :3000 is not ours
     mon = {"prometheus": 9090, "grafana": 3000, "loki": 3100}
     s.ports.update({name: port + offset for name, port in mon.items()})
+    claim_ports(s)  # again, with these
 
     def shift(data: dict) -> None:
         defaults = Monitoring()
@@ -40,7 +47,13 @@ def stack(stack_factory):
                                           "host_port": s.port(name)} for name in mon})
 
     s.edit("stack.yaml", shift)
-    yield s
+    return s
+
+
+@pytest.fixture
+def intruder():
+    """The name of a container of no project that the test starts; removed afterwards."""
+    yield INTRUDER
     subprocess.run(["docker", "rm", "-f", INTRUDER], capture_output=True)
 
 
@@ -83,27 +96,28 @@ def test_a_foreign_listener_is_reported_with_its_pid_and_stops_up(stack, foreign
     assert stack.docker_objects()["containers"] == []
 
 
-def test_own_containers_are_ours_and_another_container_is_named(stack):
-    r = stack.run("up", "-p", "ollama", "--timeout", "180")
+def test_own_containers_are_ours_and_another_container_is_named(shared_stack, intruder):
+    stack = shared_stack
+    r = stack.run("up", "-p", "ollama", "--timeout", "180")  # what runs already: a no-op
     assert r.returncode == 0, r.stdout + r.stderr
     code, found = ports(stack)
     assert code == 0, found
     for service in STARTED:
         st = found[service]
-        assert (st["state"], st["container"]) == ("ours", f"{PROJECT}-{service}-1"), st
+        assert (st["state"], st["container"]) == ("ours", f"{stack.project}-{service}-1"), st
         assert st["process"] == "docker-proxy" and st["pid"], st  # root sees the proxy's pid
     assert {found[s]["state"] for s in found if s not in STARTED} == {"free"}
 
     # a container of no project publishes a port the stack needs (not for this profile)
     dolphin = stack.port("vllm-dolphin")
-    subprocess.run(["docker", "run", "-d", "--name", INTRUDER, "-p", f"127.0.0.1:{dolphin}:8000",
+    subprocess.run(["docker", "run", "-d", "--name", intruder, "-p", f"127.0.0.1:{dolphin}:8000",
                     "--entrypoint", "sleep", "stackctl-local/inference-stub:1", "300"],
                    capture_output=True, check=True)
     code, found = ports(stack)
     assert code == 1
     st = found["vllm-dolphin"]
     assert (st["state"], st["container"], st["holders"][0]["project"]) == (
-        "foreign", INTRUDER, None)
+        "foreign", intruder, None)
     assert found["litellm"]["state"] == "ours"
     # `up` of what already runs is not disturbed by a conflict elsewhere
     r = stack.run("up", "-p", "ollama", "--timeout", "60")

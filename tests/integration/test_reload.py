@@ -1,5 +1,8 @@
 """`stackctl reload` on the real engine: refused edits, a graceful reload under load, rollback
-of a config that never serves, backups and --restore."""
+of a config that never serves, backups and --restore.
+
+The stack is the session's shared one (conftest.py); the registry files are put back as they
+were at the end of the module (the last test restores the gateway's config from before)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,12 @@ QWEN = "qwen-coder-vllm"
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it-reload")
-    r = s.cli("up", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    files = {f: (shared_stack.config / f).read_text()
+             for f in ("model-mappings.yaml", "stack.yaml")}
+    yield shared_stack
+    for f, text in files.items():
+        (shared_stack.config / f).write_text(text)
 
 
 def started_at(stack) -> str:  # type: ignore[no-untyped-def]

@@ -1,4 +1,9 @@
-"""Issue 3 on the real engine: up, real tokens through the gateway, Redis cache, status, down."""
+"""Issue 3 on the real engine: up, real tokens through the gateway, Redis cache, status, down.
+
+The stack is the session's shared one (conftest.py): its `up` is the first thing the
+integration run does with it, and `test_down_with_volumes_leaves_nothing` runs after every
+other module that uses it.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,16 @@ import uuid
 import pytest
 import requests
 
+from tests.integration.conftest import restore
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-it")
-    r = s.cli("up", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    s.up_output = r.output
-    return s
+def stack(shared_stack):
+    """The session's shared stack (conftest.py): `up_output` is its `stackctl up`; the down
+    test runs after every other module that uses it."""
+    return shared_stack
 
 
 def test_up_reports_every_service_and_a_working_curl_line(stack):
@@ -110,15 +115,18 @@ def test_status_json_then_degraded_after_a_provider_is_killed(stack):
 
     subprocess.run(["docker", "kill", f"{stack.project}-ollama-1"], check=True,
                    capture_output=True)
-    start = time.perf_counter()
-    r = stack.run("status", "--json")
-    elapsed = time.perf_counter() - start
-    assert r.returncode == 1, r.stdout + r.stderr  # degraded, gateway still up
-    st = json.loads(r.stdout)
-    svc = {s["name"]: s for s in st["services"]}
-    assert svc["ollama"]["state"] == "exited" and svc["ollama"]["models"] == []
-    assert st["gateway"]["healthy"]
-    assert elapsed < 10  # not one probe timeout per service (the target lives in benchmarks/)
+    try:
+        start = time.perf_counter()
+        r = stack.run("status", "--json")
+        elapsed = time.perf_counter() - start
+        assert r.returncode == 1, r.stdout + r.stderr  # degraded, gateway still up
+        st = json.loads(r.stdout)
+        svc = {s["name"]: s for s in st["services"]}
+        assert svc["ollama"]["state"] == "exited" and svc["ollama"]["models"] == []
+        assert st["gateway"]["healthy"]
+        assert elapsed < 10  # not one probe timeout per service (the target lives in benchmarks/)
+    finally:
+        restore(stack)  # the shared stack: ollama back for the next tests
 
 
 def test_up_of_the_other_gpu_member_is_refused(stack):

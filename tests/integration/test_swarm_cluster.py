@@ -13,24 +13,19 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.swarm_cluster import BASE_IMAGE, GPU_LABEL, SwarmCluster, swarm_cluster
+from tests.integration.swarm_cluster import BASE_IMAGE, GPU_LABEL, SwarmCluster
 
 pytestmark = pytest.mark.integration
 
-NAME = "stackctl-swarm-it"
-
 
 @pytest.fixture(scope="module")
-def cluster(docker_ready: None) -> Iterator[SwarmCluster]:
-    t0 = time.monotonic()
-    with swarm_cluster(NAME) as c:
-        print(f"\n[swarm] cluster up in {c.startup_seconds:.1f}s "
-              f"({time.monotonic() - t0:.1f}s with the image check); manager {c.manager}")
-        yield c
+def cluster(swarm: SwarmCluster) -> SwarmCluster:
+    """The session's test Swarm (conftest.py), shared with test_swarm."""
+    return swarm
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +179,10 @@ def test_published_ports(cluster: SwarmCluster, image: str) -> None:
         _wait_running(cluster, "mesh", 1)
         assert _poll(f"http://{cluster.ips['node2']}:18000/", 30) == 200
         # the ingress routing mesh: reported, not asserted
-        mesh = {node: _poll(f"http://{ip}:18001/", 10) for node, ip in cluster.ips.items()}
+        with ThreadPoolExecutor(len(cluster.ips)) as pool:  # the nodes' 10 s side by side
+            polls = {node: pool.submit(_poll, f"http://{ip}:18001/", 10)
+                     for node, ip in cluster.ips.items()}
+        mesh = {node: poll.result() for node, poll in polls.items()}
         print(f"\n[swarm] ingress routing mesh (:18001, task on node3): {mesh}")
         if any(v != 200 for v in mesh.values()):
             for node in cluster.nodes:

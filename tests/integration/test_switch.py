@@ -1,4 +1,7 @@
-"""Issue 4 on the real engine: switching the exclusive GPU group under load, rollback, locking."""
+"""Issue 4 on the real engine: switching the exclusive GPU group under load, rollback, locking.
+
+The stack is the session's shared one (conftest.py): the module ends with vllm-qwen active,
+as it began, and dolphin's registry entry as it was (the last test breaks it on purpose)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ QWEN, DOLPHIN = "qwen-coder-vllm", "dolphin-uncensored-vllm"
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory):
-    s = stack_factory("stackctl-sw")
-    r = s.cli("up", "--timeout", "180")
-    assert r.exit_code == 0, r.output
-    return s
+def stack(shared_stack):
+    providers = (shared_stack.config / "providers.yaml").read_text()
+    yield shared_stack
+    (shared_stack.config / "providers.yaml").write_text(providers)
+    assert shared_stack.run("generate").returncode == 0
+    if "vllm-qwen" not in running(shared_stack):
+        assert shared_stack.run("switch", "qwen").returncode == 0
 
 
 def running(stack) -> set[str]:

@@ -6,9 +6,8 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 
 def test_command_help_in_readme_is_current():

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.bench import measure as B
-from stackctl.bench.measure import BenchOptions, BenchReport, Cell, Sample, Stats, Target
+from stackctl.bench.compare import compare, load_report
+from stackctl.bench.plan import UnknownModels, plan_targets
+from stackctl.bench.report import BenchOptions, BenchReport, Cell, Stats, Target
+from stackctl.bench.run import run_bench, run_cell
+from stackctl.bench.sender import HttpSender, read_stream
+from stackctl.bench.stats import Sample, knee, overheads, percentile, stats, summarize, sweeps
 from stackctl.cli import cli
 from stackctl.registry.load import load_registry
 
@@ -42,16 +46,16 @@ def report(cells: list[Cell], **options) -> BenchReport:
 
 def test_percentile_is_linear_between_ranks_like_numpy():
     xs = list(range(1, 11))
-    assert B.percentile(xs, 50) == 5.5
-    assert B.percentile(xs, 95) == pytest.approx(9.55)
-    assert B.percentile(xs, 99) == pytest.approx(9.91)
-    assert B.percentile(xs, 0) == 1 and B.percentile(xs, 100) == 10
-    assert B.percentile([7.0], 99) == 7.0
-    assert B.percentile([3, 1, 2], 50) == 2  # unsorted input
+    assert percentile(xs, 50) == 5.5
+    assert percentile(xs, 95) == pytest.approx(9.55)
+    assert percentile(xs, 99) == pytest.approx(9.91)
+    assert percentile(xs, 0) == 1 and percentile(xs, 100) == 10
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([3, 1, 2], 50) == 2  # unsorted input
     with pytest.raises(ValueError):
-        B.percentile([], 50)
-    assert B.stats([]) is None
-    s = B.stats([10.0, 20.0, 30.0, 40.0])
+        percentile([], 50)
+    assert stats([]) is None
+    s = stats([10.0, 20.0, 30.0, 40.0])
     assert s is not None and s.p50 == 25 and s.p50 <= s.p95 <= s.p99 <= s.max == 40
 
 
@@ -61,7 +65,7 @@ def test_summarize_counts_tokens_errors_and_rates():
                Sample(True, 2.0, tokens=20, tokens_source="usage", served_by="m@q"),
                Sample(False, 0.1, error="HTTP 500: boom"),
                Sample(False, 0.1, error="HTTP 500: boom")]
-    c = B.summarize(GW, 2, samples, wall=2.5)
+    c = summarize(GW, 2, samples, wall=2.5)
     assert (c.requests, c.ok, c.errors) == (5, 3, 2)
     assert c.error_samples == ["HTTP 500: boom"]
     assert c.latency_ms is not None and c.latency_ms.p50 == 1000 and c.latency_ms.min == 500
@@ -75,11 +79,11 @@ def test_summarize_counts_tokens_errors_and_rates():
 
 
 def test_summarize_streamed_chunks_and_all_failed():
-    c = B.summarize(GW, 1, [Sample(True, 1.0, ttft=0.2, tokens=8, tokens_source="chunks"),
+    c = summarize(GW, 1, [Sample(True, 1.0, ttft=0.2, tokens=8, tokens_source="chunks"),
                             Sample(True, 1.0, ttft=0.4, tokens=8, tokens_source="usage")], 2.0)
     assert c.tokens_source == "chunks"  # any estimate makes the cell an estimate
     assert c.ttft_ms is not None and c.ttft_ms.p50 == pytest.approx(300)
-    dead = B.summarize(GW, 4, [Sample(False, error="ConnectionError: refused")] * 3, 0.0)
+    dead = summarize(GW, 4, [Sample(False, error="ConnectionError: refused")] * 3, 0.0)
     assert dead.ok == 0 and dead.latency_ms is None and dead.requests_per_s == 0
     assert dead.tokens_per_s_request is None
 
@@ -105,14 +109,14 @@ def test_summarize_streamed_chunks_and_all_failed():
 def test_knee(points, expected):
     cells = [cell(c, rps, p50, ok=10 if p50 else 0, errors=0 if p50 else 10)
              for c, rps, p50 in points]
-    assert B.knee(cells) == expected
+    assert knee(cells) == expected
 
 
 def test_sweeps_mark_the_knee_per_model_and_route():
     cells = [cell(1, 10, 100), cell(2, 19, 105), cell(4, 19.5, 200),
              cell(1, 20, 50, route="direct"), cell(2, 21, 90, route="direct"),
              cell(1, 5, 100, model="n")]
-    out = B.sweeps(cells)
+    out = sweeps(cells)
     assert [(s.model, s.route, s.knee, s.beyond_sweep) for s in out] == [
         ("m", "gateway", 2, False), ("m", "direct", 1, False), ("n", "gateway", None, False)]
     assert [c.knee for c in cells] == [False, True, False, True, False, False]
@@ -121,7 +125,7 @@ def test_sweeps_mark_the_knee_per_model_and_route():
 def test_overhead_is_gateway_minus_direct_p50():
     cells = [cell(1, 10, 120), cell(2, 10, 150), cell(1, 10, 100, route="direct"),
              cell(1, 10, 80, model="n")]
-    (ov,) = B.overheads(cells)
+    (ov,) = overheads(cells)
     assert (ov.model, ov.concurrency, ov.diff_ms, ov.ratio) == ("m", 1, 20, 1.2)
 
 
@@ -136,7 +140,7 @@ def test_compare_flags_what_got_worse_beyond_the_threshold():
     new = report([cell(1, 10.5, 112, ttft=20.5),        # p50 +12 %: regression
                   cell(2, 15, 108, tps=40),               # requests/s −17 %, tokens/s −20 %
                   cell(4, 20, 150)], max_tokens=16)       # new cell
-    cmp = B.compare(old, new, threshold_pct=10, file="old.json")
+    cmp = compare(old, new, threshold_pct=10, file="old.json")
     assert regressions(cmp) == {("gateway", 1, "latency_p50_ms"),
                                 ("gateway", 1, "latency_p95_ms"),
                                 ("gateway", 2, "requests_per_s"),
@@ -147,29 +151,29 @@ def test_compare_flags_what_got_worse_beyond_the_threshold():
     assert cmp.not_compared == ["m direct c=1 (only in the old run)", "m gateway c=4 (new)"]
     assert cmp.notes == ["max_tokens: 64 then, 16 now"]
     # a looser threshold lets +12 % and −17 % pass, not −20 %
-    assert regressions(B.compare(old, new, threshold_pct=19)) == {("gateway", 2, "tokens_per_s")}
+    assert regressions(compare(old, new, threshold_pct=19)) == {("gateway", 2, "tokens_per_s")}
 
 
 def test_compare_floor_for_times_and_any_new_error():
     old = report([cell(1, 100, 1.2, ttft=1.0)])
-    assert B.compare(old, report([cell(1, 100, 1.6, ttft=1.5)])).regressions == 0  # < 1 ms
-    cmp = B.compare(old, report([cell(1, 100, 1.2, ttft=1.0, errors=1, ok=9)]))
+    assert compare(old, report([cell(1, 100, 1.6, ttft=1.5)])).regressions == 0  # < 1 ms
+    cmp = compare(old, report([cell(1, 100, 1.2, ttft=1.0, errors=1, ok=9)]))
     assert regressions(cmp) == {("gateway", 1, "error_rate")}
-    same = B.compare(old, old)
+    same = compare(old, old)
     assert same.regressions == 0 and all(d.change_pct == 0 for d in same.deltas
                                          if d.change_pct is not None)
 
 
 def test_load_report_round_trip_and_bad_files():
     doc = report([cell(1, 10, 100)])
-    again = B.load_report(doc.model_dump_json())
+    again = load_report(doc.model_dump_json())
     assert again.cells[0].latency_ms == doc.cells[0].latency_ms
     for text, says in (("{", "not JSON"), ("[]", "not a `stackctl bench --json`"),
                        ('{"ok": true}', "no \"cells\""),
                        ('{"version": 9, "cells": []}', "version 9"),
                        ('{"version": 1, "cells": [{"model": 1}]}', "ok: Field required")):
         with pytest.raises(ValueError, match=says.replace("(", r"\(").replace(")", r"\)")):
-            B.load_report(text)
+            load_report(text)
 
 
 # -- the SSE reader ---------------------------------------------------------------------------
@@ -197,19 +201,19 @@ def test_read_stream_ttft_at_first_content_and_usage_tokens():
     lines = [b"", b": keep-alive", chunk(""),  # role chunk: no content yet
              chunk("Hel"), b"", chunk("lo"), chunk(finish="length"),
              chunk(usage={"completion_tokens": 5}), b"data: [DONE]"]
-    s = B.read_stream(iter(lines), 0.0, Clock(), served="m@p")
+    s = read_stream(iter(lines), 0.0, Clock(), served="m@p")
     assert s.ok and s.ttft == pytest.approx(0.1) and s.latency == pytest.approx(0.2)
     assert (s.tokens, s.tokens_source, s.served_by) == (5, "usage", "m@p")
 
 
 def test_read_stream_without_usage_counts_chunks_and_catches_broken_streams():
-    s = B.read_stream(iter([chunk("a"), chunk("b"), chunk("c"), b"data: [DONE]"]), 0, Clock())
+    s = read_stream(iter([chunk("a"), chunk("b"), chunk("c"), b"data: [DONE]"]), 0, Clock())
     assert s.ok and (s.tokens, s.tokens_source) == (3, "chunks")
-    cut = B.read_stream(iter([chunk("a")]), 0, Clock())
+    cut = read_stream(iter([chunk("a")]), 0, Clock())
     assert not cut.ok and "before [DONE]" in (cut.error or "")
-    err = B.read_stream(iter([b'data: {"error": {"message": "overloaded"}}']), 0, Clock())
+    err = read_stream(iter([b'data: {"error": {"message": "overloaded"}}']), 0, Clock())
     assert not err.ok and "overloaded" in (err.error or "")
-    bad = B.read_stream(iter([b"data: {nope"]), 0, Clock())
+    bad = read_stream(iter([b"data: {nope"]), 0, Clock())
     assert not bad.ok and "bad SSE chunk" in (bad.error or "")
 
 
@@ -240,8 +244,8 @@ class FakeSession:
         return self.response
 
 
-def sender(opts: BenchOptions, response: FakeResponse) -> tuple[B.HttpSender, FakeSession]:
-    s = B.HttpSender(opts, key="sk-secret")
+def sender(opts: BenchOptions, response: FakeResponse) -> tuple[HttpSender, FakeSession]:
+    s = HttpSender(opts, key="sk-secret")
     session = FakeSession(response)
     s._local.session = session
     return s, session
@@ -306,12 +310,12 @@ class FakeSend:
 
 def test_run_cell_keeps_concurrency_clients_busy():
     send = FakeSend(delay=0.03)
-    c = B.run_cell(GW, 4, 12, send, "run", 0)
+    c = run_cell(GW, 4, 12, send, "run", 0)
     assert (c.requests, c.ok, c.concurrency) == (12, 12, 4)
     assert send.most == 4
     prompts = [p for _, p in send.calls]
     assert len(set(prompts)) == 12 and prompts[0].startswith("[run-")
-    assert B.run_cell(GW, 8, 3, FakeSend(), "r", 0).requests == 3  # never more than asked
+    assert run_cell(GW, 8, 3, FakeSend(), "r", 0).requests == 3  # never more than asked
 
 
 def test_run_bench_warm_up_not_counted_and_problems_named():
@@ -319,7 +323,7 @@ def test_run_bench_warm_up_not_counted_and_problems_named():
     assert opts.concurrency == [1, 2]
     send = FakeSend()
     advanced = []
-    cells, problems = B.run_bench([GW, DIRECT], opts, send, advance=lambda: advanced.append(1))
+    cells, problems = run_bench([GW, DIRECT], opts, send, advance=lambda: advanced.append(1))
     assert problems == []
     assert [(c.route, c.concurrency, c.requests) for c in cells] == [
         ("gateway", 1, 3), ("gateway", 2, 3), ("direct", 1, 3), ("direct", 2, 3)]
@@ -331,10 +335,10 @@ def test_run_bench_warm_up_not_counted_and_problems_named():
     assert len({p for _, p in send.calls}) == len(send.calls)  # every prompt differs
 
     # warm-up fails: not measured; every request fails: named
-    cells, problems = B.run_bench([GW, DIRECT], opts, FakeSend(fail={"direct"}, warm_ok=False))
+    cells, problems = run_bench([GW, DIRECT], opts, FakeSend(fail={"direct"}, warm_ok=False))
     assert [c.route for c in cells] == ["gateway", "gateway"]
     assert problems == ["m via direct (p): unreachable (HTTP 503: down); not measured"]
-    cells, problems = B.run_bench([DIRECT], opts, FakeSend(fail={"direct"}))
+    cells, problems = run_bench([DIRECT], opts, FakeSend(fail={"direct"}))
     assert len(cells) == 2 and all(c.ok == 0 for c in cells)
     assert problems == ["m via direct (p): every request failed (e.g. HTTP 503: down)"]
 
@@ -342,7 +346,7 @@ def test_run_bench_warm_up_not_counted_and_problems_named():
 def test_run_cell_stops_on_ctrl_c():
     stop = threading.Event()
     stop.set()
-    c = B.run_cell(GW, 2, 10, FakeSend(), "r", 0, stop=stop)
+    c = run_cell(GW, 2, 10, FakeSend(), "r", 0, stop=stop)
     assert c.requests == 0
 
 
@@ -356,7 +360,7 @@ def offline(registry_dir) -> Path:
 def test_targets_default_to_models_whose_provider_runs(offline):
     reg = load_registry(offline)
     gw = "http://127.0.0.1:4000"
-    targets, notes = B.plan_targets(reg, BenchOptions(direct=True), gw, {"llama_cpp", "ollama"})
+    targets, notes = plan_targets(reg, BenchOptions(direct=True), gw, {"llama_cpp", "ollama"})
     assert [(t.model, t.route, t.url, t.backend, t.provider) for t in targets] == [
         ("smollm2", "gateway", "http://127.0.0.1:4000/v1", "smollm2", None),
         ("smollm2", "direct", "http://127.0.0.1:8080/v1", "smollm2", "llama_cpp"),
@@ -366,7 +370,7 @@ def test_targets_default_to_models_whose_provider_runs(offline):
     assert notes == ["models whose provider is running: smollm2, qwen2.5-coder:7b (not "
                      "benchmarked: qwen-coder-vllm, dolphin-uncensored-vllm; name them with "
                      "--model)"]
-    targets, _ = B.plan_targets(reg, BenchOptions(), gw, set())
+    targets, _ = plan_targets(reg, BenchOptions(), gw, set())
     assert targets == []
 
 
@@ -382,7 +386,7 @@ def test_targets_named_alias_unknown_and_remote(offline, yaml_edit):
     yaml_edit(offline / "providers.yaml", providers)
     reg = load_registry(offline)
     opts = BenchOptions(models=["tiny", "gpt-x", "qwen-coder-vllm"], direct=True)
-    targets, notes = B.plan_targets(reg, opts, "http://gw", set())
+    targets, notes = plan_targets(reg, opts, "http://gw", set())
     assert [(t.model, t.route, t.backend) for t in targets] == [
         ("tiny", "gateway", "tiny"), ("tiny", "direct", "smollm2"),
         ("gpt-x", "gateway", "gpt-x"),
@@ -391,9 +395,9 @@ def test_targets_named_alias_unknown_and_remote(offline, yaml_edit):
     assert targets[-1].url == "http://127.0.0.1:8001/v1"  # vLLM stub's host port
     assert notes == ["gpt-x: no direct route (its provider cloud is not a local container; "
                      "bench sends traffic only to 127.0.0.1)"]
-    with pytest.raises(B.UnknownModels, match=r"unknown model 'smolm2' \(did you mean "
+    with pytest.raises(UnknownModels, match=r"unknown model 'smolm2' \(did you mean "
                                               r"'smollm2'\?\); the registry serves: smollm2"):
-        B.plan_targets(reg, BenchOptions(models=["smolm2"]), "http://gw", set())
+        plan_targets(reg, BenchOptions(models=["smolm2"]), "http://gw", set())
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -424,9 +428,9 @@ def fake_http(offline, monkeypatch):
                           tokens_source="usage", served_by=f"{target.model}@llama_cpp"
                           if target.route == "gateway" else None)
 
-    monkeypatch.setattr(B, "HttpSender", Sender)
+    monkeypatch.setattr("stackctl.cli.bench.HttpSender", Sender)
     monkeypatch.setattr("stackctl.gateway.client.Gateway.live", lambda self, timeout=1: state["live"])
-    monkeypatch.setattr("stackctl.health.probes.checks", lambda reg: {
+    monkeypatch.setattr("stackctl.cli.bench.checks", lambda reg: {
         "llama_cpp": lambda: True, "ollama": lambda: False, "vllm-qwen": lambda: False})
     state["config"] = offline
     return state

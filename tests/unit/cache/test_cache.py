@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from stackctl.cache import redis_cache as ops
-from stackctl.cache.redis_cache import CacheError, CacheTarget, KeyInfo
+from stackctl.cache.flush import flush
+from stackctl.cache.keys import KeyInfo, describe, key_kind, scan, stored_model
+from stackctl.cache.metrics import GatewayHits, ModelHits, gateway_hits, parse_metrics
+from stackctl.cache.stats import redis_info, summarize, ttl_spread
+from stackctl.cache.target import CacheError, CacheTarget, model_names
 from stackctl.cli import cli
 
 PASSWORD = "sk-unit-secret-do-not-print"
@@ -63,7 +66,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 
 class FakeRedis:
-    """The redis-py methods stackctl.cache.redis_cache uses, over a dict; SCAN pages `page` keys."""
+    """The redis-py methods stackctl.cache uses, over a dict; SCAN pages `page` keys."""
 
     def __init__(self, keys: dict[str, tuple[bytes, int | None]] | None = None,
                  password: str = PASSWORD, page: int = 3):
@@ -156,41 +159,41 @@ def target(**kw) -> CacheTarget:
 # -- deciding, as data ----------------------------------------------------------------------
 
 def test_key_kind_tells_cached_responses_from_litellm_counters():
-    assert ops.key_kind(f"{NS}:{H3}", NS) == "response"
-    assert ops.key_kind(f"{NS}:{{user:default_user_id}}:tokens", NS) == "other"
-    assert ops.key_kind(f"{NS}:{H3.upper()}", NS) == "other"  # sha256 hex is lower case
-    assert ops.key_kind(f"{NS}:{H3}:x", NS) == "other"
+    assert key_kind(f"{NS}:{H3}", NS) == "response"
+    assert key_kind(f"{NS}:{{user:default_user_id}}:tokens", NS) == "other"
+    assert key_kind(f"{NS}:{H3.upper()}", NS) == "other"  # sha256 hex is lower case
+    assert key_kind(f"{NS}:{H3}:x", NS) == "other"
 
 
 def test_stored_model_from_litellm_value_whole_dict_or_truncated():
-    assert ops.stored_model(LITELLM_VALUE) == "ollama_chat/qwen2.5-coder:7b"
-    assert ops.stored_model(b'{"response": {"model": "hosted_vllm/q"}}') == "hosted_vllm/q"
-    assert ops.stored_model(LITELLM_VALUE[:300]) == "ollama_chat/qwen2.5-coder:7b"  # cut
-    assert ops.stored_model(b'{"timestamp": 1, "response": "{\\"id\\": 1}"}') is None
-    assert ops.stored_model(b"16") is None
-    assert ops.stored_model(b"\xff\xfe not json") is None
+    assert stored_model(LITELLM_VALUE) == "ollama_chat/qwen2.5-coder:7b"
+    assert stored_model(b'{"response": {"model": "hosted_vllm/q"}}') == "hosted_vllm/q"
+    assert stored_model(LITELLM_VALUE[:300]) == "ollama_chat/qwen2.5-coder:7b"  # cut
+    assert stored_model(b'{"timestamp": 1, "response": "{\\"id\\": 1}"}') is None
+    assert stored_model(b"16") is None
+    assert stored_model(b"\xff\xfe not json") is None
 
 
 def test_model_names_map_the_providers_name_to_the_public_one(registry_dir, yaml_edit):
     from stackctl.registry.load import load_registry
 
     config = registry_dir("offline")
-    names = ops.model_names(load_registry(config))
+    names = model_names(load_registry(config))
     assert names["ollama_chat/qwen2.5-coder:7b"] == "qwen2.5-coder:7b"
     assert names["hosted_vllm/qwen-coder-vllm"] == "qwen-coder-vllm"
     assert names["openai/smollm2"] == names["smollm2"] == "smollm2"
     # a backend served under two public names cannot be told apart: the stored name stays
     yaml_edit(config / "model-mappings.yaml", lambda d: d["exact_matches"].update(
         {"coder": {"provider": "ollama", "backend_model": "qwen2.5-coder:7b"}}))
-    names = ops.model_names(load_registry(config))
+    names = model_names(load_registry(config))
     assert "ollama_chat/qwen2.5-coder:7b" not in names
     assert names["hosted_vllm/qwen-coder-vllm"] == "qwen-coder-vllm"  # the others stay
 
 
 def test_ttl_spread():
-    assert ops.ttl_spread([3500, 1200, 3000, None]).model_dump() == {
+    assert ttl_spread([3500, 1200, 3000, None]).model_dump() == {
         "count": 4, "min": 1200, "median": 3000, "max": 3500, "no_expiry": 1}
-    assert ops.ttl_spread([]).model_dump() == {
+    assert ttl_spread([]).model_dump() == {
         "count": 0, "min": None, "median": None, "max": None, "no_expiry": 0}
 
 
@@ -202,7 +205,7 @@ def test_pattern_matches_the_namespace_literally():
 
 
 def test_parse_metrics_reads_labels_values_and_timestamps():
-    samples = ops.parse_metrics('# HELP x y\nm_total{a="1",b="q\\"u\\\\o"} 2.5 1700000000\n'
+    samples = parse_metrics('# HELP x y\nm_total{a="1",b="q\\"u\\\\o"} 2.5 1700000000\n'
                                 "plain 3\n\nbad line here\nn{a=\"}\"} +Inf\n")
     assert [(s.name, s.labels, s.value) for s in samples] == [
         ("m_total", {"a": "1", "b": 'q"u\\o'}, 2.5), ("plain", {}, 3.0),
@@ -210,26 +213,26 @@ def test_parse_metrics_reads_labels_values_and_timestamps():
 
 
 def test_gateway_hits_per_public_model_misses_from_requests_when_litellm_has_none():
-    g = ops.gateway_hits(ops.parse_metrics(METRICS))
+    g = gateway_hits(parse_metrics(METRICS))
     assert (g.hits, g.requests, g.misses, g.ratio) == (1, 5, 4, 0.2)
     assert g.misses_from == "requests-hits"
-    assert g.models == {"qwen2.5-coder:7b": ops.ModelHits(hits=1, requests=2),
-                        "smollm2": ops.ModelHits(hits=0, requests=3)}
+    assert g.models == {"qwen2.5-coder:7b": ModelHits(hits=1, requests=2),
+                        "smollm2": ModelHits(hits=0, requests=3)}
     assert g.since == pytest.approx(1795924991.78)
     # a LiteLLM that counts misses itself: its figure is used
     text = METRICS + 'litellm_cache_misses_metric_total{model_id="smollm2@llama_cpp"} 7.0\n'
-    g = ops.gateway_hits(ops.parse_metrics(text))
+    g = gateway_hits(parse_metrics(text))
     assert (g.hits, g.misses, g.misses_from, g.ratio) == (1, 7, "metric", 0.125)
-    assert ops.gateway_hits([]).ratio is None
+    assert gateway_hits([]).ratio is None
 
 
 def test_summarize_prefers_the_gateway_and_estimates_memory_from_the_sample():
-    info = ops.redis_info(FakeRedis())
+    info = redis_info(FakeRedis())
     found = ["response", "response", "response", "other"]
     sampled = [KeyInfo(key=f"{NS}:{H1}", kind="response", ttl=3500, bytes=700, model="m1"),
                KeyInfo(key=f"{NS}:{{x}}:tokens", kind="other", ttl=60, bytes=100)]
-    gw = ops.gateway_hits(ops.parse_metrics(METRICS))
-    st = ops.summarize(target(), info, found, True, sampled, gw)
+    gw = gateway_hits(parse_metrics(METRICS))
+    st = summarize(target(), info, found, True, sampled, gw)
     ns = st.namespace
     assert (ns.keys, ns.responses, ns.other, ns.sampled) == (4, 3, 1, 2)
     assert ns.bytes == 700 * 3 + 100  # mean of the sampled responses × 3, the counter × 1
@@ -239,8 +242,8 @@ def test_summarize_prefers_the_gateway_and_estimates_memory_from_the_sample():
     assert (rows["m1"].entries, rows["m1"].hits) == (1, None)
     assert (rows["smollm2"].entries, rows["smollm2"].requests) == (0, 3)
     # the gateway cannot be asked: Redis' server-wide counters, said to be so
-    down = ops.GatewayHits(available=False, reason="the gateway does not answer")
-    st = ops.summarize(target(), info, found, False, sampled, down)
+    down = GatewayHits(available=False, reason="the gateway does not answer")
+    st = summarize(target(), info, found, False, sampled, down)
     assert (st.hits.source, st.hits.hits, st.hits.misses, st.hits.ratio) == ("redis", 40, 10, 0.8)
     assert "server-wide" in st.hits.scope and not st.namespace.complete
 
@@ -249,12 +252,12 @@ def test_summarize_prefers_the_gateway_and_estimates_memory_from_the_sample():
 
 def test_scan_is_bounded_by_keys_or_calls():
     r = FakeRedis({f"{NS}:{i:064x}": (b"v", 10) for i in range(10)}, page=3)
-    keys, complete = ops.scan(r, "stackctl:*")
+    keys, complete = scan(r, "stackctl:*")
     assert (len(keys), complete, r.scans) == (10, True, 4)
     r.scans = 0
-    keys, complete = ops.scan(r, "stackctl:*", max_keys=4)
+    keys, complete = scan(r, "stackctl:*", max_keys=4)
     assert (len(keys), complete, r.scans) == (6, False, 2)
-    keys, complete = ops.scan(r, "stackctl:*", max_calls=1)
+    keys, complete = scan(r, "stackctl:*", max_calls=1)
     assert (len(keys), complete) == (3, False)
 
 
@@ -263,7 +266,7 @@ def test_describe_reads_ttl_size_model_and_drops_vanished_keys():
     names = {"ollama_chat/qwen2.5-coder:7b": "qwen2.5-coder:7b"}
     keys = [f"{NS}:{H1}".encode(), f"{NS}:{H3}".encode(), b"stackctl:gone",
             f"{NS}:{{api_key:litellm_proxy_master_key}}:tokens".encode()]
-    infos = {k.key: k for k in ops.describe(r, keys, NS, names)}
+    infos = {k.key: k for k in describe(r, keys, NS, names)}
     assert set(infos) == {f"{NS}:{H1}", f"{NS}:{H3}", f"{NS}:{{api_key:litellm_proxy_master_key}}:tokens"}
     assert (infos[f"{NS}:{H1}"].model, infos[f"{NS}:{H1}"].ttl) == ("qwen2.5-coder:7b", 3500)
     assert infos[f"{NS}:{H3}"].model == "openai/smollm2"  # not in `names`: as stored
@@ -273,7 +276,7 @@ def test_describe_reads_ttl_size_model_and_drops_vanished_keys():
 
 def test_flush_unlinks_only_the_namespace_in_batches():
     r = FakeRedis({**fixture_keys(), **{f"{NS}:{i:064x}": (b"v", 10) for i in range(7)}}, page=5)
-    result = ops.flush(r, target(), found=11, batch=2)
+    result = flush(r, target(), found=11, batch=2)
     assert result.deleted == 11 and result.found == 11
     assert sorted(r.data) == [b"other-app:session", f"{NS}x:{H1}".encode()]
     assert result.left_in_db == 2
@@ -296,7 +299,7 @@ def stack(registry_dir, monkeypatch) -> Path:
 def fake(monkeypatch) -> FakeRedis:
     r = FakeRedis(fixture_keys())
     monkeypatch.setattr(redis, "Redis", r)
-    monkeypatch.setattr(ops, "gateway_metrics", lambda reg, timeout=5.0: lambda: METRICS)
+    monkeypatch.setattr("stackctl.cli.cache.gateway_metrics", lambda reg, timeout=5.0: lambda: METRICS)
     return r
 
 
@@ -324,7 +327,7 @@ def test_stats_json_and_redis_counters_when_the_gateway_cannot_be_asked(runner, 
     def refused():
         raise CacheError("the gateway refused LITELLM_MASTER_KEY on http://127.0.0.1:4000/metrics/")
 
-    monkeypatch.setattr(ops, "gateway_metrics", lambda reg, timeout=5.0: refused)
+    monkeypatch.setattr("stackctl.cli.cache.gateway_metrics", lambda reg, timeout=5.0: refused)
     r = run(runner, "cache", "stats", "-C", str(stack), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)

@@ -17,8 +17,8 @@ import pytest
 
 from stackctl.cli import EXIT_CODES, cli
 from tests.fakes.docker import FakeDocker
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 OFFLINE = "examples/offline/config"
 GPU = {"org.stackctl.gpu-group": "gpu0"}
 COMMANDS = ("validate", "generate", "up", "down", "status", "switch")
@@ -214,11 +214,12 @@ def test_docker_constructor_failing_exits_4(runner, offline, monkeypatch):
 
 @pytest.fixture
 def switch_without_network(monkeypatch):
-    """`ensure_active` as it is, told how readiness and routing look (no gateway, no port)."""
-    import stackctl.switching.run as ops
+    """The local engine's switch as it is, told how readiness and routing look (no gateway,
+    no port)."""
+    import stackctl.targets.compose_switch as ops
 
-    monkeypatch.setattr(ops, "ensure_active", functools.partial(
-        ops.ensure_active, ready=lambda member: False, routable=lambda model, dep: True))
+    monkeypatch.setattr(ops, "switch_compose", functools.partial(
+        ops.switch_compose, ready=lambda member: False, routable=lambda model, dep: True))
 
 
 def test_switch_exit_codes(runner, offline, fake, switch_without_network):

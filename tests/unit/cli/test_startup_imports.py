@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.paths import REPO
+
 HEAVY = ("litellm", "python_on_whales", "rich", "requests", "httpx", "openai")
 MAIN = "import sys; from stackctl.cli import main; sys.argv = ['stackctl', *sys.argv[1:]]; main()"
 

@@ -13,10 +13,12 @@ from click.testing import CliRunner
 from stackctl.cli import cli
 from stackctl.docker.adapter import DockerError, EngineUnreachable
 from stackctl.doctor import checks as d
+from stackctl.doctor import facts as f
+from stackctl.doctor import judge as j
 from stackctl.registry.problems import Problem
 from tests.fakes.docker import FakeDocker
 
-GiB = d.GiB
+GiB = j.GiB
 LOCAL = {"litellm": "stackctl-local/litellm:1.106.2", "redis": "stackctl-local/redis:7",
          "llama_cpp": "stackctl-local/llama-server:0.3.36",
          "ollama": "stackctl-local/inference-stub:1", "vllm-qwen": "stackctl-local/inference-stub:1"}
@@ -35,7 +37,7 @@ def port(state: str, n: int = 4000, service: str = "litellm", pid=None, process=
                                          (2 * GiB, "warn"), (19 * GiB, "warn"),
                                          (20 * GiB, "ok"), (500 * GiB, "ok")])
 def test_disk_warns_under_20_gib_and_fails_under_2(free, status):
-    c = d.judge_disk("/var/lib/docker", free)
+    c = j.judge_disk("/var/lib/docker", free)
     assert c.status == status, c
     assert "/var/lib/docker" in c.detail and f"{free / GiB:.1f} GiB free" in c.detail
     assert (c.fix is None) == (status == "ok")
@@ -44,8 +46,8 @@ def test_disk_warns_under_20_gib_and_fails_under_2(free, status):
 
 
 def test_disk_not_checked_without_engine_or_on_a_remote_one():
-    assert d.judge_disk(None, None).status == "warn"
-    remote = d.judge_disk("/var/lib/docker", None)
+    assert j.judge_disk(None, None).status == "warn"
+    remote = j.judge_disk("/var/lib/docker", None)
     assert remote.status == "warn" and "not on this machine" in remote.detail
 
 
@@ -60,7 +62,7 @@ def test_disk_not_checked_without_engine_or_on_a_remote_one():
 ])
 def test_nvidia_warns_only_when_a_gpu_provider_needs_it(runtimes, cdi, hook, users, status,
                                                         words):
-    c = d.judge_nvidia(runtimes, cdi, hook, users)
+    c = j.judge_nvidia(runtimes, cdi, hook, users)
     assert c.status == status and words in c.detail, c
     if status == "warn":
         assert "nvidia-ctk runtime configure" in c.fix and "nvidia-ctk cdi generate" in c.fix
@@ -74,7 +76,7 @@ def test_cdi_specs_listing_nvidia_gpus_are_found(tmp_path):
     (etc / "other.yaml").write_text("kind: vendor.com/fpga\n")
     (run / "nvidia.json").write_text('{"kind": "nvidia.com/gpu"}')
     (run / "notes.txt").write_text("nvidia.com/gpu")
-    found = d.cdi_gpu_specs((etc, run, tmp_path / "absent"))
+    found = f.cdi_gpu_specs((etc, run, tmp_path / "absent"))
     assert found == [str(etc / "nvidia.yaml"), str(run / "nvidia.json")]
 
 
@@ -83,21 +85,21 @@ def test_cdi_specs_listing_nvidia_gpus_are_found(tmp_path):
                                          ("docker-compose version 1.29.2, build 5becea4c", "fail"),
                                          ("something else", "warn")])
 def test_compose_needs_v2(text, status):
-    c = d.judge_compose(text, None)
+    c = j.judge_compose(text, None)
     assert c.status == status, c
     if status == "fail":
         assert "v1" in c.detail and "ensure-docker.sh" in c.fix
 
 
 def test_compose_plugin_missing_is_a_failure_with_the_fix():
-    c = d.judge_compose(None, DockerError("docker compose version: 'compose' is not a docker "
+    c = j.judge_compose(None, DockerError("docker compose version: 'compose' is not a docker "
                                           "command."))
     assert c.status == "fail" and "is not a docker command" in c.detail
     assert "cli-plugins/docker-compose" in c.fix
 
 
 def test_engine_ok_shows_its_version():
-    c = d.judge_engine({"version": "20.10.24", "runtimes": [], "root_dir": "/x"}, None, None)
+    c = j.judge_engine({"version": "20.10.24", "runtimes": [], "root_dir": "/x"}, None, None)
     assert (c.status, c.detail) == ("ok", "Docker Engine 20.10.24")
 
 
@@ -105,18 +107,18 @@ def test_no_engine_fails_naming_the_fix_and_docker_host():
     err = EngineUnreachable("no Docker engine answers (Cannot connect to the Docker daemon at "
                             "unix:///tmp/x.sock. Is the docker daemon running?); "
                             "scripts/ensure-docker.sh starts one")
-    c = d.judge_engine(None, err, "unix:///tmp/x.sock")
+    c = j.judge_engine(None, err, "unix:///tmp/x.sock")
     assert c.status == "fail"
     assert c.detail.startswith("no Docker engine answers (Cannot connect")
     assert "ensure-docker" not in c.detail  # the fix is on its own line
     assert "scripts/ensure-docker.sh" in c.fix and "DOCKER_HOST (now unix:///tmp/x.sock)" in c.fix
-    assert "DOCKER_HOST" not in d.judge_engine(None, err, None).fix
+    assert "DOCKER_HOST" not in j.judge_engine(None, err, None).fix
 
 
 def test_engine_permission_denied_says_how_to_get_access():
     err = DockerError("docker info: permission denied while trying to connect to the Docker "
                       "daemon socket at unix:///var/run/docker.sock")
-    c = d.judge_engine(None, err, None)
+    c = j.judge_engine(None, err, None)
     assert c.status == "fail" and "usermod -aG docker" in c.fix
 
 
@@ -126,36 +128,36 @@ def test_registry_errors_fail_and_warnings_warn(registry_dir):
     reg = load_registry(registry_dir("offline"))
     error = Problem(severity="error", file="config/providers.yaml", line=3, message="bad")
     warning = Problem(severity="warning", file="config/stack.yaml", line=7, message="odd")
-    failed = d.judge_registry("config", reg, [error, warning])
+    failed = j.judge_registry("config", reg, [error, warning])
     assert failed.status == "fail" and "config/providers.yaml:3: error: bad" in failed.detail
     assert "(and 1 more)" in failed.detail and "stackctl validate -C config" in failed.fix
-    warned = d.judge_registry("config", reg, [warning])
+    warned = j.judge_registry("config", reg, [warning])
     assert warned.status == "warn" and "config/stack.yaml:7" in warned.detail
-    fine = d.judge_registry("config", reg, [])
+    fine = j.judge_registry("config", reg, [])
     assert fine.status == "ok" and "'stackctl-offline'" in fine.detail
-    broken = d.judge_registry("config", None, [error])
+    broken = j.judge_registry("config", None, [error])
     assert broken.status == "fail" and "does not load" in broken.detail
 
 
 def test_ports_fail_on_a_foreign_holder_naming_it():
-    c = d.judge_ports([port("foreign", 4000, "litellm", 4321, "nginx"),
+    c = j.judge_ports([port("foreign", 4000, "litellm", 4321, "nginx"),
                        port("ours", 6379, "redis"), port("free", 8080, "llama_cpp")])
     assert c.status == "fail"
     assert c.detail == "port 4000 on 127.0.0.1 (litellm) is held by nginx (pid 4321)"
     assert "another host port" in c.fix
-    fine = d.judge_ports([port("ours", 6379, "redis"), port("free", 8080, "llama_cpp")])
+    fine = j.judge_ports([port("ours", 6379, "redis"), port("free", 8080, "llama_cpp")])
     assert (fine.status, fine.fix) == ("ok", None)
     assert "2 port(s)" in fine.detail and "1 free, 1 used by this stack" in fine.detail
 
 
 def test_missing_images_fail_with_how_to_get_each():
     missing = {"stackctl-local/redis:7": "redis", "vllm/vllm-openai:v0.11.0": "vllm-qwen"}
-    c = d.judge_images(["vllm-qwen"], {"redis": "stackctl-local/redis:7",
+    c = j.judge_images(["vllm-qwen"], {"redis": "stackctl-local/redis:7",
                                        "vllm-qwen": "vllm/vllm-openai:v0.11.0"}, missing)
     assert c.status == "fail" and "2 of 2 image(s)" in c.detail and "(vllm-qwen)" in c.detail
     lines = c.fix.splitlines()
     assert "stackctl images build" in lines[0] and "docker pull vllm/vllm-openai" in lines[1]
-    assert d.judge_images([], {"redis": "stackctl-local/redis:7"}, {}).status == "ok"
+    assert j.judge_images([], {"redis": "stackctl-local/redis:7"}, {}).status == "ok"
 
 
 @pytest.mark.parametrize("mode,defined,status,words", [
@@ -167,7 +169,7 @@ def test_missing_images_fail_with_how_to_get_each():
     (None, {"K": None}, "warn", "does not exist"),
 ])
 def test_env_mode_and_secret_names(mode, defined, status, words):
-    c = d.judge_env(".env", mode, defined)
+    c = j.judge_env(".env", mode, defined)
     assert c.status == status and words in c.detail, c
     if status == "fail":
         assert c.fix == "chmod 600 .env"
@@ -189,11 +191,11 @@ def machine(docker: FakeDocker | None = None, free: int = 100 * GiB, ports=None,
     kw.setdefault("cdi_dirs", ())
     kw.setdefault("which", lambda name: None)
     kw.setdefault("environ", {})
-    return d.Machine(docker_for=lambda reg: docker, disk_free=lambda path: free,
+    return f.Machine(docker_for=lambda reg: docker, disk_free=lambda path: free,
                      check_ports=lambda reg, dk: ports or [port("free")], **kw)
 
 
-def by_name(report: d.Report) -> dict[str, d.Check]:
+def by_name(report: j.Report) -> dict[str, j.Check]:
     assert [c.name for c in report.checks] == NAMES
     return {c.name: c for c in report.checks}
 
@@ -272,7 +274,7 @@ def test_missing_local_image_fails_with_the_build_command(offline):
 def test_needed_images_are_the_default_profiles_services(offline):
     from stackctl.registry.load import load_registry
 
-    profiles, images = d.needed_images(load_registry(offline))
+    profiles, images = f.needed_images(load_registry(offline))
     assert profiles == ["llamacpp", "ollama", "vllm-qwen"]
     assert images == LOCAL  # not vllm-dolphin: its profile is not a default one
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ from stackctl.gateway.reload import (
 )
 from stackctl.registry.load import load_registry
 from tests.fakes.docker import FakeDocker
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 

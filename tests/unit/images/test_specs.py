@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackctl.images import specs
-from stackctl.images.build import BuildOptions, build_images, extra_files, image_status
+from stackctl.images.build import BuildOptions, ImageBuildError, build_images, extra_files, image_status
 from stackctl.images.specs import (
     CONTENT_HASH_LABEL,
     UnknownImageError,
@@ -34,13 +34,15 @@ def contexts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def stub(tmp_path: Path) -> Path:
-    path = tmp_path / "inference_stub.py"
-    path.write_text("print('stub')\n")
-    return path
+    """A stub package: a folder holding __main__.py."""
+    package = tmp_path / "inference_stub"
+    package.mkdir()
+    (package / "__main__.py").write_text("print('stub')\n")
+    return package
 
 
 def _hashes(stub: Path) -> dict[str, str]:
-    return image_hashes(select(), extra_files(BuildOptions(stub_file=stub)))
+    return image_hashes(select(), extra_files(BuildOptions(stub_package=stub)))
 
 
 # --- content_hash ----------------------------------------------------------------------------
@@ -150,11 +152,35 @@ def test_a_new_debian_pin_rebuilds_the_monitoring_images_only(
     assert {n for n in before if before[n] != after[n]} == _descendants("monitoring-base")
 
 
-def test_the_stub_file_is_part_of_the_stub_image_hash(contexts: Path, stub: Path) -> None:
+def test_the_stub_modules_are_part_of_the_stub_image_hash(contexts: Path, stub: Path) -> None:
     before = _hashes(stub)
-    stub.write_text("print('stub v2')\n")
+    (stub / "__main__.py").write_text("print('stub v2')\n")
     after = _hashes(stub)
     assert {n for n in before if before[n] != after[n]} == {"inference-stub"}
+    (stub / "server.py").write_text("# a new module\n")
+    with_module = _hashes(stub)
+    assert {n for n in after if after[n] != with_module[n]} == {"inference-stub"}
+    (stub / "__pycache__").mkdir()  # neither compiled files nor non-modules are copied in
+    (stub / "__pycache__" / "server.cpython-311.pyc").write_bytes(b"compiled")
+    (stub / "notes.txt").write_text("not shipped\n")
+    assert _hashes(stub) == with_module
+
+
+def test_the_shipped_stub_package_is_copied_into_the_stub_context() -> None:
+    extra = extra_files(BuildOptions())
+    stub = extra["inference-stub"]
+    assert {"inference_stub/__main__.py", "inference_stub/__init__.py"} <= set(stub)
+    assert all(rel.startswith("inference_stub/") and rel.endswith(".py") for rel in stub)
+    assert all(path.is_file() for path in stub.values())
+    assert extra["litellm"]["verify_image.py"].is_file()
+    dockerfile = (specs.CONTEXTS_DIR / "inference-stub" / "Dockerfile").read_text()
+    assert "COPY inference_stub /stub/inference_stub" in dockerfile
+    assert 'ENTRYPOINT ["python3", "-m", "inference_stub"]' in dockerfile
+
+
+def test_a_stub_package_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageBuildError, match="not a folder holding __main__.py"):
+        build_images(FakeImageOps(), BuildOptions(cache_dir=tmp_path / "c", stub_package=tmp_path))
 
 
 def test_every_context_has_what_its_kind_needs() -> None:
@@ -341,7 +367,7 @@ def _present(ops: FakeImageOps, hashes: dict[str, str]) -> None:
 def test_build_skips_images_whose_label_matches(tmp_path: Path, stub: Path) -> None:
     ops = FakeImageOps()
     _present(ops, _hashes(stub))
-    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_file=stub))
+    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_package=stub))
     assert [r.action for r in results] == ["cached"] * len(specs.IMAGE_SPECS)
     assert results[0].name == "base"
     assert [c for c in ops.calls if c[0] == "build"] == []
@@ -352,7 +378,7 @@ def test_build_rebuilds_a_changed_image_only(tmp_path: Path, stub: Path) -> None
     hashes = _hashes(stub)
     _present(ops, hashes)
     ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
-    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_file=stub))
+    results = build_images(ops, BuildOptions(cache_dir=tmp_path / "cache", stub_package=stub))
     by_name = {r.name: r.action for r in results}
     assert by_name["redis"] == "built"
     assert [n for n, a in by_name.items() if a == "built"] == ["redis"]
@@ -367,7 +393,7 @@ def test_status_reports_stale_and_missing(tmp_path: Path, stub: Path) -> None:
     _present(ops, _hashes(stub))
     ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
     del ops.images[specs.LITELLM_TAG]
-    states = {s.name: s.status for s in image_status(ops, BuildOptions(stub_file=stub))}
+    states = {s.name: s.status for s in image_status(ops, BuildOptions(stub_package=stub))}
     assert states["redis"] == "stale"
     assert states["litellm"] == "missing"
     assert states["base"] == "up to date"
@@ -390,7 +416,7 @@ def test_cli_unknown_image_is_a_clean_error_before_docker() -> None:
 def test_force_with_only_rebuilds_just_the_named_image(tmp_path: Path, stub: Path) -> None:
     ops = FakeImageOps()
     _present(ops, _hashes(stub))
-    opts = BuildOptions(only=("redis",), force=True, cache_dir=tmp_path / "c", stub_file=stub)
+    opts = BuildOptions(only=("redis",), force=True, cache_dir=tmp_path / "c", stub_package=stub)
     results = build_images(ops, opts)
     assert [(r.name, r.action) for r in results] == [("base", "cached"), ("redis", "built")]
 
@@ -399,10 +425,10 @@ def test_force_with_only_rebuilds_just_the_named_image(tmp_path: Path, stub: Pat
 def cli_ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeImageOps:
     """`stackctl images build` on a fake engine where only redis is out of date."""
     from stackctl.cli import images as cli_images
-    from stackctl.images.build import find_stub_file
+    from stackctl.images.build import find_stub_package
 
     ops = FakeImageOps()
-    _present(ops, _hashes(find_stub_file()))
+    _present(ops, _hashes(find_stub_package()))
     ops.images[specs.REDIS_TAG].labels[CONTENT_HASH_LABEL] = "outdated"
     monkeypatch.setattr(cli_images, "_docker_ops", lambda: ops)
     monkeypatch.setenv("STACKCTL_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,7 +1,8 @@
-"""Behaviour of the stub inference server (stackctl/incontainer/inference_stub.py).
+"""Behaviour of the stub inference server (the package stackctl/incontainer/inference_stub).
 
 Every test starts the stub as a real subprocess on 127.0.0.1 (STUB_PORT=0, the
-port is read from its "listening on" log line) and talks HTTP to it.
+port is read from its "listening on" log line) and talks HTTP to it. It runs as the image
+runs it: `python3 -m inference_stub`, the package's parent folder on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-STUB = Path(__file__).resolve().parents[3] / "stackctl" / "incontainer" / "inference_stub.py"
+from tests.paths import REPO
+
+STUB_PACKAGE = REPO / "stackctl" / "incontainer" / "inference_stub"
 # The stub runs on the image's bare python3; INFERENCE_STUB_PYTHON=/usr/bin/python3 checks that.
 PYTHON = os.environ.get("INFERENCE_STUB_PYTHON") or sys.executable
+STUB = [PYTHON, "-m", STUB_PACKAGE.name]  # with PYTHONPATH=STUB_PACKAGE.parent (clean_env)
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -33,7 +36,7 @@ class StubProcess:
         self.lines = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [PYTHON, str(STUB), *args],
+            [*STUB, *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -95,13 +98,14 @@ class StubProcess:
 
 def clean_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUB_")}
+    env["PYTHONPATH"] = str(STUB_PACKAGE.parent)
     env.update(extra)
     return env
 
 
 def run_healthcheck(env):
     done = subprocess.run(
-        [PYTHON, str(STUB), "--healthcheck"],
+        [*STUB, "--healthcheck"],
         check=False,
         env=env,
         capture_output=True,
@@ -581,7 +585,7 @@ def test_vllm_metrics_count_a_client_that_hangs_up_as_abort(start_stub):
 
 def test_metrics_settings_are_checked_and_ollama_has_no_metrics(start_stub):
     for bad in ({"STUB_MAX_NUM_SEQS": "0"}, {"STUB_KV_CACHE_TOKENS": "8"}):
-        done = subprocess.run([PYTHON, str(STUB)], check=False, env=clean_env(**bad),
+        done = subprocess.run(STUB, check=False, env=clean_env(**bad),
                               capture_output=True, text=True, timeout=10)  # fmt: skip
         assert done.returncode == 2 and next(iter(bad)) in done.stderr
     ollama = start_stub("ollama")
@@ -765,7 +769,7 @@ def test_concurrent_streams_are_served_in_parallel(start_stub):
 
 def test_bad_configuration_exits_2():
     done = subprocess.run(
-        [PYTHON, str(STUB)],
+        STUB,
         check=False,
         env=clean_env(STUB_FLAVOR="tgi"),
         capture_output=True,
@@ -899,7 +903,7 @@ def chat_text(resp):
 def run_stub(args, **env):
     """Run the stub to its end (it is expected to exit at once)."""
     full = clean_env(STUB_HOST="127.0.0.1", STUB_PORT="0", PYTHONUNBUFFERED="1", **env)
-    return subprocess.run([PYTHON, str(STUB), *args], check=False, env=full,
+    return subprocess.run([*STUB, *args], check=False, env=full,
                           capture_output=True, text=True, timeout=10)  # fmt: skip
 
 

@@ -39,7 +39,6 @@ from stackctl.logs.records import (
 from stackctl.registry.load import load_registry
 from tests.fakes.docker import FakeDocker
 
-REPO = Path(__file__).resolve().parents[3]
 OFFLINE = "examples/offline/config"
 GATEWAY = "stackctl-offline-litellm-1"
 T0 = 1_795_925_100.0  # 2026-11-29 04:05:00 UTC
@@ -188,7 +187,8 @@ def test_the_proxy_loads_the_generated_module_beside_its_config(litellm, tmp_pat
     from litellm.integrations.custom_logger import CustomLogger
     from litellm.proxy.types_utils.utils import get_instance_fn
 
-    from stackctl.render.files import TRACE_FILE, module_text
+    from stackctl.registry.vocabulary import TRACE_FILE
+    from stackctl.render.callbacks import module_text
     from stackctl.render.litellm import TRACE_CALLBACK
 
     folder = tmp_path / "litellm"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -32,8 +31,8 @@ from stackctl.ports.check import (
 )
 from stackctl.registry.load import load_registry
 from tests.fakes.docker import FakeDocker
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 PROJECT = "stackctl-offline"
 
 

@@ -22,7 +22,7 @@ from stackctl.cli import cli
 from stackctl.registry.load import load_registry
 from stackctl.render.litellm import render_litellm
 from stackctl.render.text import to_yaml
-from tests.unit.registry.test_validate import key, line_of, rename, set_in
+from tests.registry_edits import key, line_of, rename, set_in
 
 # -- helpers --------------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from stackctl.cli import cli
-from tests.unit.registry.test_validate import assert_no_traceback, validate
+from tests.cli_checks import assert_no_traceback, validate
+from tests.paths import REPO
 
-SHIPPED = (Path(__file__).resolve().parents[3] / "config" / "providers.yaml").read_text(
-    encoding="utf-8")
+SHIPPED = (REPO / "config" / "providers.yaml").read_text(encoding="utf-8")
 STATUS = "    status: active\n"  # first one belongs to provider `ollama`
 
 

@@ -9,7 +9,6 @@ offending key (`anchors`: regexes matched in order, each after the line the prev
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -22,78 +21,14 @@ from typing import Any
 import pytest
 
 from stackctl.cli import cli
+from tests.cli_checks import assert_no_traceback, validate
+from tests.paths import FIXTURES, REPO
+from tests.registry_edits import both, item, key, line_of, rename, set_in
 
 PROBLEM_KEYS = {"file", "line", "column", "path", "message", "hint"}
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def validate(runner, *args: str):
-    return runner.invoke(cli, ["validate", *args], catch_exceptions=False)
-
-
-def assert_no_traceback(text: str) -> None:
-    assert "Traceback" not in text, text
-    assert not re.search(r'File ".*", line \d+', text), text
-
-
-def line_of(path: Path, *anchors: str) -> int:
-    """1-based line of the last anchor; each anchor is searched after the previous one's line."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start, found = 0, -1
-    for anchor in anchors:
-        pattern = re.compile(anchor)
-        found = next((i for i in range(start, len(lines)) if pattern.search(lines[i])), -1)
-        assert found >= 0, f"anchor {anchor!r} not found after line {start} in {path}"
-        start = found + 1
-    return found + 1
-
-
-def key(name: str) -> str:
-    """Regex for a YAML key, quoted or not, at the start of a line (after indentation)."""
-    return rf"^\s*(- )?[\"']?{re.escape(name)}[\"']?:"
-
-
-def item(value: str) -> str:
-    """Regex for a sequence item, block (`- x`) or flow (`[x, …]`) style."""
-    v = re.escape(value)
-    return rf"(^\s*- [\"']?{v}[\"']?\s*(#.*)?$)|([\[,]\s*[\"']?{v}[\"']?\s*[,\]])"
-
-
-def set_in(*keys_value: Any) -> Callable[[Any], None]:
-    *keys, value = keys_value
-
-    def edit(data: Any) -> None:
-        node = data
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-
-    return edit
-
-
-def rename(*keys_old_new: str) -> Callable[[Any], None]:
-    """Rename a mapping key in place (same position, so the line does not move)."""
-    *keys, old, new = keys_old_new
-
-    def edit(data: Any) -> None:
-        node = data
-        for k in keys:
-            node = node[k]
-        pos = list(node).index(old)
-        value = node.pop(old)
-        node.insert(pos, new, value)
-
-    return edit
-
-
-def both(*edits: Callable[[Any], None]) -> Callable[[Any], None]:
-    def edit(data: Any) -> None:
-        for e in edits:
-            e(data)
-
-    return edit
-
 
 def lb_group(*members: tuple[str, float]) -> Callable[[Any], None]:
     def edit(data: Any) -> None:
@@ -117,7 +52,7 @@ def test_registry_validates_clean(runner, registry_dir, name):
 def test_repo_registries_validate_in_place(runner):
     """The committed files themselves (not copies), from the repo root as a user runs it."""
     for cfg in ("config", "examples/offline/config"):
-        r = validate(runner, "-C", str(Path(__file__).resolve().parents[3] / cfg))
+        r = validate(runner, "-C", str(REPO / cfg))
         assert r.exit_code == 0, r.output
 
 
@@ -526,7 +461,7 @@ def test_unknown_provider_is_not_called_disabled(runner, registry_dir, yaml_edit
 # tests/fixtures/legacy: providers.yaml and model-mappings.yaml as written before stackctl (no
 # container sections, no stack.yaml, the old descriptive keys), with the mistakes such
 # registries had. Each expected finding: path → (file, message text, anchors for its line).
-LEGACY = Path(__file__).resolve().parents[2] / "fixtures" / "legacy"
+LEGACY = FIXTURES / "legacy"
 NOT_A_MODEL, DISABLED, NO_CONTAINER = ("is a provider, not a model", "is disabled",
                                        "has no container section")
 PROVIDERS_YAML, MAPPINGS_YAML = "providers.yaml", "model-mappings.yaml"

@@ -30,10 +30,9 @@ from ruamel.yaml import YAML
 from stackctl.cli import cli
 from stackctl.registry.load import load_registry
 from stackctl.render.files import render_all
+from tests.fake_secrets import SECRETS  # set while generating (fixture secret_env)
+from tests.paths import CONFIGS, GOLDEN, REPO
 
-REPO = Path(__file__).resolve().parents[3]
-GOLDEN = REPO / "tests" / "golden"
-CONFIGS = {"shipped": REPO / "config", "offline": REPO / "examples" / "offline" / "config"}
 OUTPUT = {"shipped": Path("compose"), "offline": Path("examples/offline/compose")}
 # generated file → its golden; None: no golden (the callbacks are their source modules
 # with a header, which a test below checks line for line)
@@ -41,16 +40,6 @@ GOLDEN_NAMES = {"compose.yaml": "compose.yaml", "litellm/config.yaml": "litellm.
                 "litellm/stackctl_trace.py": None, "litellm/stackctl_routing.py": None,
                 "prometheus/prometheus.yml": "prometheus.yml",
                 "alertmanager/alertmanager.yml": "alertmanager.yml"}
-
-SECRETS = {  # set while generating: none of these values may reach a generated file
-    "LITELLM_MASTER_KEY": "sk-should-not-appear-master",
-    "REDIS_PASSWORD": "sk-should-not-appear-redis",
-    "GRAFANA_ADMIN_PASSWORD": "grafana-should-not-appear",
-    "HF_TOKEN": "hf_should_not_appear",
-    "OPENAI_API_KEY": "sk-should-not-appear-openai",
-    "OLLAMA_API_KEY": "ollama-should-not-appear",
-    "ANTHROPIC_API_KEY": "sk-ant-should-not-appear",
-}
 
 # A registry with a load-balanced group, an alias, a default chain and a cloud provider.
 LB_PROVIDERS = """\
@@ -121,12 +110,6 @@ def load_yaml(text: str) -> Any:
 
 def generate(runner, *args: str):
     return runner.invoke(cli, ["generate", *args], catch_exceptions=False)
-
-
-@pytest.fixture
-def secret_env(monkeypatch):
-    for k, v in SECRETS.items():
-        monkeypatch.setenv(k, v)
 
 
 @pytest.fixture(params=["shipped", "offline"])
@@ -685,7 +668,7 @@ def test_request_log_callback_is_generated_beside_the_config(generated):
     """`litellm_settings.callbacks` names stackctl_trace.callback (and, with GPU groups, the
     routing callback); the proxy imports them from the config's own folder (/app/litellm,
     mounted whole), where `generate` writes them."""
-    from stackctl.render.files import module_text
+    from stackctl.render.callbacks import module_text
 
     assert generated["litellm"]["litellm_settings"]["callbacks"] == \
         ["prometheus", "stackctl_trace.callback", "stackctl_routing.callback"]

@@ -26,27 +26,22 @@ import pytest
 
 from stackctl.registry.catalog import exclusive_groups
 from stackctl.registry.load import load_registry
+from stackctl.registry.vocabulary import k8s_name
 from stackctl.render.compose import render_compose
 from stackctl.render.kubernetes import (
     KUSTOMIZATION,
     SECRET,
     env_list,
-    k8s_name,
     kubernetes_texts,
     load_documents,
     render_kubernetes,
 )
-from tests.unit.monitoring.test_rules import require_tool
-from tests.unit.render.test_generate import CONFIGS, GOLDEN, REPO, SECRETS
+from tests.fake_secrets import SECRETS
+from tests.paths import CONFIGS, GOLDEN, REPO
+from tests.tools import require_tool
 
 K8S_VERSION = "1.30"  # the schemas the manifests must satisfy
 NAME, PART_OF, ROLE = "app.kubernetes.io/name", "app.kubernetes.io/part-of", "stackctl.io/role"
-
-
-@pytest.fixture
-def secret_env(monkeypatch):
-    for k, v in SECRETS.items():
-        monkeypatch.setenv(k, v)
 
 
 def _render(cfg: Path) -> dict[str, Any]:
@@ -94,7 +89,7 @@ def env_of(c: dict[str, Any]) -> dict[str, Any]:
 def test_renderer_matches_golden(k8s):
     """Every YAML file; the callback modules are their sources with a header (checked here
     as such, like test_generate.py does), so no golden copy of them."""
-    from stackctl.render.files import module_text
+    from stackctl.render.callbacks import module_text
 
     folder = GOLDEN / k8s["name"] / "kubernetes"
     texts = {n: t for n, t in k8s["texts"].items() if not n.endswith(".py")}

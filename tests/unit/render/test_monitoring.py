@@ -26,9 +26,9 @@ from stackctl.registry.load import load_registry
 from stackctl.render.alertmanager import SECRET_URL, start_script
 from stackctl.render.compose import ALERTMANAGER_DIR, ALERTMANAGER_RUNTIME, PROMETHEUS_RULES
 from stackctl.render.prometheus import KEY_FILE
-from tests.unit.monitoring.test_rules import require_tool
+from tests.paths import REPO
+from tests.tools import require_tool
 
-REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "monitoring" / "prometheus" / "alerts.yml"
 WEBHOOK = "https://hooks.example.com/services/T0/B0/should-not-appear?a=1&b=2"
 RECEIVERS = [{"name": "ops", "webhook_url_env": "ALERT_WEBHOOK_URL"},

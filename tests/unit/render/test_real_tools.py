@@ -30,16 +30,17 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from stackctl.registry.catalog import profiles
 from stackctl.registry.load import load_registry
-from stackctl.render.compose import profiles
-from stackctl.render.files import render_all, write_all
+from stackctl.render.files import render_all
+from stackctl.store.generated import write_all
+from tests.paths import REPO
 
 # importing litellm makes pydantic warn about litellm's own types: not ours to act on
 pytestmark = pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning")
 
-REPO = Path(__file__).resolve().parents[3]
 REGISTRIES = {"shipped": Path("config"), "offline": Path("examples/offline/config")}
-STUB = REPO / "stackctl" / "incontainer" / "inference_stub.py"
+STUB = REPO / "stackctl" / "incontainer" / "inference_stub"  # run as `python -m inference_stub`
 DUMMY_ENV = {"LITELLM_MASTER_KEY": "sk-dummy-master", "GRAFANA_ADMIN_PASSWORD": "dummy-password",
              "REDIS_PASSWORD": "sk-dummy-redis"}
 
@@ -312,9 +313,9 @@ class Stub:
     def __init__(self, **env: str):
         if not STUB.exists():
             pytest.skip(f"stub server not found at {STUB}")
-        full = {"PATH": os.environ.get("PATH", ""), "STUB_PORT": "0", "STUB_HOST": "127.0.0.1",
-                **env}
-        self.proc = subprocess.Popen([sys.executable, str(STUB)], env=full, text=True,
+        full = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(STUB.parent), "STUB_PORT": "0",
+                "STUB_HOST": "127.0.0.1", **env}
+        self.proc = subprocess.Popen([sys.executable, "-m", STUB.name], env=full, text=True,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self.port: int | None = None

@@ -25,19 +25,17 @@ from ruamel.yaml import YAML
 
 from stackctl.registry.catalog import exclusive_groups, profile_of
 from stackctl.registry.load import load_registry
+from stackctl.registry.vocabulary import SWARM_FILE
 from stackctl.render.compose import render_compose
 from stackctl.render.files import render_all
 from stackctl.render.swarm import (
-    SWARM_FILE,
     default_members,
     render_swarm,
     swarm_secrets,
     swarm_text,
 )
+from tests.paths import CONFIGS, GOLDEN, REPO
 
-REPO = Path(__file__).resolve().parents[3]
-GOLDEN = REPO / "tests" / "golden"
-CONFIGS = {"shipped": REPO / "config", "offline": REPO / "examples" / "offline" / "config"}
 NAMES = list(CONFIGS)
 SECRETS = {  # set while rendering: none may reach the stack file
     "LITELLM_MASTER_KEY": "sk-should-not-appear-master",

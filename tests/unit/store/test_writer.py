@@ -24,8 +24,8 @@ import pytest
 
 from stackctl.cli import cli
 from stackctl.store import writer
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 PY = sys.executable
 
 

@@ -13,25 +13,18 @@ import pytest
 
 from stackctl.errors import PlanError
 from stackctl.registry.load import load_registry
-from stackctl.switching.run import SwitchFailed, SwitchOptions, ensure_active
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.targets.compose_switch import switch_compose
 from tests.fakes.docker import FakeDocker
-from tests.unit.switching.test_switch import restart_mode, routes, state_dir  # noqa: F401  (autouse fixtures)
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 GPU = {"org.stackctl.gpu-group": "gpu0"}
 
 
-@pytest.fixture
-def offline():
-    """The offline registry, its GPU group in restart mode (sleep mode's faults:
-    tests/unit/switching/test_sleep_switch.py)."""
-    return restart_mode(load_registry(REPO / "examples/offline/config"))
-
-
 def switch(reg, docker, member="qwen", routable=lambda m, d: True, timeout=0.5):
-    return ensure_active(reg, docker, SwitchOptions(member=member, timeout=timeout,
-                                                    routable_timeout=1),
-                         ready=lambda s: False, routable=routable)
+    return switch_compose(reg, docker, SwitchOptions(member=member, timeout=timeout,
+                                                     routable_timeout=1),
+                          ready=lambda s: False, routable=routable)
 
 
 # -- the target is already running: success only once it is ready and routable ------------
@@ -223,7 +216,7 @@ def test_switch_to_the_running_member_says_it_is_ready_and_routable(cli_offline,
     config, docker = cli_offline
     docker._make("vllm-qwen", "healthy", GPU)
     asked = []
-    monkeypatch.setattr("stackctl.switching.run.confirm_routable",
+    monkeypatch.setattr("stackctl.targets.compose_switch.confirm_routable",
                         lambda gw, model, dep, *a, **k: asked.append(dep) or True)
     r = invoke("switch", "qwen", "-C", str(config))
     assert r.exit_code == 0, r.output
@@ -237,7 +230,7 @@ def test_switch_to_a_running_member_that_is_not_routed_exits_1_and_frees_the_gro
         cli_offline, monkeypatch):
     config, docker = cli_offline
     docker._make("vllm-qwen", "healthy", GPU)
-    monkeypatch.setattr("stackctl.switching.run.confirm_routable", lambda *a, **k: False)
+    monkeypatch.setattr("stackctl.targets.compose_switch.confirm_routable", lambda *a, **k: False)
     r = invoke("switch", "qwen", "-C", str(config))
     assert r.exit_code == 1, r.output
     assert "vllm-qwen (already running) is healthy but the gateway did not route" in r.output

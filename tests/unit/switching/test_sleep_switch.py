@@ -1,34 +1,30 @@
 """Sleep-mode switching of an exclusive GPU group (issue 13): planning, the order of effects
-against a fake Docker and a fake engine, rollback, the gateway's routing state, `up` beside
-sleeping members, validation, rendering, and the vLLM engine client."""
+against a fake Docker and a fake engine, rollback, `up` beside sleeping members, validation
+and rendering. The gateway's routing state: test_routing.py; the vLLM engine client:
+test_vllm.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stackctl.cli import cli
 from stackctl.docker.models import ContainerState
-from stackctl.registry.load import load_registry
 from stackctl.registry.models import GpuGroup
 from stackctl.render.compose import provider_service
-from stackctl.switching.routing import routing_state
-from stackctl.switching.run import SwitchFailed, SwitchOptions, ensure_active, members_of, plan_switch
-from stackctl.switching.vllm import EngineError, VllmEngine
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.switching.members import members_of
+from stackctl.switching.policy import plan_switch
+from stackctl.switching.vllm import EngineError
 from stackctl.targets.compose_plan import PlanError, plan_up
+from stackctl.targets.compose_switch import switch_compose
 from tests.fakes.docker import FakeDocker
-from tests.unit.registry.test_validate import key, line_of
-from tests.unit.switching.test_switch import routes, state_dir  # noqa: F401, F811  (autouse fixtures, shared)
+from tests.registry_edits import key, line_of
 
-REPO = Path(__file__).resolve().parents[3]
 QWEN, DOLPHIN = "vllm-qwen", "vllm-dolphin"
 QWEN_MODEL, DOLPHIN_MODEL, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vllm", \
     "qwen2.5-coder:7b"
@@ -39,15 +35,7 @@ QWEN_MODEL, DOLPHIN_MODEL, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vll
 @pytest.fixture(autouse=True)
 def no_pushgateway(monkeypatch):
     """A switch record is pushed nowhere (the offline example's pushgateway is not up)."""
-    monkeypatch.setattr("stackctl.switching.run.pushgateway_url", lambda reg: None)
-
-
-@pytest.fixture
-def sleepy():
-    """The offline registry as shipped: gpu0 switches with sleep mode (level 1, hold 10)."""
-    reg = load_registry(REPO / "examples/offline/config")
-    assert reg.stack.gpu_groups["gpu0"].switch == "sleep"
-    return reg
+    monkeypatch.setattr("stackctl.targets.compose_switch.pushgateway_url", lambda reg: None)
 
 
 @pytest.fixture
@@ -140,7 +128,7 @@ class Switch:
     engines: Engines
 
     def run(self, reg, member: str, **opts: Any):
-        return ensure_active(
+        return switch_compose(
             reg, self.docker, SwitchOptions(member=member, **{"timeout": 2, **opts}),
             ready=lambda s: False,
             routable=lambda m, d: self.log.append(("routable", m, d)) or True,
@@ -251,10 +239,10 @@ def test_hold_state_carries_seconds_and_fallback_of_the_registry(sleepy):
     assert sw.states()[-1] == state({DOLPHIN_MODEL: FALLBACK})
 
 
-def test_default_route_writes_through_write_routing(sleepy, routes):  # noqa: F811
+def test_default_route_writes_through_write_routing(sleepy, routes):
     log: list = []
     docker = LoggingDocker(log, running={QWEN: {}, DOLPHIN: {}})
-    ensure_active(sleepy, docker, SwitchOptions(member="dolphin", timeout=2),
+    switch_compose(sleepy, docker, SwitchOptions(member="dolphin", timeout=2),
                   ready=lambda s: False, routable=lambda m, d: True,
                   engine=Engines(log, docker),
                   asleep=lambda obs: {QWEN: False, DOLPHIN: True})
@@ -409,74 +397,6 @@ def test_no_previous_member_leaves_the_group_empty_but_restored(sleepy):
     assert exc.value.restored is True
     # nothing is active: both models go to their fallbacks
     assert sw.states()[-1] == state({QWEN_MODEL: FALLBACK, DOLPHIN_MODEL: FALLBACK})
-
-
-# -- 4. routing_state ----------------------------------------------------------------------------
-
-@pytest.fixture
-def edited(registry_dir, yaml_edit):
-    """edited(file, edit) → the offline registry copied to tmp, `file` edited, loaded."""
-    def make(file: str | None = None, edit: Callable[[Any], Any] | None = None):
-        cfg = registry_dir("offline")
-        if file:
-            yaml_edit(cfg / file, edit)
-        return load_registry(cfg)
-    return make
-
-
-def test_inactive_member_model_is_diverted_to_its_fallback(sleepy):
-    assert routing_state(sleepy, {QWEN}) == state({QWEN_MODEL: FALLBACK})
-    assert routing_state(sleepy, set()) == state()
-
-
-def test_fallback_chain_skips_models_that_are_away_too(sleepy):
-    # dolphin's chain: qwen2.5-coder:7b (ollama, inactive too), then smollm2
-    out = routing_state(sleepy, {DOLPHIN, "ollama"})
-    assert out["divert"][DOLPHIN_MODEL] == "smollm2"
-
-
-def test_no_usable_fallback_means_no_divert_entry(sleepy):
-    out = routing_state(sleepy, {QWEN, "ollama"})
-    assert QWEN_MODEL not in out["divert"] and FALLBACK not in out["divert"]
-    assert out["hold"] == {}
-
-
-def test_model_with_an_active_deployment_elsewhere_is_not_diverted(edited):
-    def lb(d):
-        d["load_balancing"] = {"gpu-chat": {"providers": [
-            {"provider": QWEN, "weight": 1}, {"provider": DOLPHIN, "weight": 1}]}}
-        d["fallback_chains"]["gpu-chat"] = {"chain": [FALLBACK]}
-    reg = edited("model-mappings.yaml", lb)
-    assert "gpu-chat" not in routing_state(reg, {QWEN})["divert"]
-    assert "gpu-chat" not in routing_state(reg, set(), {DOLPHIN: 10})["hold"]
-    assert routing_state(reg, {QWEN, DOLPHIN})["divert"]["gpu-chat"] == FALLBACK
-    # one deployment inactive, the other held: held wins, with the hold seconds
-    assert routing_state(reg, {QWEN}, {DOLPHIN: 7})["hold"]["gpu-chat"] == \
-        {"seconds": 7, "fallback": FALLBACK}
-
-
-def test_aliases_get_the_entry_of_their_model(edited):
-    reg = edited("model-mappings.yaml",
-                 lambda d: d["exact_matches"][QWEN_MODEL].__setitem__("aliases", ["qwen-gpu"]))
-    assert routing_state(reg, {QWEN})["divert"] == {QWEN_MODEL: FALLBACK, "qwen-gpu": FALLBACK}
-    assert routing_state(reg, set(), {QWEN: 10})["hold"] == {
-        QWEN_MODEL: {"seconds": 10, "fallback": FALLBACK},
-        "qwen-gpu": {"seconds": 10, "fallback": FALLBACK}}
-
-
-def test_held_member_with_hold_gets_seconds_and_fallback(sleepy):
-    out = routing_state(sleepy, {QWEN}, {DOLPHIN: 10})
-    assert out == state({QWEN_MODEL: FALLBACK}, held(DOLPHIN_MODEL))
-
-
-def test_held_member_with_hold_0_is_diverted(sleepy):
-    assert routing_state(sleepy, set(), {DOLPHIN: 0}) == state({DOLPHIN_MODEL: FALLBACK})
-
-
-def test_hold_without_fallback_still_holds_with_none(sleepy):
-    out = routing_state(sleepy, {"ollama"}, {QWEN: 5})
-    assert out["hold"] == {QWEN_MODEL: {"seconds": 5, "fallback": None}}
-    assert QWEN_MODEL not in out["divert"]
 
 
 # -- 5. plan_up beside sleeping members ------------------------------------------------------
@@ -641,142 +561,3 @@ def test_restart_mode_and_non_members_get_neither(sleepy):
         svc = provider_service(r, name, r.providers.providers[name])
         assert "--enable-sleep-mode" not in svc.get("command", [])
         assert "VLLM_SERVER_DEV_MODE" not in svc.get("environment", {})
-
-
-# -- VllmEngine --------------------------------------------------------------------------------
-
-class FakeTime:
-    def __init__(self):
-        self.now, self.slept = 0.0, 0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.now += s
-        self.slept += 1
-
-
-def test_drain_waits_until_nothing_is_in_flight(monkeypatch):
-    left = iter([3, 1, 0])
-    monkeypatch.setattr(VllmEngine, "in_flight", lambda self, timeout=2.0: next(left))
-    t = FakeTime()
-    assert VllmEngine("m", "http://x").drain(5, clock=t.clock, sleep=t.sleep) == 0
-    assert t.slept == 2
-
-
-def test_drain_gives_up_at_its_deadline_and_says_how_many_are_left(monkeypatch):
-    monkeypatch.setattr(VllmEngine, "in_flight", lambda self, timeout=2.0: 2)
-    t = FakeTime()
-    assert VllmEngine("m", "http://x").drain(1, clock=t.clock, sleep=t.sleep) == 2
-    assert 1.0 <= t.now < 1.1
-
-
-def test_drain_without_metrics_returns_at_once(monkeypatch):
-    def no_metrics(self, timeout=2.0):
-        raise EngineError("m: GET /metrics answered 404")
-    monkeypatch.setattr(VllmEngine, "in_flight", no_metrics)
-    t = FakeTime()
-    assert VllmEngine("m", "http://x").drain(30, clock=t.clock, sleep=t.sleep) == 0
-    assert t.slept == 0
-
-
-@pytest.fixture
-def server():
-    """A tiny engine: `answers[path] = (status, body)`; every request is recorded."""
-    answers: dict[str, tuple[int, str]] = {}
-    seen: list[tuple[str, str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            n = int(self.headers.get("Content-Length") or 0)
-            seen.append((self.command, self.path, self.rfile.read(n).decode()))
-            status, body = answers.get(self.path.split("?")[0], (404, "Not Found"))
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", answers, seen
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_404_names_the_missing_dev_mode(server):
-    url, _, _ = server
-    with pytest.raises(EngineError) as exc:
-        VllmEngine("vllm-qwen", url, timeout=5).sleep(1)
-    text = str(exc.value)
-    assert text.startswith("vllm-qwen: /sleep not found")
-    assert "VLLM_SERVER_DEV_MODE=1" in text and "stackctl up" in text
-
-
-def test_sleep_and_wake_requests(server):
-    url, answers, seen = server
-    for path in ("/sleep", "/wake_up", "/collective_rpc"):
-        answers[path] = (200, "")
-    eng = VllmEngine("m", url, timeout=5)
-    eng.sleep(1)
-    eng.wake(1)
-    eng.wake(2)
-    assert [(m, p) for m, p, _ in seen] == [
-        ("POST", "/sleep?level=1&mode=wait"), ("POST", "/wake_up"),
-        ("POST", "/wake_up?tags=weights"), ("POST", "/collective_rpc"),
-        ("POST", "/wake_up?tags=kv_cache")]
-    assert json.loads(seen[3][2]) == {"method": "reload_weights"}
-
-
-def test_is_sleeping_in_flight_and_errors(server):
-    url, answers, _ = server
-    eng = VllmEngine("m", url, timeout=5)
-    answers["/is_sleeping"] = (200, '{"is_sleeping": true}')
-    assert eng.is_sleeping() is True
-    answers["/is_sleeping"] = (200, "{}")
-    with pytest.raises(EngineError, match="answered no is_sleeping"):
-        eng.is_sleeping()
-    answers["/metrics"] = (200, 'vllm:num_requests_running{model_name="m"} 2.0\n'
-                                'vllm:num_requests_waiting{model_name="m"} 1.0\n'
-                                'vllm:num_requests_swapped{model_name="m"} 9.0\n')
-    assert eng.in_flight() == 3
-    answers["/sleep"] = (500, "engine busy")
-    with pytest.raises(EngineError, match=r"POST /sleep answered 500: engine busy"):
-        eng.sleep(1)
-
-
-def test_metrics_404_is_no_dev_mode_error_and_drain_returns(server):
-    url, _, _ = server
-    eng = VllmEngine("m", url, timeout=5)
-    with pytest.raises(EngineError) as exc:
-        eng.in_flight()
-    assert "answered 404" in str(exc.value) and "DEV_MODE" not in str(exc.value)
-    assert eng.drain(30) == 0
-
-
-def test_warm_up_needs_a_completion(server):
-    url, answers, seen = server
-    eng = VllmEngine("m", url, timeout=5)
-    answers["/v1/chat/completions"] = (200, '{"choices": [{"message": {}}]}')
-    eng.warm_up("served-name")
-    body = json.loads(seen[-1][2])
-    assert body["model"] == "served-name" and body["max_tokens"] == 1
-    answers["/v1/chat/completions"] = (200, '{"choices": []}')
-    with pytest.raises(EngineError, match="warm-up request got no completion"):
-        eng.warm_up("served-name")
-
-
-def test_unreachable_engine_is_an_engine_error():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(EngineError, match=r"^m: POST /wake_up failed"):
-        VllmEngine("m", f"http://127.0.0.1:{port}", timeout=2).wake(1)

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import pytest
 
 from stackctl.docker.models import ContainerState
 from stackctl.health.gate import GateFailure, wait_healthy
 from stackctl.registry.load import load_registry
 from stackctl.store.lock import Busy, stack_lock
-from stackctl.switching.run import SwitchFailed, SwitchOptions, ensure_active, members_of, plan_switch
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.switching.members import members_of
+from stackctl.switching.policy import plan_switch
 from stackctl.targets.compose_plan import PlanError, plan_up
+from stackctl.targets.compose_switch import switch_compose
 from tests.fakes.docker import FakeDocker
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
-
-
-@pytest.fixture(autouse=True)
-def routes(monkeypatch) -> list[dict]:
-    """Every routing state a switch hands the gateway, in order (nothing is written)."""
-    written: list[dict] = []
-    monkeypatch.setattr("stackctl.switching.routing.write_routing", lambda reg, st: written.append(st))
-    return written
-
-
-def restart_mode(reg):
-    """The registry with every GPU group switching by restart (the default)."""
-    return dataclasses.replace(reg, stack=reg.stack.model_copy(update={"gpu_groups": {}}))
-
-
-@pytest.fixture
-def offline():
-    return restart_mode(load_registry(REPO / "examples/offline/config"))
+from tests.paths import REPO
 
 
 @pytest.fixture
@@ -240,7 +216,7 @@ def test_plan_switch_bad_names(members, name, message):
 def test_switch_stops_then_starts_then_confirms(offline):
     docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
     asked = []
-    result = ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+    result = switch_compose(offline, docker, SwitchOptions(member="dolphin"),
                            ready=lambda s: False, routable=lambda m, d: asked.append((m, d)) or True)
     # the target's container is created while the active member stops (no GPU needed for
     # that); it starts only once the active member has stopped
@@ -254,9 +230,9 @@ def test_switch_stops_then_starts_then_confirms(offline):
 
 def test_dry_run_and_noop_change_nothing(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
-    r = ensure_active(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
+    r = switch_compose(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
     assert docker.calls == [] and r.plan.describe()[0] == "stop vllm-qwen (graceful)"
-    r = ensure_active(offline, docker, SwitchOptions(member="qwen"), ready=lambda s: False,
+    r = switch_compose(offline, docker, SwitchOptions(member="qwen"), ready=lambda s: False,
                       routable=lambda m, d: True)
     assert docker.calls == [] and "already the active member" in r.plan.describe()[0]
 
@@ -267,7 +243,7 @@ def test_failed_target_is_rolled_back(offline, how, reason):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour["vllm-dolphin"] = how
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     text = str(exc.value)
     assert reason in text and "rolled back: vllm-qwen is healthy and routable again" in text
@@ -283,7 +259,7 @@ def test_failed_target_is_rolled_back(offline, how, reason):
 def test_target_healthy_but_not_routable_is_rolled_back(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     with pytest.raises(SwitchFailed, match="did not route 'dolphin-uncensored-vllm'"):
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", routable_timeout=1),
                       ready=lambda s: False, routable=lambda m, d: "qwen" in m)
     assert {s for s, st in docker.state.items() if st.running} == {"vllm-qwen"}
 
@@ -292,7 +268,7 @@ def test_failed_rollback_says_the_group_is_empty(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
     with pytest.raises(SwitchFailed, match="rollback to vllm-qwen ALSO failed"):
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
 
 
@@ -300,7 +276,7 @@ def test_switch_while_locked_fails_fast(offline):
     docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
     with stack_lock("stackctl-offline", "up"):
         with pytest.raises(Busy, match="`stackctl up`"):
-            ensure_active(offline, docker, SwitchOptions(member="dolphin"),
+            switch_compose(offline, docker, SwitchOptions(member="dolphin"),
                           ready=lambda s: False, routable=lambda m, d: True)
     assert docker.calls == []
 
@@ -359,13 +335,13 @@ def test_switch_failed_rollback_is_not_reported_as_restored(offline):
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour.update({"vllm-dolphin": "exit", "vllm-qwen": "exit"})
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     assert exc.value.restored is False
     docker = FakeDocker(running={"vllm-qwen": GPU})
     docker.behaviour["vllm-dolphin"] = "exit"
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     assert exc.value.restored is True
 
@@ -415,7 +391,7 @@ def test_rollback_restarts_the_kept_container_even_when_compose_cannot_create(of
         raise DockerError("docker compose create: required variable X is missing a value")
     docker.create_service = broken
     with pytest.raises(SwitchFailed) as exc:
-        ensure_active(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
+        switch_compose(offline, docker, SwitchOptions(member="dolphin", timeout=0.5),
                       ready=lambda s: False, routable=lambda m, d: True)
     assert exc.value.restored and "could not be created" in str(exc.value)
     assert "rolled back: vllm-qwen is healthy and routable again" in str(exc.value)
@@ -426,7 +402,7 @@ def test_rollback_restarts_the_kept_container_even_when_compose_cannot_create(of
 def test_routable_needs_a_streak_so_every_gateway_worker_routes_to_the_member():
     # two workers: one still cools the member down and answers from the fallback; requests
     # go side by side, a round succeeds when every answer comes from the member
-    from stackctl.switching.run import confirm_routable
+    from stackctl.switching.effects import confirm_routable
 
     class Gateway:
         def __init__(self, answers):

@@ -1,56 +1,31 @@
 """`switch` on Kubernetes (targets/kubernetes.py) against a fake kubectl: no cluster runs here.
 
-The fake keeps each Deployment's replicas and answers the calls the switch makes; one test
-puts it on PATH as an executable and runs `stackctl switch` itself, so the real subprocess
-path and the CLI's exit codes are covered too.
+The fake (tests/fakes/kubectl.py) keeps each Deployment's replicas and answers the calls the
+switch makes; one test puts it on PATH as an executable and runs `stackctl switch` itself, so
+the real subprocess path and the CLI's exit codes are covered too.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from stackctl.cli import cli
 from stackctl.registry.load import load_registry
-from stackctl.switching.run import SwitchFailed
-from stackctl.targets.kubernetes import KubeError, kube_switch
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.targets.kubernetes import KubernetesTarget
+from tests.fakes.kubectl import FakeKubectl, install_kubectl
+from tests.fakes.ui import RecordingUi
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 
-
-class FakeKubectl:
-    """Deployments (k8s names) → replicas; `broken` ones never finish their rollout."""
-
-    def __init__(self, replicas: dict[str, int], broken: frozenset[str] = frozenset()):
-        self.replicas = dict(replicas)
-        self.broken = set(broken)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, args: Sequence[str], timeout: float) -> str:
-        args = list(args)
-        self.calls.append(args)
-        assert args[:2] == ["--namespace", "stackctl"], args
-        verb, obj = args[2], args[3]
-        name = obj.removeprefix("deployment/")
-        if verb == "get":
-            return str(self.replicas[name])
-        if verb == "scale":
-            self.replicas[name] = int(args[4].removeprefix("--replicas="))
-            return ""
-        if verb == "rollout" and args[4].removeprefix("deployment/") in self.broken:
-            raise KubeError(f"kubectl rollout status {args[4]}: timed out waiting")
-        return ""
-
-    def verbs(self) -> list[str]:
-        return [" ".join(c[2:4] if c[2] != "rollout" else c[2:5]) for c in self.calls
-                if c[2] != "get"]
+def kube_switch(reg, member: str, timeout: float, run, routable) -> dict[str, float]:
+    """`switch member` through the Kubernetes target; its timings."""
+    target = KubernetesTarget(reg, run, routable)
+    return target.switch(SwitchOptions(member=member, timeout=timeout), RecordingUi()).result.timings
 
 
 @pytest.fixture
@@ -89,39 +64,13 @@ def test_no_rollback_target_leaves_the_group_empty_and_says_so(reg):
     assert exc.value.restored and k.replicas["vllm-dolphin"] == 0
 
 
-FAKE = '''#!{python}
-"""A fake kubectl: Deployment replicas in a JSON file; every call logged."""
-import json, sys
-state_file = {state!r}
-state = json.load(open(state_file))
-args = sys.argv[1:]
-state["calls"].append(args)
-verb, obj = args[2], args[3]
-name = obj.split("/", 1)[-1]
-if verb == "get":
-    print(state["replicas"][name], end="")
-elif verb == "scale":
-    state["replicas"][name] = int(args[4].split("=")[1])
-elif verb == "rollout" and args[4].split("/")[1] in state["broken"]:
-    print('error: deployment "%s" exceeded its progress deadline' % args[4], file=sys.stderr)
-    json.dump(state, open(state_file, "w"))
-    sys.exit(1)
-json.dump(state, open(state_file, "w"))
-'''
-
-
 def test_stackctl_switch_on_kubernetes_runs_kubectl(tmp_path, monkeypatch, registry_dir):
     cfg = registry_dir("offline")
     stack = cfg / "stack.yaml"
     stack.write_text(stack.read_text() + "deploy: {target: kubernetes}\n")
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps({"replicas": {"vllm-qwen": 1, "vllm-dolphin": 0},
-                                 "broken": [], "calls": []}))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    exe = bin_dir / "kubectl"
-    exe.write_text(FAKE.format(python=sys.executable, state=str(state)))
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    state = install_kubectl(bin_dir, {"vllm-qwen": 1, "vllm-dolphin": 0})
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     runner = CliRunner()
     r = runner.invoke(cli, ["switch", "dolphin", "-C", str(cfg), "--json"],
@@ -140,3 +89,50 @@ def test_stackctl_switch_on_kubernetes_runs_kubectl(tmp_path, monkeypatch, regis
 
     r = runner.invoke(cli, ["status", "-C", str(cfg)], catch_exceptions=False)
     assert r.exit_code == 1 and "kubectl get all -n stackctl" in r.output
+
+
+def test_dry_run_plans_from_the_clusters_replicas_never_the_local_engine(
+        tmp_path, monkeypatch, registry_dir):
+    """The plan printed comes from the Deployments' replicas, read through kubectl; the
+    local Docker engine (which may run another stack entirely) is never asked."""
+    cfg = registry_dir("offline", with_output=True)
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text() + "deploy: {target: kubernetes}\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    state = install_kubectl(bin_dir, {"vllm-qwen": 1, "vllm-dolphin": 0})
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def no_local_engine(*a, **k):
+        raise AssertionError("the local Docker engine was asked")
+    monkeypatch.setattr("stackctl.docker.adapter.Docker", no_local_engine)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["switch", "dolphin", "--dry-run", "-C", str(cfg)],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "plan: stop vllm-qwen (graceful)", "plan: start vllm-dolphin",
+        "plan: wait until vllm-dolphin is healthy",
+        "plan: confirm through the gateway that vllm-dolphin's model answers"]
+    calls = json.loads(state.read_text())["calls"]
+    assert {c[2] for c in calls} == {"get"}  # read, nothing scaled
+
+    # the cluster says dolphin runs already (whatever a local engine would say)
+    state.write_text(json.dumps({**json.loads(state.read_text()),
+                                 "replicas": {"vllm-qwen": 0, "vllm-dolphin": 1}}))
+    r = runner.invoke(cli, ["switch", "dolphin", "--dry-run", "--json", "-C", str(cfg)],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["dry_run"] and doc["plan"]["noop"] and doc["timings"] == {}
+    assert doc["plan"]["stop"] == [] and "already the active member" in doc["steps"][0]
+
+
+def test_dry_run_through_the_target_asks_kubectl_only(reg):
+    k = FakeKubectl({"vllm-qwen": 0, "vllm-dolphin": 1})
+    target = KubernetesTarget(reg, k, routable=lambda m, d: pytest.fail("routed"))
+    report = target.switch(SwitchOptions(member="qwen", dry_run=True), RecordingUi())
+    plan = report.result.plan
+    assert (plan.target, plan.stop, plan.noop, plan.mode) == \
+        ("vllm-qwen", ["vllm-dolphin"], False, "restart")
+    assert k.verbs() == [] and k.replicas == {"vllm-qwen": 0, "vllm-dolphin": 1}

@@ -1,41 +1,23 @@
-"""targets/swarm.py against a fake Swarm: the switch's order, its rollback, convergence."""
+"""targets/swarm.py against a fake Swarm: the switch's order, its rollback, convergence;
+and the manager's client (docker/swarm.py) reading the CLI's JSON."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from stackctl.docker.swarm import ServiceState, SwarmError, TaskState
 from stackctl.registry.load import load_registry
-from stackctl.switching.run import SwitchFailed
-from stackctl.targets.swarm import ServiceState, SwarmError, TaskState, swarm_switch, wait_converged
+from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.targets.swarm import SwarmTarget, wait_converged
+from tests.fakes.swarm import FakeSwarm
+from tests.fakes.ui import RecordingUi
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 
-
-class FakeSwarm:
-    """Services with desired replicas; a scale takes effect at once, except for members
-    listed in `broken` (their task never gets past starting)."""
-
-    def __init__(self, replicas: dict[str, int], broken: frozenset[str] = frozenset()):
-        self.replicas = dict(replicas)
-        self.broken = set(broken)
-        self.log: list[tuple] = []
-
-    def services(self) -> dict[str, ServiceState]:
-        out = {}
-        for name, n in self.replicas.items():
-            state = "starting" if name in self.broken else "running"
-            out[name] = ServiceState(name, n, [TaskState(name, "node3", state, "running")
-                                               for _ in range(n)])
-        return out
-
-    def scale(self, scales: dict[str, int]) -> None:
-        self.log.append(("scale", dict(scales)))
-        self.replicas.update(scales)
-
-    def gateway_urls(self) -> list[str]:
-        return ["http://10.0.0.1:4000", "http://10.0.0.2:4000"]
+def swarm_switch(reg, swarm, member: str, timeout: float, routable) -> dict[str, float]:
+    """`switch member` through the Swarm target on `swarm`; its timings."""
+    target = SwarmTarget(reg, lambda: swarm, routable)
+    return target.switch(SwitchOptions(member=member, timeout=timeout), RecordingUi()).result.timings
 
 
 @pytest.fixture
@@ -113,7 +95,7 @@ def test_convergence_timeout_names_the_service_and_its_tasks_errors():
 def test_services_and_tasks_are_read_from_the_cli_json(reg, monkeypatch):
     """Two CLI calls, their JSON lines parsed: a task scaled away (desired shutdown, and an
     older one of the same slot, shown with "\\_ ") stays attached to its service."""
-    from stackctl.targets.swarm import Swarm
+    from stackctl.docker.swarm import Swarm
 
     lines = {
         "service": ['{"Name":"stackctl-offline_litellm","Replicas":"2/2"}',
