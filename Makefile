@@ -28,36 +28,7 @@ test: install engine images
 	@$(STEP) "validate + generate --check: examples/offline/config" --log $(LOGS)/check-offline.log -- bash -c \
 	  '$(STACKCTL) validate -C examples/offline/config --strict && $(STACKCTL) generate -C examples/offline/config --check'
 	@$(STEP) "ruff" --log $(LOGS)/ruff.log -- $(BIN)/ruff check stackctl tests benchmarks scripts
-	@$(call streams,tests/contract,unit)
-
-# pytest runs as three processes at once. They share no container, network, compose project
-# or host port, and two of them mostly wait on containers (a stack's health, a Swarm node):
-#   1. the integration modules that use the shared offline stack (see
-#      tests/integration/conftest.py), shown as they run;
-#   2. the integration modules with containers of their own and the 3-node test Swarm
-#      ($(APART)), then the contract tests, then $(APART_LAST);
-#   3. everything else: the unit tests (`streams` with `unit` as its second argument).
-# 2 and 3 write to $(LOGS)/pytest-{apart,unit}.log, printed when all are done; any failing
-# fails the target. A new integration module joins 1 unless it is added to APART.
-# The tests with the tightest time windows (the contract tests' held requests, the sleep
-# switches) come last in 2: by then the unit tests no longer keep both cores busy.
-PYTEST = STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider
-APART := tests/integration/test_images.py tests/integration/test_plain_compose.py \
-  tests/integration/test_swarm_cluster.py tests/integration/test_swarm.py
-APART_LAST := tests/integration/test_sleep_switch.py
-define streams
-mkdir -p $(LOGS); \
-$(PYTEST) $(APART) $(1) $(APART_LAST) >$(LOGS)/pytest-apart.log 2>&1 & apart=$$!; \
-$(if $(2),$(PYTEST) tests --ignore=tests/integration --ignore=tests/contract \
-  >$(LOGS)/pytest-unit.log 2>&1 & unit=$$!;,: >$(LOGS)/pytest-unit.log; unit=;) \
-echo "pytest $(APART) $(1) $(APART_LAST) and $(if $(2),the unit tests,nothing else) run" \
-  "beside this one (logs: $(LOGS)/pytest-apart.log, $(LOGS)/pytest-unit.log)"; \
-$(PYTEST) tests/integration $(APART:%=--ignore=%) $(APART_LAST:%=--ignore=%); main=$$?; \
-wait $$apart; a=$$?; u=0; if [ -n "$$unit" ]; then wait $$unit; u=$$?; fi; \
-for log in apart unit; do echo "=== $(LOGS)/pytest-$$log.log ==="; cat $(LOGS)/pytest-$$log.log; done; \
-echo "pytest exit codes: shared stack $$main, apart $$a, unit $$u"; \
-test $$main -eq 0 && test $$a -eq 0 && test $$u -eq 0
-endef
+	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider
 
 # Unit + contract tests, spread over $(WORKERS) pytest-xdist workers (a contract module stays on one
 # worker: its containers start once). Same skip rules as `make test`; no lint, no integration.
@@ -70,7 +41,7 @@ unit: install
 	$(BIN)/python -m pytest tests/unit
 
 integration: install engine images
-	@$(call streams,,)
+	STACKCTL_NO_SKIP=1 $(BIN)/python -m pytest -p no:cacheprovider tests/integration
 
 $(BIN)/stackctl: pyproject.toml
 	@$(STEP) "install: venv $(VENV) + pip install -e '.[dev]'" --log $(LOGS)/install.log -- bash -c \

@@ -21,16 +21,23 @@ Bringing a stack up costs ~30 s here (LiteLLM's start), so stacks are shared:
 ORDER: `pytest_collection_modifyitems` runs the integration modules in the order of
 MODULE_ORDER (the users of the shared stack back to back, then its down test), whatever
 order they were collected in; a module not listed runs after them. Host ports of stacks up
-at the same time are checked not to overlap (`claim_ports`).
+at the same time in one pytest are checked not to overlap (`claim_ports`).
+
+Stacks of other pytest processes that may be up at the same time (`AT_ONCE`) never share a
+host port either; test_plain_compose takes free ports from the kernel (above 32767).
+A background process starts with SIGINT ignored: a test that interrupts stackctl starts it
+with `preexec_fn=sigint_as_at_a_terminal`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,11 +142,9 @@ def make_stack(tmp: Path, project: str, switch: str = "restart") -> Stack:
     below 32768, where Docker and testcontainers pick random ports). Its GPU group switches
     by `switch`: restart (most tests: what they assert was written for it) or sleep (the
     example's own)."""
-    import zlib
-
     root = tmp / project
     shutil.copytree(OFFLINE / "config", root / "config")
-    offset = 10000 + 100 * (zlib.crc32(project.encode()) % 100)
+    offset = 10000 + 100 * (zlib.crc32(project.encode()) % 100)  # as _host_ports
     ports = {service: port + offset for service, port in OFFLINE_PORTS.items()}
     stack = Stack(root, project, ports)
 
@@ -169,6 +174,28 @@ def make_stack(tmp: Path, project: str, switch: str = "restart") -> Stack:
 
 # host ports of the stacks made in this session that may be up, by project
 _CLAIMED: dict[str, set[int]] = {}
+# every project of make_stack that `make test` may have up at one time, across its pytest
+# processes (claim_ports only sees its own), with the extra ports test_ports gives its own
+AT_ONCE = {"stackctl-it": (), "stackctl-it-never": (), "stackctl-it-images": (),
+           "stackctl-it-ports": (3000, 3100), "stackctl-it-sleep": ()}
+
+
+def _host_ports(project: str, extra: tuple[int, ...] = ()) -> set[int]:
+    offset = 10000 + 100 * (zlib.crc32(project.encode()) % 100)
+    return {port + offset for port in (*OFFLINE_PORTS.values(), *extra)}
+
+
+def _check_at_once() -> None:
+    seen: dict[int, str] = {}
+    for project, extra in AT_ONCE.items():
+        for port in _host_ports(project, extra):
+            if port in seen:
+                raise RuntimeError(f"stacks {seen[port]} and {project} would share host port "
+                                   f"{port} while `make test` runs: rename one (AT_ONCE)")
+            seen[port] = project
+
+
+_check_at_once()
 
 
 def claim_ports(stack: Stack) -> None:
@@ -240,6 +267,16 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
     yield s
     s.run("down", "--volumes")  # nothing left to do once test_stack's down test has run
     release_ports(s)
+
+
+def sigint_as_at_a_terminal() -> None:
+    """`preexec_fn` for a stackctl process that a test interrupts with SIGINT (Ctrl-C).
+
+    A shell starts its background jobs (`make test`'s parallel pytest runs, a CI launcher's
+    `cmd &`) with SIGINT ignored, every child inherits that, and Python leaves an ignored
+    SIGINT ignored: the signal would then do nothing at all. At a terminal it has its
+    default action, which Python turns into KeyboardInterrupt; this gives the child that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def restore(stack: Stack) -> None:

@@ -18,6 +18,8 @@ import uuid
 import pytest
 import requests
 
+from tests.integration.conftest import sigint_as_at_a_terminal
+
 pytestmark = pytest.mark.integration
 MODEL = "qwen2.5-coder:7b"  # the Ollama stub, through the gateway
 
@@ -161,7 +163,8 @@ def test_watch_refreshes_and_ctrl_c_ends_it_with_0(stack):
     proc = subprocess.Popen([sys.executable, "-m", "stackctl", "cache", "-C", str(stack.config),
                              "stats", "--watch", "0.3", "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=stack.root,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=sigint_as_at_a_terminal)
     try:
         lines = [proc.stdout.readline() for _ in range(3)]
         proc.send_signal(signal.SIGINT)

@@ -28,6 +28,8 @@ import uuid
 import pytest
 import requests
 
+from tests.integration.conftest import sigint_as_at_a_terminal
+
 pytestmark = pytest.mark.integration
 DOLPHIN, OLLAMA = "dolphin-uncensored-vllm", "qwen2.5-coder:7b"
 
@@ -124,7 +126,8 @@ def test_follow_prints_new_requests_and_ctrl_c_exits_130(stack):
     proc = subprocess.Popen(
         [sys.executable, "-m", "stackctl", "logs", "-C", str(stack.config), "--requests",
          "-f", "--json", "--tail", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=stack.root, start_new_session=True)
+        text=True, cwd=stack.root, start_new_session=True,
+        preexec_fn=sigint_as_at_a_terminal)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
     try:

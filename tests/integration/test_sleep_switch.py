@@ -25,7 +25,7 @@ OOM = "Free memory on device cuda:0"
 
 @pytest.fixture(scope="module")
 def stack(stack_factory):
-    s = stack_factory("stackctl-sleep", switch="sleep")
+    s = stack_factory("stackctl-it-sleep", switch="sleep")
     r = s.run("up", "--timeout", "180")
     assert r.returncode == 0, r.stdout + r.stderr
     return s
