@@ -174,8 +174,8 @@ def make_stack(tmp: Path, project: str, switch: str = "restart") -> Stack:
 
 # host ports of the stacks made in this session that may be up, by project
 _CLAIMED: dict[str, set[int]] = {}
-# every project of make_stack that `make test` may have up at one time, across its pytest
-# processes (claim_ports only sees its own), with the extra ports test_ports gives its own
+# every project of make_stack that may be up at one time, also across pytest processes run
+# side by side (claim_ports only sees its own), with the extra ports test_ports gives its own
 AT_ONCE = {"stackctl-it": (), "stackctl-it-never": (), "stackctl-it-images": (),
            "stackctl-it-ports": (3000, 3100), "stackctl-it-sleep": ()}
 
@@ -191,7 +191,7 @@ def _check_at_once() -> None:
         for port in _host_ports(project, extra):
             if port in seen:
                 raise RuntimeError(f"stacks {seen[port]} and {project} would share host port "
-                                   f"{port} while `make test` runs: rename one (AT_ONCE)")
+                                   f"{port}: rename one (AT_ONCE)")
             seen[port] = project
 
 
@@ -272,8 +272,8 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
 def sigint_as_at_a_terminal() -> None:
     """`preexec_fn` for a stackctl process that a test interrupts with SIGINT (Ctrl-C).
 
-    A shell starts its background jobs (`make test`'s parallel pytest runs, a CI launcher's
-    `cmd &`) with SIGINT ignored, every child inherits that, and Python leaves an ignored
+    A shell starts its background jobs (a CI launcher's `cmd &`, pytest runs side by side)
+    with SIGINT ignored, every child inherits that, and Python leaves an ignored
     SIGINT ignored: the signal would then do nothing at all. At a terminal it has its
     default action, which Python turns into KeyboardInterrupt; this gives the child that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -324,12 +324,12 @@ MODULE_ORDER = (
     # hand until the next start), so a crash after a reload is not restarted
     "test_reload.py", "test_monitoring.py",
     "test_stack.py::test_down_with_volumes_leaves_nothing",
-    # stacks of their own; `make test` runs these in a second pytest beside the one above
+    # stacks of their own
     "test_plain_compose.py",
     # the test Swarm
     "test_swarm_cluster.py", "test_swarm.py",
     # last: its time windows (a hold in place 1 s after `switch` starts) do not survive a
-    # machine whose cores are both busy, as they are while `make test` runs the unit tests
+    # machine whose cores are both busy (e.g. with other tests run side by side)
     "test_sleep_switch.py",
 )
 
