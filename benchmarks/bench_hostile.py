@@ -1,6 +1,7 @@
 """Hostile registries: the classes of issue #22 (tests/hostile_cases.py: one change each to
-the offline example, judged against what a careful operator expects), then thousands of seeded edits of both shipped registries through
-`validate` and `generate` (tests/mutations.py), counted by outcome: accepted, refused with
+the offline example, judged against what a careful operator expects), then thousands of
+seeded edits of both shipped registries through `validate` and `generate`
+(tests/mutations.py), counted by outcome: accepted, refused with
 located errors, and every broken promise by kind (a traceback by exception type, an
 unlocated error, a leaked secret, files changed by a failing run, a slow run).
 

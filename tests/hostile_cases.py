@@ -179,7 +179,7 @@ CASES: list[Case] = [
          S, "env_file", "warning"),
     Case("volume-etc", "privileged", put(P, *VQ, "volumes", {"/etc": "/gpu"}),
          P, "providers.vllm-qwen.container.volumes./etc"),
-    Case("volume-holds-env", "privileged", put(P, *VQ, "volumes", {"..": "/gpu"}),
+    Case("volume-holds-env", "privileged", put(P, *VQ, "volumes", {"../": "/gpu"}),
          P, "providers.vllm-qwen.container.volumes"),
     # -- reserved names -----------------------------------------------------------------------
     Case("provider-named-redis", "reserved", _rename_provider("redis"), P, "providers.redis"),
@@ -321,9 +321,11 @@ def judge(case: Case, root: Path, base: dict[str, Any] | None = None) -> Verdict
                                     for p in (config.parent / "compose").rglob("*")
                                     if p.is_file()]
     out.leaked = any(ESC in t or (case.secret and case.secret in t) for t in texts)
-    if case.file == "generated":  # the header stays a comment: no service is added
+    if case.file == "generated":  # the header stays a comment: the document starts after it
         compose = config.parent / "compose" / "compose.yaml"
-        out.found = g.exit_code == 0 and compose.exists() and \
+        lines = compose.read_text().splitlines() if compose.exists() else []
+        head = [line for line in lines if not line.startswith("#")][:1]
+        out.found = g.exit_code == 0 and head == ["name: stackctl-offline"] and \
             "evil" not in YAML(typ="safe").load(compose.read_text())["services"]
         return out
     wanted = doc.get(case.severity + "s", [])

@@ -148,10 +148,15 @@ def load_or_fail(config_dir: Path) -> Registry:
         reg = load_registry(config_dir)
     except RegistryError as exc:
         raise Failed(_summary(exc.problems)) from None
-    errors = [p for p in check(reg) if p.severity == "error"]
-    if errors:
-        raise Failed(_summary(errors) + "\nrun `stackctl validate` for details")
+    fail_on(check(reg))
     return reg
+
+
+def fail_on(problems: list, then: str = "run `stackctl validate` for details") -> None:
+    """Failed listing the errors among `problems`, if any."""
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise Failed(_summary(errors) + "\n" + then)
 
 
 def _summary(problems: list) -> str:

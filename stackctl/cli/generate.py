@@ -15,10 +15,12 @@ from stackctl.cli.common import (
     display,
     echo_json,
     exit_codes,
+    fail_on,
     json_errors,
     load_or_fail,
     ops_errors,
 )
+from stackctl.registry.kubernetes_checks import check_kubernetes_names
 from stackctl.registry.vocabulary import TARGETS
 from stackctl.render.files import render_all
 from stackctl.store.generated import write_all
@@ -43,6 +45,10 @@ def generate(config_dir: Path, check: bool, targets: tuple[str, ...], as_json: b
     """Render the compose file, the LiteLLM config and the Prometheus and Alertmanager configs
     from the registry (byte-stable)."""
     reg = load_or_fail(config_dir)
+    if "kubernetes" in targets and reg.stack.deploy.target != "kubernetes":
+        # names Compose takes but Kubernetes does not (validate checks them for that target)
+        fail_on(check_kubernetes_names(reg), "with deploy.target: kubernetes, `stackctl "
+                "validate` checks these names too")
     files = render_all(reg, ("compose", *targets))
     if check:
         if interrupted(reg.output_dir):  # the files may match; the set is still unfinished

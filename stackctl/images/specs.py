@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from stackctl.registry.vocabulary import LOCAL_IMAGES
+
 CONTENT_HASH_LABEL = "org.stackctl.content-hash"
 IMAGE_NAME_LABEL = "org.stackctl.image"
-TAG_PREFIX = "stackctl-local/"
+TAG_PREFIX = LOCAL_IMAGES  # the registry checks know the local set by it too
 
 # Versions of what goes into the images. The tags below are referenced by generated
 # compose files: change a version here and the tag follows.

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackctl.registry.load import Registry
 from stackctl.registry.models import GpuGroup, MonitoringService, Provider
 from stackctl.registry.vocabulary import MONITORING, MONITORING_SERVICES
+
+# Docker's named volumes; anything else on the left of a mount is a host path
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def named_volume(source: str) -> bool:
+    return VOLUME_NAME.fullmatch(source) is not None
+
+
+def host_folder(reg: Registry, source: str) -> Path:
+    """A host path of a provider's volumes, resolved: relative to the config folder like every
+    path of the registry, `~` as Compose reads it (the home folder)."""
+    return Path(os.path.expanduser(source)).resolve() if source.startswith("~") \
+        else reg.resolve(source)
 
 
 @dataclass(frozen=True)

@@ -12,25 +12,27 @@ from stackctl.registry.catalog import (
     declared_models,
     exclusive_groups,
     has_metrics,
+    host_folder,
     llama_metrics_enabled,
     monitoring_components,
+    named_volume,
     profile_of,
 )
 from stackctl.registry.graph import cycles
+from stackctl.registry.kubernetes_checks import check_kubernetes_names
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
+from stackctl.registry.privilege_checks import check_privileges, exposed_folder
 from stackctl.registry.problems import Problem
-from stackctl.registry.secret_checks import check_secrets
+from stackctl.registry.secret_checks import ENV_NAME, check_secrets
 from stackctl.registry.secrets import ENV_REF, SECRET_NAME
 from stackctl.registry.source import Loc
+from stackctl.registry.value_checks import check_values
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING, MONITORING_SERVICES
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Compose's service names (also DNS names on the stack's network, and image names)
 SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 # Compose's profile names (compose-spec schema)
 PROFILE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-# Docker's named volumes; anything else on the left of a mount is a host path
-VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # Mounting these hands the container the host: root on the engine, or every file
 FORBIDDEN_MOUNTS = {"/var/run/docker.sock", "/run/docker.sock", "/"}
 # Longer patterns are refused unread: the `re` compiler recurses and can take seconds
@@ -59,8 +61,11 @@ class Checker:
         self.check_gpu_groups()
         self.check_sleep_groups()
         self.check_image_overrides()
-        self.check_secret_names()
         self.problems += check_secrets(self.reg)  # secret_checks.py: secret-shaped values anywhere
+        self.problems += check_values(self.reg)  # `$`, os.environ/, control characters
+        self.problems += check_privileges(self.reg)  # reserved names, images, mounts, deploy
+        if self.reg.stack.deploy.target == "kubernetes":
+            self.problems += check_kubernetes_names(self.reg)
         self.check_monitoring()
         return self.problems
 
@@ -188,13 +193,19 @@ class Checker:
         if not target.startswith("/"):
             self.err(PROVIDERS, loc, f"mount path {target!r} is not absolute",
                      "write the path inside the container, e.g. /models")
-        if VOLUME_NAME.fullmatch(source):
+        if named_volume(source):
             return
         host = str(PurePosixPath(source))
+        exposed = exposed_folder(self.reg, host_folder(self.reg, source)) \
+            if source.startswith(("/", "./", "../", "~")) else None
         if host in FORBIDDEN_MOUNTS:
             self.err(PROVIDERS, loc, f"mounting {source!r} gives the container the whole host"
                      + (" (root on the Docker engine)" if host != "/" else ""),
                      "mount only the folder the server needs, or a named volume")
+        elif exposed is not None:
+            self.err(PROVIDERS, loc, f"{source!r} holds {exposed}: the container would read "
+                     "(and write) it", "mount only the folder the server needs, or a named "
+                     "volume")
         elif source.startswith(("/", "./", "../", "~")):
             self.warn(PROVIDERS, loc, f"{source!r} is a host path: the container reads and "
                       "writes your files there, as its own user (often root)",
@@ -358,48 +369,6 @@ class Checker:
             if name not in services:
                 self.err(STACK, ("images", name), f"no service is named {name!r}",
                          did_you_mean(name, services) or "services: " + ", ".join(sorted(services)))
-
-    def check_secret_names(self) -> None:
-        """stack.yaml names the variables holding its secrets: each becomes `${NAME:?}` in
-        the compose file and `os.environ/NAME` in the gateway's config, so it must be a
-        variable name; the cache's password is a secret of its own."""
-        stack = self.reg.stack
-        named: list[tuple[Loc, str, str]] = [
-            (("gateway", "master_key_env"), stack.gateway.master_key_env, "LITELLM_MASTER_KEY"),
-            (("monitoring", "grafana_password_env"), stack.monitoring.grafana_password_env,
-             "GRAFANA_ADMIN_PASSWORD")]
-        receivers = stack.monitoring.alerts.receivers
-        webhooks: list[tuple[Loc, str, str]] = [
-            (("monitoring", "alerts", "receivers", i, "webhook_url_env"), r.webhook_url_env,
-             "ALERT_WEBHOOK_URL") for i, r in enumerate(receivers)]
-        if stack.cache.enabled:
-            named.append((("cache", "password_env"), stack.cache.password_env, "REDIS_PASSWORD"))
-        for loc, name, example in named + webhooks:
-            if not ENV_NAME.fullmatch(name):
-                self._stack_err(loc, f"{loc[-1]} must be the NAME of an environment "
-                                "variable, not a secret",
-                                f"e.g. {loc[-1]}: {example}, and put the value in .env")
-        others = {name: loc for loc, name, _ in named}
-        for loc, name, _ in webhooks:
-            if name in others:
-                self._stack_err(loc, f"webhook_url_env {name!r} is also "
-                                f"{'.'.join(map(str, others[name]))}: Alertmanager would send "
-                                "that secret as a URL", "give the webhook its own variable, "
-                                "e.g. webhook_url_env: ALERT_WEBHOOK_URL")
-        if not stack.cache.enabled:
-            return
-        password = stack.cache.password_env
-        hint = "give the cache its own variable, e.g. cache.password_env: REDIS_PASSWORD"
-        for loc, name, _ in named[:-1]:
-            if name == password:
-                self._stack_err(("cache", "password_env"),
-                                f"cache.password_env {password!r} is also "
-                                f"{'.'.join(map(str, loc))}: Redis would share that secret", hint)
-        for pname, prov in self.providers.items():
-            if prov.enabled and prov.env_var == password:
-                self.err(PROVIDERS, ("providers", pname, "env_var"),
-                         f"env_var {password!r} is also the cache's password (cache.password_env"
-                         " in stack.yaml): Redis would share this API key", hint)
 
     def check_monitoring(self) -> None:
         """What the monitoring profile could not observe, or could not start with."""

@@ -23,8 +23,9 @@ class Problem(BaseModel):
     @classmethod
     def _no_secrets(cls, text: str | None) -> str | None:
         """Whatever built the message, a secret-shaped value in it is shown by kind and
-        length only: messages reach terminals, logs and CI output."""
-        return redact(text) if text else text
+        length only: messages reach terminals, logs and CI output. So does a control
+        character of a name quoted in it: written as an escape, never run by a terminal."""
+        return printable(redact(text)) if text else text
 
     def render(self) -> str:
         where = self.file
@@ -37,6 +38,14 @@ class Problem(BaseModel):
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would not print as itself escaped (\\x1b)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 class RegistryError(Exception):

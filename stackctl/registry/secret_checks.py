@@ -1,14 +1,30 @@
-"""Secrets in the registry: secret-shaped values anywhere in its files, and providers handed
-another service's secret. What a secret looks like is secrets.py's."""
+"""Secrets in the registry: secret-shaped values anywhere in its files, providers handed
+another service's secret, and the variables stack.yaml names for its own secrets. What a
+secret looks like is secrets.py's."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from stackctl.registry.load import PROVIDERS, Registry
+from stackctl.registry.load import PROVIDERS, STACK, Registry
 from stackctl.registry.problems import Problem
 from stackctl.registry.secrets import ENV_REF, SECRET_NAME, describe, in_arguments, references
 from stackctl.registry.source import Loc, Source
+from stackctl.registry.vocabulary import GENERATED_ENV
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables every shell or login sets. Compose reads the shell's environment before .env, so
+# a secret named like one of them is never read from .env: it is a value anyone who knows
+# the machine can guess (HOME=/root).
+SHELL_VARIABLES = frozenset({
+    "HOME", "PATH", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "HOST", "TERM",
+    "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "DISPLAY", "EDITOR", "VISUAL", "PAGER",
+    "MAIL", "SHLVL", "UID", "EUID", "GID", "PPID", "RANDOM", "SECONDS", "LINENO", "IFS", "PS1",
+    "PS2", "PS4", "COLUMNS", "LINES", "HISTFILE", "OSTYPE", "MACHTYPE", "HOSTTYPE", "BASH",
+    "BASH_VERSION", "MANPATH", "INFOPATH", "PYTHONPATH", "VIRTUAL_ENV", "_"})
+SHELL_PREFIXES = ("LC_", "XDG_", "SSH_", "DOCKER_", "COMPOSE_", "DBUS_", "GPG_", "SUDO_",
+                  "BASH_")
 
 
 def check_secrets(reg: Registry) -> list[Problem]:
@@ -18,6 +34,7 @@ def check_secrets(reg: Registry) -> list[Problem]:
     for src in reg.sources.values():
         _walk(src, src.data, (), out)
     out += _borrowed_secrets(reg)
+    out += _secret_variables(reg)
     return out
 
 
@@ -57,15 +74,16 @@ def _borrowed_secrets(reg: Registry) -> list[Problem]:
     key, the cache's and Grafana's passwords, alert webhooks): whoever controls a model
     server's image could then read them. Remote providers' API keys stay readable: a local
     server may legitimately forward to the same upstream."""
-    stack = reg.stack
-    owners = {stack.gateway.master_key_env: "the gateway's master key",
-              stack.cache.password_env: "the cache's password",
-              stack.monitoring.grafana_password_env: "Grafana's admin password"}
-    for r in stack.monitoring.alerts.receivers:
-        owners[r.webhook_url_env] = f"the webhook URL of alert receiver {r.name!r}"
+    owners = {name: what for _, name, what in stack_secrets(reg)}
     src = reg.sources[PROVIDERS]
     out: list[Problem] = []
     for name, prov in reg.providers.providers.items():
+        if prov.env_var in owners:  # LiteLLM sends it as this provider's API key
+            out.append(src.problem(
+                "error", ("providers", name, "env_var"), f"env_var {prov.env_var!r} is "
+                f"{owners[prov.env_var]}: the gateway would send it to {prov.base_url} as "
+                f"provider {name!r}'s API key", "give the provider's key a variable of its "
+                "own in .env, e.g. env_var: " + name.upper().replace("-", "_") + "_API_KEY"))
         if prov.container is None:
             continue
         base: Loc = ("providers", name, "container")
@@ -80,3 +98,70 @@ def _borrowed_secrets(reg: Registry) -> list[Problem]:
                         "must not be handed another service's secret",
                         "give the provider a variable of its own in .env"))
     return out
+
+
+def stack_secrets(reg: Registry) -> list[tuple[Loc, str, str]]:
+    """(key path in stack.yaml, variable, whose secret) for every secret of the stack."""
+    stack = reg.stack
+    out: list[tuple[Loc, str, str]] = [
+        (("gateway", "master_key_env"), stack.gateway.master_key_env,
+         "the gateway's master key")]
+    if stack.cache.enabled:
+        out.append((("cache", "password_env"), stack.cache.password_env, "the cache's password"))
+    out.append((("monitoring", "grafana_password_env"), stack.monitoring.grafana_password_env,
+                "Grafana's admin password"))
+    out += [(("monitoring", "alerts", "receivers", i, "webhook_url_env"), r.webhook_url_env,
+             f"the webhook URL of alert receiver {r.name!r}")
+            for i, r in enumerate(stack.monitoring.alerts.receivers)]
+    return out
+
+
+EXAMPLES = {"master_key_env": "LITELLM_MASTER_KEY", "password_env": "REDIS_PASSWORD",
+            "grafana_password_env": "GRAFANA_ADMIN_PASSWORD",
+            "webhook_url_env": "ALERT_WEBHOOK_URL"}
+
+
+def _secret_variables(reg: Registry) -> list[Problem]:
+    """stack.yaml names the variables holding its secrets: each becomes `${NAME:?}` in the
+    compose file and `os.environ/NAME` in the gateway's config, so it must be a variable
+    name, one of its own (two services sharing a secret give each the other's), and one
+    only .env sets (not the shell's, not one stackctl sets itself)."""
+    src = reg.sources.get(STACK) or reg.sources[PROVIDERS]  # stack.yaml may be absent
+    out: list[Problem] = []
+    seen: dict[str, tuple[Loc, str]] = {}
+    for loc, name, what in stack_secrets(reg):
+        example = EXAMPLES[str(loc[-1])]
+        if not ENV_NAME.fullmatch(name):
+            out.append(src.problem("error", loc, f"{loc[-1]} must be the NAME of an "
+                                   "environment variable, not a secret",
+                                   f"e.g. {loc[-1]}: {example}, and put the value in .env"))
+            continue
+        if (why := _not_secret(name)) is not None:
+            out.append(src.problem("error", loc, f"{name} is {why}: {what} would be that "
+                                   "value, not the one in .env",
+                                   f"name a variable of its own, e.g. {loc[-1]}: {example}"))
+        if name in seen:
+            first, first_what = seen[name]
+            out.append(src.problem(
+                "error", loc, f"{loc[-1]} {name!r} is also {'.'.join(map(str, first))} "
+                f"({first_what}): {what} and {first_what} would be one secret, each service "
+                "holding the other's", f"give each its own variable, e.g. {loc[-1]}: {example}"))
+        seen.setdefault(name, (loc, what))
+    providers = reg.sources[PROVIDERS]
+    for pname, prov in reg.providers.providers.items():
+        if prov.env_var and ENV_NAME.fullmatch(prov.env_var) and \
+                (why := _not_secret(prov.env_var)) is not None:
+            out.append(providers.problem(
+                "error", ("providers", pname, "env_var"), f"{prov.env_var} is {why}: the "
+                f"gateway would send that value to {prov.base_url} as the API key",
+                "name the variable holding the key, e.g. env_var: OPENAI_API_KEY"))
+    return out
+
+
+def _not_secret(name: str) -> str | None:
+    """Why a variable cannot hold a secret of the stack, or None."""
+    if name in SHELL_VARIABLES or name.startswith(SHELL_PREFIXES):
+        return "a variable of your shell (Compose reads the shell's environment before .env)"
+    if name in GENERATED_ENV:
+        return "a variable stackctl itself sets in the stack's containers"
+    return None

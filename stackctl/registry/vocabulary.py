@@ -19,6 +19,20 @@ MONITORING = "monitoring"  # the profile of every monitoring service
 # stack.yaml monitoring key → compose service name, in start order
 MONITORING_SERVICES = {key: key.replace("_", "-") for key in MONITORING_DEFAULTS}
 TARGETS = ("compose", "swarm", "kubernetes")  # the engines (stack.yaml deploy.target)
+# the named volumes of the monitoring services (compose service → volume)
+MONITORING_VOLUMES = {"prometheus": "prometheus-data", "alertmanager": "alertmanager-data",
+                      "pushgateway": "pushgateway-data", "grafana": "grafana-data",
+                      "loki": "loki-data"}
+# the compose/Swarm secrets the stack defines for its own services
+STACK_SECRETS = ("litellm_master_key", "grafana_admin_password")
+# variables the renderers set in the stack's containers: a secret named like one of them
+# would take that fixed, published value
+GENERATED_ENV = frozenset({
+    "LITELLM_LOCAL_MODEL_COST_MAP", "PROMETHEUS_MULTIPROC_DIR", "AIOHTTP_TTL_DNS_CACHE",
+    "VLLM_SERVER_DEV_MODE", "STACKCTL_COMPOSE_PROJECT", "REDIS_ADDR",
+    "GF_SECURITY_ADMIN_PASSWORD__FILE", "GF_USERS_ALLOW_SIGN_UP"})
+# images of the local set (`stackctl images build`)
+LOCAL_IMAGES = "stackctl-local/"
 
 # -- labels ---------------------------------------------------------------------------------
 

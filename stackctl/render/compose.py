@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from stackctl.registry.catalog import models_of_provider, monitoring_components, profile_of, sleep_members
+from stackctl.registry.catalog import (
+    host_folder,
+    models_of_provider,
+    monitoring_components,
+    named_volume,
+    profile_of,
+    sleep_members,
+)
 from stackctl.registry.load import Registry
 from stackctl.registry.models import MonitoringService, Provider
-from stackctl.registry.vocabulary import CACHE, GATEWAY, LABEL, MONITORING
+from stackctl.registry.vocabulary import CACHE, GATEWAY, LABEL, MONITORING, MONITORING_VOLUMES
 from stackctl.render.alertmanager import start_script, webhook_variables
 from stackctl.render.litellm import served_backend
 from stackctl.render.probes import compose_healthcheck, provider_probe, python_http
@@ -124,6 +131,15 @@ def cache_service(reg: Registry) -> dict[str, Any]:
     }
 
 
+def _source(reg: Registry, volume: str) -> str:
+    """A named volume as it is; a host path as Compose reads it from the compose file's
+    folder (the registry's paths are relative to the config folder)."""
+    if named_volume(volume):
+        return volume
+    rel = os.path.relpath(host_folder(reg, volume), reg.output_dir)
+    return rel if rel.startswith("..") else f"./{rel}"
+
+
 SLEEP_FLAG, DEV_MODE = "--enable-sleep-mode", "VLLM_SERVER_DEV_MODE"
 
 
@@ -149,7 +165,7 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
     if env:
         svc["environment"] = env
     if c.volumes:
-        svc["volumes"] = [f"{vol}:{path}" for vol, path in c.volumes.items()]
+        svc["volumes"] = [f"{_source(reg, vol)}:{path}" for vol, path in c.volumes.items()]
     svc["ports"] = _port(reg.stack.bind_address, prov.host_port, c.port)
     svc["healthcheck"] = compose_healthcheck(test, health.interval, health.timeout,
                                              health.retries, health.start_period)
@@ -172,9 +188,6 @@ PROMETHEUS_DIR = "/etc/prometheus/stackctl"
 PROMETHEUS_RULES = "/etc/prometheus/rules/alerts.yml"
 ALERTMANAGER_DIR = "/etc/alertmanager/stackctl"
 ALERTMANAGER_RUNTIME = "/run/alertmanager"  # tmpfs: the config with the webhook URLs in it
-MONITORING_VOLUMES = {"prometheus": "prometheus-data", "alertmanager": "alertmanager-data",
-                      "pushgateway": "pushgateway-data", "grafana": "grafana-data",
-                      "loki": "loki-data"}
 
 
 def _ready(comp: MonitoringService, service: str, path: str) -> dict:
@@ -282,7 +295,7 @@ def render_compose(reg: Registry) -> dict[str, Any]:
     for name, prov in reg.providers.providers.items():
         if prov.enabled and prov.container is not None:
             services[name] = provider_service(reg, name, prov)
-            for vol in prov.container.volumes:
+            for vol in filter(named_volume, prov.container.volumes):  # not host paths
                 volumes[vol] = {}
     monitoring = monitoring_services(reg)
     services.update(monitoring)

@@ -17,7 +17,7 @@ fit) with what Kubernetes does differently:
   a value. Kubernetes has no `${VAR:-default}`: such a reference is an optional key, and the
   default is dropped (the container sees the variable unset);
 - named volumes (model caches) are emptyDirs: storage is the cluster's; patch them to
-  PersistentVolumeClaims with kustomize;
+  PersistentVolumeClaims with kustomize; a host path is a hostPath volume (the node's folder);
 - the gateway reads its config from a ConfigMap kustomize generates (its name gets a hash of
   the content, so a new config rolls the gateway), with a PodDisruptionBudget;
 - Prometheus finds the gateway and the providers with metrics by their pods'
@@ -41,7 +41,14 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from stackctl.registry.catalog import exclusive_groups, has_metrics, models_of_provider, profile_of
+from stackctl.registry.catalog import (
+    exclusive_groups,
+    has_metrics,
+    host_folder,
+    models_of_provider,
+    named_volume,
+    profile_of,
+)
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
 from stackctl.registry.vocabulary import (
@@ -333,7 +340,10 @@ def provider_objects(reg: Registry, name: str, prov: Provider) -> list[dict[str,
     container.update(provider_probes(reg, name, prov))
     if gpus > 0:
         container["resources"] = {"limits": {GPU_RESOURCE: gpus}}
-    volumes = {k8s_name(vol): path for vol, path in c.volumes.items()}
+    # named volumes by their names; host paths (a node's folder) by their place in the list
+    names = {vol: k8s_name(vol) if named_volume(vol) else f"host-{i}"
+             for i, vol in enumerate(c.volumes)}
+    volumes = {names[vol]: path for vol, path in c.volumes.items()}
     if volumes:
         container["volumeMounts"] = [{"name": v, "mountPath": p} for v, p in volumes.items()]
     extra: dict[str, Any] = {"terminationGracePeriodSeconds": math.ceil(c.stop_grace_period)}
@@ -341,7 +351,9 @@ def provider_objects(reg: Registry, name: str, prov: Provider) -> list[dict[str,
         extra["nodeSelector"] = {reg.stack.deploy.gpu_node_label: "true"}
     if volumes:
         # model caches: the cluster's storage is its own (patch to PersistentVolumeClaims)
-        extra["volumes"] = [{"name": v, "emptyDir": {}} for v in volumes]
+        extra["volumes"] = [{"name": names[vol], "emptyDir": {}} if named_volume(vol) else
+                            {"name": names[vol], "hostPath": {"path": str(host_folder(reg, vol))}}
+                            for vol in c.volumes]
     annotations = {f"{K8S_PREFIX}/provider": name,
                    f"{K8S_PREFIX}/models": ",".join(models_of_provider(reg, name))}
     if group:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from stackctl.registry.catalog import exclusive_groups, profile_of, sleep_members
+from stackctl.registry.catalog import exclusive_groups, named_volume, profile_of, sleep_members
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
 from stackctl.registry.vocabulary import CACHE, GATEWAY, LITELLM_FILE
@@ -217,7 +217,7 @@ def render_swarm(reg: Registry) -> dict[str, Any]:
     for name, prov in reg.providers.providers.items():
         if prov.enabled and prov.container is not None:
             services[name] = _provider(reg, name, prov)
-            for vol in prov.container.volumes:
+            for vol in filter(named_volume, prov.container.volumes):  # not host paths
                 volumes[vol] = {}
     doc: dict[str, Any] = {
         "services": services,
