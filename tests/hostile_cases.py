@@ -245,7 +245,10 @@ CASES: list[Case] = [
          P, "providers.vllm-qwen.container.command", secret=STRIPE),
     Case("dotenv-bad-template", "detector", none, ENV, "LITELLM_MASTER_KEY",
          env=f"LITELLM_MASTER_KEY=${{{SECRET}\n", secret=SECRET),
-    Case("dotenv-bad-key", "detector", none, ENV, "", env=f"{SECRET}=1\n", secret=SECRET),
+    Case("dotenv-bad-key", "detector", none, ENV, "", env=f"A=1\n'{SECRET}'=1\n",
+         secret=SECRET),
+    Case("dotenv-key-value-form", "detector", none, ENV, "", env=f"{SECRET}: 1\n",
+         secret=SECRET),
     # -- left from #12: `$` in command and env as Compose reads it ----------------------------
     Case("env-unclosed-brace", "interpolation", put(P, *VQ, "env", "STUB_NAME", "x${STUB"),
          P, "providers.vllm-qwen.container.env.STUB_NAME"),

@@ -38,7 +38,7 @@ from stackctl.errors import PlanError
 from stackctl.registry.catalog import exclusive_groups, profiles
 from stackctl.registry.checks import check
 from stackctl.registry.load import Registry, load_registry
-from stackctl.registry.problems import RegistryError
+from stackctl.registry.problems import Problem, RegistryError
 from stackctl.registry.vocabulary import CACHE, GATEWAY
 from stackctl.render.compose import monitoring_services
 from stackctl.store.generated import write_all
@@ -243,6 +243,42 @@ def _state_of(st: Any) -> str:
 
 # -- files and Docker -------------------------------------------------------------------------
 
+def secret_names(reg: Registry) -> list[str]:
+    """The variables of the stack's own secrets that `up` creates in .env when missing."""
+    names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
+    if reg.stack.cache.enabled:
+        names.append(reg.stack.cache.password_env)
+    return names
+
+
+def env_problems(reg: Registry) -> list[Problem]:
+    """The .env as Compose reads it: a line it cannot read, or a stack secret set to a
+    guessable value; located by line and variable, never showing a value."""
+    path = reg.env_file
+    if not path.is_file():
+        return []
+    from stackctl.store.envfile import EnvFileError, weak_secrets  # python-dotenv: ~11 ms
+
+    name = display(path)
+    try:
+        weak = weak_secrets(path, secret_names(reg))
+    except EnvFileError as exc:
+        text = str(exc).removeprefix(f"{path}:")
+        line, _, message = text.partition(": ")
+        if not line.isdigit():
+            line, message = "", str(exc).removeprefix(f"{path}: ")
+        var, _, rest = message.partition(": ")  # "NAME: what is wrong" names the variable
+        key = var if rest and var.isidentifier() else ""
+        return [Problem(severity="error", file=name, line=int(line) if line else None,
+                        path=key, message=rest if key else message,
+                        hint="write KEY=value lines, as Compose reads them")]
+    return [Problem(severity="error", file=name, line=line, path=var,
+                    message=f"{var} is {why}: whoever guesses it holds that secret",
+                    hint=f"delete the line and `stackctl up` writes a random {var}, or set "
+                         "a long random value (e.g. `openssl rand -hex 32`)")
+            for var, line, why in weak]
+
+
 def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[str]]:
     """Create missing secrets in .env and regenerate stale files before touching Docker.
     Returns {"secrets_created": names, "files_written": paths} (never a secret's value)."""
@@ -251,11 +287,9 @@ def prepare_files(reg: Registry, say: Callable[[str], None]) -> dict[str, list[s
     from stackctl.render.files import render_all
     from stackctl.store.envfile import ensure_secrets
 
-    names = [reg.stack.gateway.master_key_env, reg.stack.monitoring.grafana_password_env]
-    if reg.stack.cache.enabled:
-        names.append(reg.stack.cache.password_env)
+    fail_on(env_problems(reg), "nothing was written or started")
     try:
-        created = list(ensure_secrets(reg.env_file, names))
+        created = list(ensure_secrets(reg.env_file, secret_names(reg)))
     except OSError as exc:  # a full disk, a read-only folder: the old .env is untouched
         raise Failed(f"could not write {reg.env_file}: {exc.strerror or exc}; it is unchanged "
                      "and nothing was started") from None

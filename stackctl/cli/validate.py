@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from stackctl.cli.common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
+from stackctl.cli.common import (
+    FAILED,
+    OK,
+    config_dir_option,
+    config_dir_problem,
+    env_problems,
+    exit_codes,
+)
 from stackctl.registry.checks import check, sleep_costs
 from stackctl.registry.load import load_registry
 from stackctl.registry.problems import Problem, RegistryError, display_path
@@ -32,7 +39,7 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
     else:
         try:
             reg = load_registry(config_dir)
-            problems = check(reg)
+            problems = check(reg) + env_problems(reg)  # .env: as Compose reads it
             summary = {"providers": len(reg.providers.providers),
                        "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing),
                        "notes": sleep_costs(reg)}

@@ -28,6 +28,14 @@ KNOWN: list[tuple[re.Pattern[str], str]] = [
     (re.compile(_B + r"xox[bapors]-[A-Za-z0-9-]{10,}"), "a Slack token"),
     (re.compile(_B + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])"), "an AWS access key"),
     (re.compile(_B + r"AIza[0-9A-Za-z_-]{30,}"), "a Google API key"),
+    (re.compile(_B + r"NR(?:AK|AA|II|JS|AL|SP|RA|RI|RS)-[A-Z0-9]{27}(?![A-Z0-9])"),
+     "a New Relic key"),
+    (re.compile(_B + r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"), "a Stripe key"),
+    (re.compile(_B + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"), "a SendGrid key"),
+    (re.compile(_B + r"npm_[A-Za-z0-9]{36}"), "an npm token"),
+    (re.compile(_B + r"pypi-AgE[A-Za-z0-9_-]{50,}"), "a PyPI token"),
+    (re.compile(_B + r"gsk_[A-Za-z0-9]{40,}"), "a Groq key"),
+    (re.compile(_B + r"r8_[A-Za-z0-9]{30,}"), "a Replicate token"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
     # the URL is the credential: whoever has it can post
     (re.compile(r"https?://(?:hooks\.slack\.com/services|(?:discord|discordapp)\.com/api/"
@@ -87,12 +95,25 @@ def random_token(run: str) -> bool:
     if HEX.fullmatch(body):  # hex digests of keys: letters and digits, 32 or more
         return len(body) >= 32 and not body.isdigit() and not body.isalpha() \
             and entropy(body) > 3.0
+    if any(_two_kind_token(p) for p in pieces):
+        return True
     if len({_kind(c) for c in body}) < 3 or entropy(body) <= 3.5:
         return False
     # changes of kind inside each piece: a separator between two words is not one
     changes = sum(_kind(a) != _kind(b) for p in pieces for a, b in pairwise(p))
     pairs = sum(len(p) - 1 for p in pieces)
     return pairs > 0 and changes / pairs >= 0.4
+
+
+def _two_kind_token(piece: str) -> bool:
+    """32 or more letters of one case and digits, unbroken and mixed through: a base-36
+    token (`q8x3k2m9…`), not a word with a number (`llama3`) nor a hex digest's halves."""
+    kinds = {_kind(c) for c in piece}
+    if len(piece) < 32 or len(kinds) != 2 or "digit" not in kinds or entropy(piece) <= 4.0:
+        return False
+    digits = sum(c.isdigit() for c in piece) / len(piece)
+    changes = sum(_kind(a) != _kind(b) for a, b in pairwise(piece)) / (len(piece) - 1)
+    return 0.15 <= digits <= 0.85 and changes >= 0.3
 
 
 def _kind(c: str) -> str:

@@ -129,12 +129,16 @@ def _parse(text: str, environ: Mapping[str, str], where: str
 
 
 def _check_key(key: str, where: str, line: int) -> None:
-    """Compose's variable names: letters, digits and `_ . - [ ]`; anything else fails the file."""
+    """Compose's variable names: letters, digits and `_ . - [ ]`; anything else fails the file.
+    A key that is no name may be a secret pasted on its own line: shown by length only."""
+    head = key.split(":", 1)[0]
+    shown = head if NAME.fullmatch(head) and len(head) <= 40 else \
+        f"a key of {len(head)} characters"
     if ":" in key:
-        raise EnvFileError(f"{where}:{line}: write {key.split(':', 1)[0]}=value "
+        raise EnvFileError(f"{where}:{line}: write {shown}=value "
                            "(the `KEY: value` form is not read by stackctl)")
     if not all(c.isalnum() or c in "_.-[]" for c in key):
-        raise EnvFileError(f"{where}:{line}: {key!r} is not a variable name Compose accepts")
+        raise EnvFileError(f"{where}:{line}: {shown} is not a variable name Compose accepts")
 
 
 def _statement(bare: bool, key: str, original: str, start: int, line: int) -> _Statement | None:
@@ -209,8 +213,9 @@ def _substitute(template: str, lookup: Callable[[str], str | None]) -> str:
         if g["escaped"]:
             return "$"
         name = g["named"] or g["braced"]
-        if not name:
-            raise _TemplateError(f"invalid template {template!r}")
+        if not name:  # the value is not shown: it may be the secret itself
+            raise _TemplateError("invalid reference: '${' must start ${NAME} or "
+                                 "${NAME:-default} (write $${ for a literal ${)")
         if g["braced"] and sep and sep in name:
             return _modified(name, sep, lookup) + _substitute(rest, lookup)
         value = lookup(name)
@@ -228,8 +233,7 @@ def _modified(substitution: str, sep: str, lookup: Callable[[str], str | None]) 
     if sep in (":+", "+"):
         return arg if value is not None and (sep == "+" or value != "") else (value or "")
     if value is None or (sep == ":?" and value == ""):
-        raise _TemplateError(f"required variable {name} is missing a value"
-                             + (f": {arg}" if arg else ""))
+        raise _TemplateError(f"required variable {name} is missing a value")
     return value
 
 
@@ -245,6 +249,41 @@ def _closing_brace(s: str) -> int:
             i += 1
         i += 1
     return -1
+
+
+# -- weak values ----------------------------------------------------------------------------
+
+# Values from documentation and habit: LiteLLM's docs use sk-1234 as the master key.
+KNOWN_WEAK = frozenset({
+    "sk-1234", "sk-12345", "sk-123456", "sk-1234567890", "changeme", "change-me", "changeit",
+    "password", "passw0rd", "password1", "admin", "administrator", "secret", "test", "testing",
+    "default", "letmein", "123456", "12345678", "123456789", "1234567890", "qwerty", "litellm",
+    "master", "masterkey", "master-key", "redis", "grafana", "example", "your-key-here",
+    "sk-your-key", "your_master_key", "none", "null", "token"})
+MIN_LENGTH = 12
+
+
+def weakness(value: str) -> str | None:
+    """Why `value` is a guessable secret (never the value itself), or None."""
+    if value.strip().lower() in KNOWN_WEAK:
+        return "a well-known example or default value"
+    if len(value) < MIN_LENGTH:
+        return f"only {len(value)} characters long"
+    if len(set(value)) < 6:
+        return f"made of {len(set(value))} different characters"
+    return None
+
+
+def weak_secrets(path: Path, names: list[str],
+                 environ: Mapping[str, str] | None = None) -> list[tuple[str, int, str]]:
+    """(name, line, why) for each of `names` that the file sets to a guessable value.
+    Raises EnvFileError where Compose could not read the file."""
+    if not path.exists():
+        return []
+    values, setters = _parse(_read_text(path), os.environ if environ is None else environ,
+                             str(path))
+    return [(n, setters[n].line, why) for n in dict.fromkeys(names)
+            if values.get(n) and n in setters and (why := weakness(values[n])) is not None]
 
 
 # -- writing ----------------------------------------------------------------------------------
