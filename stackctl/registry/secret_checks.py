@@ -80,7 +80,7 @@ def _borrowed_secrets(reg: Registry) -> list[Problem]:
     for name, prov in reg.providers.providers.items():
         if prov.env_var in owners:  # LiteLLM sends it as this provider's API key
             out.append(src.problem(
-                "error", ("providers", name, "env_var"), f"env_var {prov.env_var!r} is "
+                "error", ("providers", name, "env_var"), f"env_var {prov.env_var!r} is also "
                 f"{owners[prov.env_var]}: the gateway would send it to {prov.base_url} as "
                 f"provider {name!r}'s API key", "give the provider's key a variable of its "
                 "own in .env, e.g. env_var: " + name.upper().replace("-", "_") + "_API_KEY"))
@@ -116,6 +116,8 @@ def stack_secrets(reg: Registry) -> list[tuple[Loc, str, str]]:
     return out
 
 
+SUBJECTS = {"master_key_env": "the gateway", "password_env": "the cache",
+            "grafana_password_env": "Grafana", "webhook_url_env": "the webhook"}
 EXAMPLES = {"master_key_env": "LITELLM_MASTER_KEY", "password_env": "REDIS_PASSWORD",
             "grafana_password_env": "GRAFANA_ADMIN_PASSWORD",
             "webhook_url_env": "ALERT_WEBHOOK_URL"}
@@ -143,9 +145,10 @@ def _secret_variables(reg: Registry) -> list[Problem]:
         if name in seen:
             first, first_what = seen[name]
             out.append(src.problem(
-                "error", loc, f"{loc[-1]} {name!r} is also {'.'.join(map(str, first))} "
+                "error", loc, f"{_key(loc)} {name!r} is also {_key(first, full=True)} "
                 f"({first_what}): {what} and {first_what} would be one secret, each service "
-                "holding the other's", f"give each its own variable, e.g. {loc[-1]}: {example}"))
+                "holding the other's", f"give {SUBJECTS[str(loc[-1])]} its own variable, "
+                f"e.g. {loc[-1]}: {example}"))
         seen.setdefault(name, (loc, what))
     providers = reg.sources[PROVIDERS]
     for pname, prov in reg.providers.providers.items():
@@ -156,6 +159,12 @@ def _secret_variables(reg: Registry) -> list[Problem]:
                 f"gateway would send that value to {prov.base_url} as the API key",
                 "name the variable holding the key, e.g. env_var: OPENAI_API_KEY"))
     return out
+
+
+def _key(loc: Loc, full: bool = False) -> str:
+    """`cache.password_env`; a receiver's key by its name alone, unless `full`."""
+    return ".".join(map(str, loc)) if full or all(isinstance(k, str) for k in loc) \
+        else str(loc[-1])
 
 
 def _not_secret(name: str) -> str | None:

@@ -622,7 +622,7 @@ CACHE_PASSWORD_BROKEN = [
                 set_in("providers", "openai", "env_var", "REDIS_PASSWORD")),
            (key("openai"), key("env_var")), "providers.openai.env_var",
            ("env_var 'REDIS_PASSWORD' is also the cache's password",
-            "give the cache its own variable")),
+            "the gateway would send it to", "give the provider's key a variable of its own")),
     Broken("master-key-env-holds-a-key", "stack.yaml",
            set_in("gateway", "master_key_env", "sk-1234"),
            (key("gateway"), key("master_key_env")), "gateway.master_key_env",
