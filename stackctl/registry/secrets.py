@@ -113,7 +113,7 @@ def _two_kind_token(piece: str) -> bool:
         return False
     digits = sum(c.isdigit() for c in piece) / len(piece)
     changes = sum(_kind(a) != _kind(b) for a, b in pairwise(piece)) / (len(piece) - 1)
-    return 0.15 <= digits <= 0.85 and changes >= 0.3
+    return 0.08 <= digits <= 0.85 and changes >= 0.2
 
 
 def _kind(c: str) -> str:
