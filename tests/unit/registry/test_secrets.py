@@ -79,7 +79,8 @@ NOT_SECRETS = [
     "General-purpose chat on the native llama.cpp server, 8192 tokens of context",
     # long lowercase names with digits: words, versions, separators
     "deepseek-coder-v2-lite-instruct-q4-k-m-gguf-2024", "qwen2.5-coder-32b-instruct-awq-int4",
-    "llama3.1-8b-instruct-q4_k_m-20240723-finetune", "inferencestub1", "pushgateway-data", "deepseekcoderv2liteinstruct2024q4km",
+    "llama3.1-8b-instruct-q4_k_m-20240723-finetune", "inferencestub1", "pushgateway-data",
+    "deepseekcoderv2liteinstruct2024q4km",
     "abcdefghijklmnopqrstuvwxyzabcdefghij0123", "version20240101release20240202build3",
 ]
 
