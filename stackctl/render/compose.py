@@ -134,7 +134,7 @@ def cache_service(reg: Registry) -> dict[str, Any]:
 def _source(reg: Registry, volume: str) -> str:
     """A named volume as it is; a host path as Compose reads it from the compose file's
     folder (the registry's paths are relative to the config folder)."""
-    if named_volume(volume):
+    if named_volume(volume) or volume.startswith(("/", "~")):
         return volume
     rel = os.path.relpath(host_folder(reg, volume), reg.output_dir)
     return rel if rel.startswith("..") else f"./{rel}"

@@ -160,6 +160,21 @@ def test_compose_config_is_valid(compose_env, outputs, name, profile):
         assert ({"grafana", "loki", "alloy"} <= services) == (name == "shipped")
 
 
+def test_host_path_volumes_load(compose_env, tmp_path):
+    """A provider mounting host folders (warned about) still gives a file Compose loads:
+    only named volumes are declared at the top (issue #22)."""
+    cfg = tmp_path / "examples" / "offline" / "config"
+    shutil.copytree(REPO / "examples" / "offline" / "config", cfg)
+    text = (cfg / "providers.yaml").read_text()
+    (cfg / "providers.yaml").write_text(text.replace(
+        "        gpu0-sim: /gpu\n", "        gpu0-sim: /gpu\n        ./models: /models\n"
+        "        /srv/cache: /cache\n", 1))
+    reg = load_registry(cfg)
+    write_all(render_all(reg))
+    p = compose(compose_env, reg.output_dir, "--profile", "vllm-qwen", "config", "-q")
+    assert p.returncode == 0, p.stderr
+
+
 @pytest.mark.parametrize("name", ["shipped", "lb"])
 def test_compose_interpolates_secrets_from_the_env_file(compose_env, outputs, name):
     env = dict(DUMMY_ENV, OPENAI_API_KEY="sk-dummy-openai")
