@@ -566,3 +566,60 @@ def test_click_exceptions_keep_their_exit_code():
 
     assert Failed("x").exit_code == 1 and Failed("x", 4).exit_code == 4
     assert isinstance(Failed("x"), click.ClickException)
+
+
+# -- issue #22: up refuses before it writes -------------------------------------------------
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("env", [None, "LITELLM_MASTER_KEY=\n"])
+def test_up_without_an_engine_writes_nothing(runner, registry_dir, fake, env):
+    """No engine answers: exit 4 before .env gets a secret or a file is generated."""
+    cfg = registry_dir("offline")
+    if env is not None:
+        (cfg.parent / ".env").write_text(env)
+    before = _tree(cfg.parent)
+    fake.engine = None
+    r = run(runner, "-C", OFFLINE, "up")
+    assert r.exit_code == 4, r.output
+    assert "no Docker engine answers" in r.output
+    assert _tree(cfg.parent) == before
+    assert not (cfg.parent / "compose").exists()
+
+
+@pytest.mark.parametrize("line, why", [
+    ("LITELLM_MASTER_KEY=sk-1234", "a well-known example"),
+    ("REDIS_PASSWORD='changeme'", "a well-known example"),
+    ("GRAFANA_ADMIN_PASSWORD=abc12", "only 5 characters"),
+    ("LITELLM_MASTER_KEY=aaaaaaaaaaaaaaaaaaaaaaab", "made of 2 different characters"),
+])
+def test_up_and_validate_refuse_a_guessable_secret(runner, offline, fake, line, why):
+    env = offline.parent / ".env"
+    env.write_text(f"# secrets\n{line}\n")
+    before = _tree(offline.parent)
+    value = line.split("=", 1)[1].strip("'")
+    r = run(runner, "-C", OFFLINE, "up")
+    assert r.exit_code == 1, r.output
+    var = line.split("=")[0]
+    assert f".env:2: error: {var}: {var} is {why}" in r.output, r.output
+    assert value not in r.output
+    assert _tree(offline.parent) == before and not fake.calls
+    r = run(runner, "-C", OFFLINE, "validate", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and value not in r.stdout
+    assert [(e["file"], e["line"], e["path"]) for e in doc["errors"]] == [(
+        "examples/offline/.env", 2, var)]
+
+
+def test_validate_locates_an_unreadable_env_line_without_its_value(runner, offline):
+    secret = "sk-live-" + "Zq7" * 12
+    (offline.parent / ".env").write_text(f"A=1\nLITELLM_MASTER_KEY=${{{secret}\n{secret}: x\n")
+    r = run(runner, "-C", OFFLINE, "validate", "--json")
+    assert r.exit_code == 1 and secret not in r.output
+    [error] = json.loads(r.stdout)["errors"]
+    assert (error["file"], error["line"], error["path"]) == \
+        ("examples/offline/.env", 2, "LITELLM_MASTER_KEY")
+    assert "invalid reference" in error["message"]

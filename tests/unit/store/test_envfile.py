@@ -345,3 +345,41 @@ def test_an_unreadable_line_is_named_by_its_key_never_quoted(tmp_path):
         read_env(env, {})
     assert "LITELLM_MASTER_KEY" in str(exc.value) and ":2:" in str(exc.value)
     assert "sk-very-secret" not in str(exc.value)
+
+
+# -- issue #22: guessable secrets, and errors that never quote a value ----------------------
+
+@pytest.mark.parametrize("value, why", [
+    ("sk-1234", "well-known"), ("CHANGEME", "well-known"), ("password", "well-known"),
+    ("hunter2", "only 7 characters"), ("abababababababab", "2 different characters"),
+    ("sk-" + "x" * 30, "4 different characters"),
+])
+def test_guessable_values(value, why):
+    assert why in (envfile.weakness(value) or "")
+
+
+@pytest.mark.parametrize("value", ["sk-Zt4qW9pL2xV7bN3mK8rY1cH6", "u8#Lq2@xZ9!pR4vW",
+                                   "correct horse battery staple"])
+def test_random_or_long_values_are_not_guessable(value):
+    assert envfile.weakness(value) is None
+
+
+def test_weak_secrets_names_the_line_of_each(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# s\nA=sk-1234\nB=sk-Zt4qW9pL2xV7bN3mK8rY1cH6\nA=admin\nC=\n")
+    assert envfile.weak_secrets(env, ["A", "B", "C", "D"], environ={}) == \
+        [("A", 4, "a well-known example or default value")]
+    assert envfile.weak_secrets(tmp_path / "missing", ["A"], environ={}) == []
+
+
+PLANTED = "sk-live-" + "Zq7" * 12
+
+
+@pytest.mark.parametrize("text", [f"A=${{{PLANTED}\n", f"{PLANTED}: 1\n", f"'{PLANTED}'=1\n",
+                                  f"A{PLANTED}!=1\n", f"A=${{UNSET:?{PLANTED}}}\n"])
+def test_errors_never_quote_the_line(tmp_path, text):
+    env = tmp_path / ".env"
+    env.write_text(text)
+    with pytest.raises(EnvFileError) as exc:
+        read_env(env, environ={})
+    assert PLANTED not in str(exc.value) and f"{env}:1:" in str(exc.value)
