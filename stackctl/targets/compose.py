@@ -45,11 +45,15 @@ class ComposeTarget:
 
         docker = self._docker()
         started = time.monotonic()
-        changed = any("litellm" in Path(p).parts for p in files.get("files_written", []))
+        written = [Path(p).parts for p in files.get("files_written", [])]
+        changed = any("litellm" in parts for parts in written)
+        configs = tuple(s for s in ("prometheus", "alertmanager")
+                        if any(s in parts for parts in written))
         try:
             result = compose_up.bring_up(self.reg, docker, opts, on_change,
                                          say=lambda s: ui.rich(f"  {s}"),
-                                         gateway_config_changed=changed)
+                                         gateway_config_changed=changed,
+                                         configs_changed=configs)
         except (GateFailure, compose_up.GatewayCheckFailed) as exc:
             raise UpFailed(str(exc) + "\n(`stackctl status` shows the rest; "
                            "`stackctl down` removes the stack)") from None

@@ -94,13 +94,16 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
              on_change: Callable[[str, str, float], None] = lambda *a: None,
              probe: Callable[[str], bool] | None = None,
              say: Callable[[str], None] = lambda s: None,
-             gateway_config_changed: bool = False) -> UpResult:
+             gateway_config_changed: bool = False,
+             configs_changed: tuple[str, ...] = ()) -> UpResult:
     """Plan, start and health-gate under the stack lock, then check the gateway's models.
 
     `probe(service)` sees readiness from the host (default: the services' healthchecks sent
     to their published ports). `gateway_config_changed`: the gateway's config files were
     just rewritten; a gateway that was already running gets new workers that read them (as
-    `reload` does), one that starts now reads them anyway."""
+    `reload` does), one that starts now reads them anyway. `configs_changed`: the monitoring
+    services whose generated config was just rewritten (prometheus, alertmanager): a running
+    one reads it again (neither watches its files)."""
     with stack_lock(reg.stack.project, "up", opts.lock_wait):
         members = members_of(reg)
         observed = docker.containers()
@@ -109,10 +112,16 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
         ensure_images(docker, plan, opts.pull, say)
         ensure_ports_free(reg, docker, plan.services)
         running = next((s.name for s in observed if s.service == GATEWAY and s.running), None)
+        stale = {s.service: s.name for s in observed if s.running and s.service in
+                 configs_changed and s.service in plan.services}
+        if "alertmanager" in stale:  # its start writes the webhook URLs into the config: rerun
+            docker.stop(stale["alertmanager"], 10)  # `up` starts it again, health-gated
         docker.up(plan.profiles, plan.services)
         gate: Gate = wait_healthy(plan.services, docker.containers, opts.timeout,
                                   logs=docker.logs, on_change=on_change,
                                   probe=host_probe(reg) if probe is None else probe)
+        if "prometheus" in stale:  # rereads its config and rules (as POST /-/reload does)
+            docker.signal(stale["prometheus"], "SIGHUP")
         if gateway_config_changed and running:
             from stackctl.gateway.reload import replace_workers
 

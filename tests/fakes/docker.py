@@ -126,6 +126,9 @@ class FakeDocker:
                                     "running?); scripts/ensure-docker.sh starts one")
         return dict(self.engine)
 
+    def signal(self, container: str, signal: str) -> None:
+        self.calls.append(("signal", container, signal))
+
     def ping(self) -> None:
         self.info()
 

@@ -258,7 +258,7 @@ def fake_bring_up(outcome: str = "ok"):
     from stackctl.targets.compose_up import ImagesMissing, UpResult
 
     def bring_up(reg, docker, opts, on_change=lambda *a: None, probe=None, say=lambda s: None,
-                 gateway_config_changed=False):
+                 gateway_config_changed=False, configs_changed=()):
         if outcome == "images":
             raise ImagesMissing("1 image(s) missing, nothing was started:\n  stackctl-local/x:1")
         for service in ("litellm", "redis"):

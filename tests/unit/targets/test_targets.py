@@ -186,3 +186,38 @@ def test_kubernetes_target_leaves_up_down_status_to_kubectl_and_switches(offline
     with pytest.raises(SwitchFailed, match="rolled back: vllm-dolphin runs again") as exc:
         target.switch(SwitchOptions(member="qwen", timeout=5), ui)
     assert exc.value.restored and k.replicas == {"vllm-qwen": 0, "vllm-dolphin": 1}
+
+
+# -- issue #22: `up` that rewrote a monitoring config makes the running service read it -----
+
+@pytest.mark.parametrize("changed", [("prometheus", "alertmanager"), ("prometheus",),
+                                     ("alertmanager",), ()])
+def test_up_makes_running_monitoring_read_its_new_config(offline, gateway, changed):
+    from stackctl.targets.compose_up import bring_up
+
+    docker = FakeDocker(project="stackctl-offline",
+                        running={"litellm": {}, "redis": {}, "prometheus": {},
+                                 "alertmanager": {}})
+    bring_up(offline, docker, UpOptions(profiles=["monitoring"], timeout=5),
+             probe=lambda s: True, configs_changed=changed)
+    calls = [c[:3] for c in docker.calls]
+    up = next(i for i, c in enumerate(calls) if c[0] == "up")
+    prom, am = "stackctl-offline-prometheus-1", "stackctl-offline-alertmanager-1"
+    # Prometheus reloads in place; Alertmanager starts again (its start script writes the
+    # webhook URLs into the config), before `up`, so the health gate waits for it
+    assert (("signal", prom, "SIGHUP") in calls[up:]) == ("prometheus" in changed)
+    assert (("stop", am) in calls[:up]) == ("alertmanager" in changed)
+    assert not [c for c in calls if c[0] in ("signal", "stop") and c[1] not in (prom, am)]
+
+
+def test_up_leaves_monitoring_alone_when_it_is_not_started_or_not_running(offline, gateway):
+    from stackctl.targets.compose_up import bring_up
+
+    docker = FakeDocker(project="stackctl-offline",
+                        running={"litellm": {}, "redis": {}, "prometheus": {}})
+    bring_up(offline, docker, UpOptions(timeout=5), probe=lambda s: True,
+             configs_changed=("prometheus", "alertmanager"))  # no monitoring profile
+    assert not [c for c in docker.calls if c[0] in ("signal", "stop")]
+    bring_up(offline, docker, UpOptions(profiles=["monitoring"], timeout=5),
+             probe=lambda s: True, configs_changed=("alertmanager",))  # starts fresh
+    assert not [c for c in docker.calls if c[0] in ("signal", "stop")]
