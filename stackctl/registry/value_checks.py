@@ -66,7 +66,9 @@ def _reads_variables(loc: Loc) -> bool:
 
 def _text(src: Source, loc: Loc, text: str, what: str, descriptive: bool,
           out: list[Problem]) -> None:
-    if (char := control_character(text, what == "name" or descriptive)) is not None:
+    # a newline may separate prose, or lines of a script, never the parts of a name
+    multiline = what == "value" and (descriptive or _reads_variables(loc))
+    if (char := control_character(text, multiline)) is not None:
         out.append(src.problem("error", loc, f"this {what} holds the control character "
                                f"{char}: a terminal showing it would run it as a command",
                                "remove it"))

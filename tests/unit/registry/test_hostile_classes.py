@@ -49,6 +49,8 @@ FINE = [
     Case("env-nested-default", "ok", put(P, *VQ, "env", "STUB_NAME", "${A:-${B:-x}}"), P, ""),
     Case("command-dollar-escaped", "ok", put(P, *VQ, "command", ["--p", "$$HOME", "cost $5"]),
          P, ""),
+    Case("command-script-newline", "ok",
+         put(P, *VQ, "command", ["sh", "-c", "echo start\nexec server"]), P, ""),
     Case("description-dollar-newline", "ok",
          put(P, *LC, "description", "costs $0.50\nper million tokens"), P, ""),
     Case("pattern-anchor", "ok", put(M, "patterns", [{"pattern": "^smol.*$",
