@@ -218,9 +218,10 @@ class Docker:
         except DockerError as exc:
             return f"(no logs: {exc})"
 
-    def signal(self, container: str, signal: str) -> None:
-        self._call(f"docker kill -s {signal} {container}",
-                   lambda: self._client.container.kill(container, signal=signal))
+    def exec(self, container: str, command: list[str]) -> str:
+        """`docker exec CONTAINER COMMAND…`; its stdout."""
+        return self._call(f"docker exec {container}",
+                          lambda: self._client.container.execute(container, command) or "")
 
     def run_python(self, image: str, script: Path, args: list[str],
                    mounts: list[tuple[Path, str]]) -> str:

@@ -126,6 +126,9 @@ class FakeDocker:
                                     "running?); scripts/ensure-docker.sh starts one")
         return dict(self.engine)
 
+    def ping(self) -> None:
+        self.info()
+
     def compose_version(self) -> str:
         from stackctl.docker.adapter import DockerError
 

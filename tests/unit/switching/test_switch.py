@@ -281,6 +281,14 @@ def test_switch_while_locked_fails_fast(offline):
     assert docker.calls == []
 
 
+def test_dry_run_neither_takes_nor_waits_for_the_lock(offline):
+    # a dry run changes nothing: it answers while an up/switch runs, and does not block one
+    docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
+    with stack_lock("stackctl-offline", "up"):
+        r = switch_compose(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
+    assert r.plan.describe()[0] == "stop vllm-qwen (graceful)" and docker.calls == []
+
+
 def test_host_probe_sees_readiness_before_dockers_next_healthcheck():
     t = FakeTime()
     gate = wait_healthy(["a"], lambda: [cs("a", health="starting")], 10,
