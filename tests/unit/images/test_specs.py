@@ -575,3 +575,21 @@ def test_images_takes_c_like_every_command(monkeypatch: pytest.MonkeyPatch) -> N
         assert json.loads(r.stdout) == []
     r = CliRunner().invoke(cli, ["images", "list", "-C", "nowhere"], catch_exceptions=False)
     assert r.exit_code == 1 and "nowhere: no such folder" in r.output
+
+
+def test_every_litellm_pin_is_the_version_the_callbacks_are_tested_with() -> None:
+    # the callbacks (stackctl/incontainer) are tested against specs.LITELLM_VERSION (the
+    # local image and the dev install); a shipped gateway on another LiteLLM runs untested
+    import re
+
+    from stackctl.registry.load import load_registry
+    from stackctl.registry.models import Gateway
+
+    version = specs.LITELLM_VERSION
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'"litellm[proxy]=={version}"' in pyproject
+    images = {"default": Gateway().image,
+              **{cfg: load_registry(REPO / cfg).stack.gateway.image
+                 for cfg in ("config", "examples/offline/config")}}
+    tags = {where: re.sub(r"^v", "", image.rsplit(":", 1)[1]) for where, image in images.items()}
+    assert tags == dict.fromkeys(images, version), images
