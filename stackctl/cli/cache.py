@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -22,17 +21,16 @@ from stackctl.cache.metrics import gateway_metrics
 from stackctl.cache.stats import StatsOptions, collect_stats
 from stackctl.cache.target import CacheError, model_names, password_of, target_of
 from stackctl.cli.common import (
-    CONFIG_DIR_HELP,
     FAILED,
     OK,
     Failed,
-    Folder,
     config_dir_option,
     echo_json,
     exit_codes,
     json_errors,
     load_or_fail,
     ops_errors,
+    sub_config_dir_option,
 )
 
 UNREACHABLE = ("Redis does not answer or refuses the password, the cache is disabled or "
@@ -50,19 +48,6 @@ EPILOG["cache"] = exit_codes({OK: "done (stats --watch: stopped with Ctrl-C)",
                               FAILED: UNREACHABLE + "; flush declined or not confirmed"})
 
 
-def _own_or_group_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    """`cache stats -C DIR` wins; else `cache -C DIR stats` (which already took the -C before
-    `cache` and $STACKCTL_CONFIG_DIR into account)."""
-    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
-        return value
-    parent = ctx.parent.params.get("config_dir") if ctx.parent else None
-    return Path(parent) if parent is not None else value
-
-
-sub_config_dir = click.option(
-    "-C", "--config-dir", type=Folder(), default=Path("config"), show_default=True,
-    envvar="STACKCTL_CONFIG_DIR", show_envvar=True, callback=_own_or_group_dir,
-    help=CONFIG_DIR_HELP + " May also come before the command: stackctl -C DIR cache ...")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the result as JSON (see README).")
 
@@ -90,7 +75,7 @@ def _open(config_dir: Path) -> tuple[Any, Any, Any, dict[str, str]]:
 # -- stats ------------------------------------------------------------------------------------
 
 @cache.command(epilog=EPILOG["stats"])
-@sub_config_dir
+@sub_config_dir_option
 @click.option("--watch", type=click.FloatRange(min=0.2), is_flag=False, flag_value=2.0,
               default=None, metavar="[SECONDS]",
               help="Refresh every SECONDS (default 2) until Ctrl-C, in place on a terminal; "
@@ -231,7 +216,7 @@ def _console() -> Any:
 # -- keys -------------------------------------------------------------------------------------
 
 @cache.command(epilog=EPILOG["keys"])
-@sub_config_dir
+@sub_config_dir_option
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="List at most this many keys (a bounded SCAN).")
 @json_option
@@ -266,7 +251,7 @@ def _interactive() -> bool:
 
 
 @cache.command(epilog=EPILOG["flush"])
-@sub_config_dir
+@sub_config_dir_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 @json_errors

@@ -117,6 +117,24 @@ def _merge_config_dir(ctx: click.Context, param: click.Parameter, value: Path) -
     return value
 
 
+def _own_or_group_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """`GROUP SUB -C DIR` wins; else `GROUP -C DIR SUB` (which already took the -C before
+    GROUP and $STACKCTL_CONFIG_DIR into account)."""
+    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        return value
+    parent = ctx.parent.params.get("config_dir") if ctx.parent else None
+    return Path(parent) if parent is not None else value
+
+
+def sub_config_dir_option(func: F) -> F:
+    """-C on a subcommand of a group (`cache`, `images`) that has its own -C."""
+    return click.option(
+        "-C", "--config-dir", type=Folder(), default=Path("config"), show_default=True,
+        envvar="STACKCTL_CONFIG_DIR", show_envvar=True, callback=_own_or_group_dir,
+        help=CONFIG_DIR_HELP + " May also come before the command: stackctl -C DIR GROUP ...",
+    )(func)
+
+
 def config_dir_problem(path: Path) -> tuple[str, str | None] | None:
     """What is wrong with `path` as a registry folder, as (message, hint); None: nothing
     this can tell (a folder without providers.yaml is left to the loader's per-file report)."""

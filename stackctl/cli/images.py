@@ -5,14 +5,22 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from stackctl.cli import FAILED, NO_ENGINE, OK, exit_codes
+from stackctl.cli.common import (
+    check_config_dir,
+    config_dir_option,
+    json_errors,
+    sub_config_dir_option,
+)
 from stackctl.docker.adapter import Docker, EngineUnreachable
 from stackctl.docker.images import ImageOpsError
 from stackctl.images.build import BuildOptions, ImageBuildError, build_images, image_status
@@ -44,6 +52,16 @@ def _docker_ops():  # type: ignore[no-untyped-def]
     except EngineUnreachable as exc:
         raise NoDockerEngine(str(exc)) from None
     return docker.images
+
+
+def _check_given(config_dir: Path) -> None:
+    """A -C given (here, before the group or the command, or in $STACKCTL_CONFIG_DIR) must
+    name a registry folder; none given: the build runs from any folder."""
+    ctx = click.get_current_context()
+    given = [c.get_parameter_source("config_dir") for c in (ctx, ctx.parent, ctx.find_root())
+             if c is not None]
+    if any(source not in (None, ParameterSource.DEFAULT) for source in given):
+        check_config_dir(config_dir)
 
 
 def _check_names(names: tuple[str, ...]) -> None:
@@ -104,13 +122,15 @@ class _Progress:
 
 
 @click.group()
-def images() -> None:
+@config_dir_option
+def images(config_dir: Path) -> None:
     """Build the local image set offline (Debian rootfs via mmdebstrap, then FROM base).
 
     Images are tagged stackctl-local/* and labelled with a content hash: a build skips
     every image whose inputs did not change. Host artifacts (wheels, the compiled
     llama.cpp server, the SmolLM2 model) are cached in $STACKCTL_CACHE_DIR
-    (default ~/.cache/stackctl).
+    (default ~/.cache/stackctl). The set is the same for every registry: -C is taken, as
+    by every command, and only checked.
     """
 
 
@@ -131,7 +151,9 @@ def images() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="Print each step (download, compile, build) as it starts."
 )
-def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> None:
+@sub_config_dir_option
+def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool,
+          config_dir: Path) -> None:
     """Build missing or changed images, base first; report built / up to date per image.
 
     On a terminal the running step (wheel download, compiling llama.cpp: minutes, the first
@@ -142,6 +164,7 @@ def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> Non
     """
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
+    _check_given(config_dir)
     _check_names(only)
     ops = _docker_ops()
     console = Console(highlight=False)
@@ -163,9 +186,13 @@ def build(only: tuple[str, ...], force: bool, quiet: bool, verbose: bool) -> Non
 
 
 @images.command(name="list", epilog=LIST_EXIT_CODES)
-@click.option("--json", "as_json", is_flag=True, help="Print the states as JSON.")
-def list_(as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the states as JSON (a failure "
+              'too: {"ok": false, "error": …, "exit_code": …}).')
+@sub_config_dir_option
+@json_errors
+def list_(as_json: bool, config_dir: Path) -> None:
     """Show each image of the set: tag, size, up to date / stale / missing."""
+    _check_given(config_dir)
     ops = _docker_ops()
     try:
         states = image_status(ops)

@@ -51,9 +51,11 @@ def reload(config_dir: Path, yes: bool, dry_run: bool, restore: str | None, time
     """Regenerate the gateway config, check it with the real LiteLLM (in the gateway image),
     show the diff, back up the current one and apply it without restarting the gateway.
 
-    The gateway's workers are replaced gracefully (SIGHUP to gunicorn): requests in flight
-    finish, new ones wait for the new workers. If the new workers do not serve every model
-    of the new config within --timeout, the previous config is put back the same way.
+    Compared with what the running gateway's workers read, not only with the disk: files
+    `generate` wrote after they started are applied too. The workers are replaced
+    gracefully (new ones first, then the old ones finish their requests). If the new workers
+    do not serve every model of the new config within --timeout, the previous config is put
+    back the same way. --dry-run takes no lock: it runs beside an up/switch/reload.
     """
     out = Say(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)

@@ -218,9 +218,17 @@ class Docker:
         except DockerError as exc:
             return f"(no logs: {exc})"
 
+    def exec(self, container: str, command: list[str]) -> str:
+        """`docker exec CONTAINER COMMAND…`; its stdout."""
+        return self._call(f"docker exec {container}",
+                          lambda: self._client.container.execute(container, command) or "")
+
     def signal(self, container: str, signal: str) -> None:
-        self._call(f"docker kill -s {signal} {container}",
-                   lambda: self._client.container.kill(container, signal=signal))
+        """Send SIG`signal` to the container's PID 1 from inside it. Not `docker kill -s`:
+        after that Docker counts the container as stopped by hand, and its restart policy
+        no longer restarts it when it crashes. `kill` is a builtin of every image's sh
+        (python3 is not in the upstream Prometheus image)."""
+        self.exec(container, ["sh", "-c", f"kill -{signal.removeprefix('SIG')} 1"])
 
     def run_python(self, image: str, script: Path, args: list[str],
                    mounts: list[tuple[Path, str]]) -> str:

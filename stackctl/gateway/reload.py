@@ -20,13 +20,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 from ruamel.yaml import YAML
 
-from stackctl.docker.adapter import Docker, DockerError
+from stackctl.docker.adapter import Docker, DockerError, EngineUnreachable
 from stackctl.errors import PlanError
 from stackctl.gateway.client import Gateway
 from stackctl.incontainer import GATEWAY_CHECK
@@ -58,7 +59,11 @@ class Backup(BaseModel):
 
 
 class ReloadResult(BaseModel):
-    changed: list[str] = Field(description="gateway files that differed from disk")
+    changed: list[str] = Field(description="gateway files to apply: those that differ from "
+                               "disk, and those on disk the gateway's workers have not read")
+    unloaded: list[str] = Field(default_factory=list, description="files on disk as the "
+                                "registry renders them, written after the gateway's workers "
+                                "started (e.g. by `stackctl generate`)")
     diff: str = Field(description="unified diff, disk → new")
     backup: str | None = Field(None, description="ID of the backup taken before writing")
     applied: bool = False
@@ -170,9 +175,52 @@ def check_in_image(docker: Docker, image: str, files: list[Generated]) -> list[s
         try:
             out = docker.run_python(image, GATEWAY_CHECK, ["/check"], [(Path(tmp), "/check")])
             report = json.loads(out.strip().splitlines()[-1])
+        except EngineUnreachable:
+            raise
         except (DockerError, ValueError, IndexError) as exc:
             return [f"could not run the check in {image}: {exc}"]
     return list(report["errors"])
+
+
+# Run by python3 in the gateway's container: the time (epoch seconds) its oldest worker
+# started. gunicorn is PID 1 there and its workers are its children; without children, PID 1
+# serves itself. /proc/PID/stat field 22 is the start in clock ticks after boot.
+WORKERS_STARTED = """
+import os
+def stat(pid):
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+boot = next(float(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+pids = [p for p in os.listdir("/proc") if p.isdigit() and p != "1"]
+workers = []
+for pid in pids:
+    try:
+        fields = stat(pid)
+    except OSError:
+        continue
+    if fields[1] == "1":
+        workers.append(int(fields[19]))
+print(boot + min(workers or [int(stat(1)[19])]) / os.sysconf("SC_CLK_TCK"))
+"""
+
+
+def workers_started(docker: Docker, container: str) -> float | None:
+    """When the gateway's oldest worker started (epoch seconds): a config file written after
+    it is not what the gateway runs. None when the container cannot tell."""
+    try:
+        return float(docker.exec(container, ["python3", "-c", WORKERS_STARTED]).strip())
+    except EngineUnreachable:
+        raise
+    except (DockerError, ValueError):
+        return None
+
+
+def unloaded_files(files: list[Generated], started: float | None) -> list[Generated]:
+    """The files that are on disk as rendered but newer than the workers (pure but for the
+    files' mtimes). /proc counts in clock ticks: a file written in the tick a worker started
+    counts as not read, which costs a needless reload at worst."""
+    if started is None:
+        return []
+    return [f for f in files if not f.is_stale() and f.path.stat().st_mtime > started]
 
 
 def wait_reloaded(docker: Docker, container: str, since: datetime, workers: int,
@@ -225,13 +273,23 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
         gw = Gateway(f"http://127.0.0.1:{reg.stack.gateway.host_port}",
                      compose_value(reg.env_file, reg.stack.gateway.master_key_env))
         models = gw.models
-    with stack_lock(reg.stack.project, "reload", opts.lock_wait):
+    # a dry run changes nothing: it neither waits for a running operation nor blocks one
+    with nullcontext() if opts.dry_run else stack_lock(reg.stack.project, "reload",
+                                                       opts.lock_wait):
         new = backup_files(reg, opts.restore) if opts.restore else \
             gateway_files(render_all(reg), reg)
         stale = [f for f in new if f.is_stale()]
-        result = ReloadResult(changed=[f.path.name for f in stale],
-                              diff="".join(f.diff(f"{GATEWAY_DIR}/{f.path.name}") for f in stale))
-        if not stale:
+        # compared with what the gateway runs, not only with the disk: `generate` writes the
+        # files without telling the gateway
+        gateway = next((s for s in docker.containers(service=GATEWAY) if s.running), None)
+        unloaded = unloaded_files(new, workers_started(docker, gateway.name)) if gateway else []
+        result = ReloadResult(
+            changed=[f.path.name for f in stale + unloaded],
+            unloaded=[f.path.name for f in unloaded],
+            diff="".join(f.diff(f"{GATEWAY_DIR}/{f.path.name}") for f in stale)
+            + "".join(f"# {GATEWAY_DIR}/{f.path.name}: on disk as rendered, written after the "
+                      "gateway's workers started: they run an older one\n" for f in unloaded))
+        if not result.changed:
             return result
         image = render_compose(reg)["services"][GATEWAY]["image"]
         say(f"checking the new config with LiteLLM in {image}")
@@ -242,11 +300,11 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
         if opts.dry_run or not confirm(result.diff):
             return result
         previous = [Generated(f.path, f.current() or "") for f in stale if f.current() is not None]
-        result.backup = take_backup(reg, now())
-        write_all(stale, reg.output_dir)
-        say(f"wrote {', '.join(result.changed)}" + (f" (backup {result.backup})" if result.backup
-                                                    else ""))
-        gateway = next((s for s in docker.containers(service=GATEWAY) if s.running), None)
+        if stale:
+            result.backup = take_backup(reg, now())
+            write_all(stale, reg.output_dir)
+            say(f"wrote {', '.join(f.path.name for f in stale)}"
+                + (f" (backup {result.backup})" if result.backup else ""))
         if gateway is None:
             say("the gateway is not running: the new config applies when it starts")
             result.applied = True
@@ -265,6 +323,12 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
                 raise ReloadFailed(f"the new config did not serve: {failure}; putting the "
                                    f"previous one back ALSO failed: {again}", restored=False) \
                     from None
+            if unloaded:  # what the workers ran before was overwritten before this reload
+                raise ReloadFailed(f"the new config did not serve: {failure}; the gateway "
+                                   "runs the config on disk again, but "
+                                   f"{', '.join(result.unloaded)} had been written before "
+                                   "(`stackctl backups` lists older ones, `reload --restore "
+                                   "ID` puts one back)", restored=False) from None
             raise ReloadFailed(f"the new config did not serve: {failure}; the previous config "
                                "serves again" + (f" (backup {result.backup} holds it)"
                                                  if result.backup else ""), restored=True) \

@@ -303,6 +303,9 @@ def service_lines(docker: Any, profiles: list[str], services: list[str], follow:
                   timestamps: bool = False) -> Iterator[str]:
     """The services' log lines through Compose (`service-1  | …`), all services when
     `services` is empty; with `follow`, until interrupted."""
+    # Compose reads .env before it asks the engine: without this, no engine and no .env
+    # (no `up` yet) reports the missing variables instead of the missing engine
+    docker.ping()
     with closing(docker.service_log_lines(
             profiles, services, follow=follow, tail=tail, timestamps=timestamps,
             since=docker_since(since) if since is not None else None)) as lines:

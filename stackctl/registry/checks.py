@@ -25,7 +25,7 @@ from stackctl.registry.privilege_checks import check_privileges, exposed_folder
 from stackctl.registry.problems import Problem
 from stackctl.registry.secret_checks import ENV_NAME, check_secrets
 from stackctl.registry.secrets import ENV_REF, SECRET_NAME
-from stackctl.registry.source import Loc
+from stackctl.registry.source import Loc, format_path, shown_path
 from stackctl.registry.value_checks import check_values
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING, MONITORING_SERVICES
 
@@ -388,8 +388,7 @@ class Checker:
         if "grafana" in running and not self.reg.resolve(mon.dashboards_dir).is_dir():
             missing.append(f"the dashboards folder {mon.dashboards_dir}")
         if missing:
-            self.problems.append(self.reg.sources[STACK if STACK in self.reg.sources
-                                                  else PROVIDERS].problem(
+            self.problems.append(self._stack_problem(
                 "warning", ("monitoring", "config_dir"),
                 f"the monitoring profile would run without {', '.join(missing)} "
                 f"(monitoring.config_dir is {folder})",
@@ -410,11 +409,22 @@ class Checker:
                           "is disabled: nothing watches it", "enable the blackbox exporter")
 
     def _stack_warn(self, loc: Loc, message: str, hint: str | None = None) -> None:
-        self.warn(STACK if STACK in self.reg.sources else PROVIDERS, loc, message, hint)
+        self.problems.append(self._stack_problem("warning", loc, message, hint))
 
     def _stack_err(self, loc: Loc, message: str, hint: str | None = None) -> None:
-        # stack.yaml may be absent: its defaults are valid, so a problem there has a source
-        self.err(STACK if STACK in self.reg.sources else PROVIDERS, loc, message, hint)
+        self.problems.append(self._stack_problem("error", loc, message, hint))
+
+    def _stack_problem(self, severity: str, loc: Loc, message: str,
+                       hint: str | None = None) -> Problem:
+        """A problem with a stack.yaml setting, located there. stack.yaml may be absent (its
+        defaults apply): the problem still names it, with no line, never providers.yaml."""
+        if STACK in self.reg.sources:
+            return self.reg.sources[STACK].problem(severity, loc, message, hint)
+        absent = f"{STACK} is absent: this is its default"
+        return Problem(severity=severity,  # type: ignore[arg-type]
+                       file=shown_path(self.reg.sources[PROVIDERS].path.parent / STACK),
+                       path=format_path(loc), message=message,
+                       hint=f"{hint}; {absent}" if hint else absent)
 
     def check_gpu_groups(self) -> None:
         known = {profile_of(n, p) for n, p in self.providers.items() if p.enabled and p.container}

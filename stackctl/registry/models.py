@@ -263,7 +263,7 @@ class Router(Strict):
 
 
 class Gateway(Strict):
-    image: PinnedImage = "ghcr.io/berriai/litellm:v1.79.1-stable"
+    image: PinnedImage = "ghcr.io/berriai/litellm:v1.106.2"
     host_port: int = Field(4000, ge=1, le=65535)
     master_key_env: str = "LITELLM_MASTER_KEY"
     router: Router = Field(default_factory=Router)

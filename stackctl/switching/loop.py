@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import NoReturn
 
 from pydantic import BaseModel, Field
@@ -48,8 +49,9 @@ def ensure_active(effects: Effects, opts: SwitchOptions) -> SwitchResult:
     """Make `opts.member` the one running (awake) member of its group; roll back if it fails.
 
     Under the target's lock: hold the target's requests (the gateway follows while the group
-    is looked at), observe the group, decide (policy.decide), act. A dry run decides only."""
-    with effects.lock(opts.lock_wait):
+    is looked at), observe the group, decide (policy.decide), act. A dry run decides only,
+    without the lock: it changes nothing, so it neither waits for nor blocks an operation."""
+    with nullcontext() if opts.dry_run else effects.lock(opts.lock_wait):
         group, target = resolve_member(effects.members, opts.member)
         if not opts.dry_run:
             effects.hold(group, target)

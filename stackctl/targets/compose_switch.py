@@ -304,8 +304,16 @@ class ComposeEffects:
                         success: bool, rolled_back: bool) -> None:
         assert self.report is not None
         self.report.finished(active, timings, success=success, rolled_back=rolled_back)
-        if success and self.report.problem:
+        if success and self.report.problem and self._pushgateway_runs():
             self.say(f"switch record not pushed: {self.report.problem}")
+
+    def _pushgateway_runs(self) -> bool:
+        """A record not pushed matters only when the Pushgateway runs: without the
+        monitoring profile nothing listens, and every switch would warn about it."""
+        try:
+            return any(s.running for s in self.docker.containers(service="pushgateway"))
+        except DockerError:
+            return False
 
 
 def switch_compose(reg: Registry, docker: Docker, opts: SwitchOptions,

@@ -516,6 +516,11 @@ def test_bench_usage_errors_and_missing_key(runner, fake_http):
         r = bench(runner, fake_http, *args)
         assert r.exit_code == 2, (args, r.output)
     assert "comma-separated list of whole numbers" in bench(runner, fake_http, "-c", "a").output
+    # a --compare file that is not there is a bad option value: 2, as for every command
+    # (README "Exit codes"), with click's message naming the option and the file
+    r = bench(runner, fake_http, "--compare", "missing.json")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "Invalid value for '--compare': File 'missing.json' does not exist." in r.output
     (fake_http["config"].parent / ".env").write_text("")
     r = bench(runner, fake_http, "--json")
     assert r.exit_code == 1, r.output

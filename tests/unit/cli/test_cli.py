@@ -193,7 +193,8 @@ def test_status_exit_codes(runner, offline, fake, monkeypatch, healthy, gateway,
 
 
 @pytest.mark.parametrize("command", [["status"], ["down"], ["switch", "dolphin"], ["up"],
-                                     ["switch", "dolphin", "--dry-run"]])
+                                     ["switch", "dolphin", "--dry-run"], ["reload", "--yes"],
+                                     ["reload", "--dry-run"]])
 def test_no_docker_engine_exits_4(runner, offline, fake, monkeypatch, command):
     monkeypatch.setattr(fake, "containers", unreachable)
     monkeypatch.setattr(fake, "down", unreachable)

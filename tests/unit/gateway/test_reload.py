@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stackctl.docker.adapter import EngineUnreachable
 from stackctl.errors import PlanError
 from stackctl.gateway.reload import (
+    WORKERS_STARTED,
     ReloadFailed,
     ReloadOptions,
+    gateway_files,
     list_backups,
     parse_id,
     reload_gateway,
     retained,
 )
 from stackctl.registry.load import load_registry
+from stackctl.render.files import render_all
+from stackctl.store.generated import write_all
+from stackctl.store.lock import stack_lock
 from tests.fakes.docker import FakeDocker
 from tests.paths import REPO
 
@@ -65,13 +74,21 @@ class FakeGateway(FakeDocker):
         self.check_errors = check_errors or []
         self.serves = serves  # new workers start (False: they never do)
         self.booted = 0
+        self.started = time.time() + 1  # when the oldest worker started: after every file
 
     def run_python(self, image, script, args, mounts):  # type: ignore[no-untyped-def]
         self.calls.append(("check", image))
         return json.dumps({"ok": not self.check_errors, "errors": self.check_errors})
 
+    def exec(self, container: str, command: list[str]) -> str:
+        if command[:2] == ["python3", "-c"] and command[2] == WORKERS_STARTED:
+            return f"{self.started}\n"
+        raise AssertionError(f"reload runs no other command: {command}")
+
     def signal(self, container: str, signal: str) -> None:
         self.calls.append(("signal", signal))
+        if signal == "TTOU":  # the old workers go: the oldest is a new one
+            self.started = time.time() + 1
         self.handled = f"Handling signal: {signal.lower()}\n"
         if signal == "TTIN" and (self.serves or len(
                 [c for c in self.calls if c == ("signal", "TTIN")]) > 2):
@@ -132,6 +149,50 @@ def test_reload_backs_up_writes_and_replaces_the_workers_new_ones_first(reg):
     assert backup.id == result.backup == "20261129T120000Z"
     assert (backup.path / "config.yaml").read_text() == before and not backup.current
     assert reload_gateway(reg, docker, ReloadOptions(), now=lambda: NOW).changed == []
+
+
+def test_reload_after_generate_applies_what_the_gateway_does_not_run_yet(reg):
+    # `generate` wrote the edited config; the running workers started before it and still
+    # run the old one: reload must replace them, not say there is nothing to reload
+    write_all([f for f in gateway_files(render_all(reg), reg) if f.is_stale()], reg.output_dir)
+    docker = FakeGateway()
+    docker.started = (reg.output_dir / "litellm" / "config.yaml").stat().st_mtime - 5
+    listed = ["tiny", "smollm2", "qwen2.5-coder:7b", "qwen-coder-vllm", "dolphin-uncensored-vllm"]
+    result = reload_gateway(reg, docker, ReloadOptions(timeout=2), models=lists(listed),
+                            now=lambda: NOW)
+    assert result.changed == result.unloaded == ["config.yaml"] and result.applied
+    assert [c[1] for c in docker.calls if c[0] == "signal"] == ["TTIN", "TTIN", "TTOU", "TTOU"]
+    assert reload_gateway(reg, docker, ReloadOptions(), now=lambda: NOW).changed == []
+
+
+def test_workers_started_reads_a_time_from_proc():
+    # the script the gateway's python3 runs, run here: Linux's /proc as in the container
+    out = subprocess.run([sys.executable, "-c", WORKERS_STARTED], capture_output=True,
+                         text=True, check=True).stdout
+    assert 0 < float(out) <= time.time()
+
+
+def test_dry_run_neither_takes_nor_waits_for_the_lock(reg):
+    docker = FakeGateway()
+    with stack_lock(reg.stack.project, "up"):
+        result = reload_gateway(reg, docker, ReloadOptions(dry_run=True), now=lambda: NOW)
+    assert result.changed == ["config.yaml"] and not result.applied
+
+
+def test_no_engine_is_not_reported_as_a_refused_config(reg):
+    # EngineUnreachable reaches the CLI (exit 4) instead of "the new config is refused" (1)
+    docker = FakeGateway()
+    unreachable = EngineUnreachable("no Docker engine answers")
+
+    def fail(*a, **k):  # type: ignore[no-untyped-def]
+        raise unreachable
+    docker.containers = fail  # type: ignore[method-assign]
+    with pytest.raises(EngineUnreachable):
+        reload_gateway(reg, docker, ReloadOptions(dry_run=True), now=lambda: NOW)
+    docker = FakeGateway()
+    docker.run_python = fail  # type: ignore[method-assign]
+    with pytest.raises(EngineUnreachable):
+        reload_gateway(reg, docker, ReloadOptions(dry_run=True), now=lambda: NOW)
 
 
 def test_new_config_that_never_serves_is_rolled_back(reg):

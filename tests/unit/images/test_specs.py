@@ -3,6 +3,7 @@ build_images against a recording fake (no Docker)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from stackctl.images.specs import (
     image_hashes,
     select,
 )
+from tests.paths import REPO
 
 
 @pytest.fixture()
@@ -532,3 +534,62 @@ def test_cache_dir_follows_xdg_unless_stackctl_cache_dir_is_set(
     assert default_cache_dir() == tmp_path / "xdg" / "stackctl"
     monkeypatch.setenv("STACKCTL_CACHE_DIR", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_list_json_without_a_docker_engine_prints_the_error_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import python_on_whales
+    from click.testing import CliRunner
+    from python_on_whales.exceptions import DockerException
+
+    from stackctl.cli import cli
+
+    class NoEngine:
+        class system:  # noqa: N801 - mimics DockerClient().system
+            @staticmethod
+            def info() -> None:
+                raise DockerException(["docker", "info"], 1, stderr=b"Cannot connect to the Docker daemon")
+
+    monkeypatch.setattr(python_on_whales, "DockerClient", NoEngine)
+    r = CliRunner().invoke(cli, ["images", "list", "--json"], catch_exceptions=False)
+    assert r.exit_code == 4, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 4
+    assert "no Docker engine answers" in doc["error"]
+
+
+def test_images_takes_c_like_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from stackctl.cli import cli
+    from stackctl.cli import images as images_cli
+
+    monkeypatch.setattr(images_cli, "image_status", lambda ops: [])
+    monkeypatch.setattr(images_cli, "_docker_ops", lambda: None)
+    offline = str(REPO / "examples/offline/config")
+    for args in (["images", "-C", offline, "list"], ["images", "list", "-C", offline],
+                 ["-C", offline, "images", "list"]):
+        r = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+        assert r.exit_code == 0, (args, r.output)
+        assert json.loads(r.stdout) == []
+    r = CliRunner().invoke(cli, ["images", "list", "-C", "nowhere"], catch_exceptions=False)
+    assert r.exit_code == 1 and "nowhere: no such folder" in r.output
+
+
+def test_every_litellm_pin_is_the_version_the_callbacks_are_tested_with() -> None:
+    # the callbacks (stackctl/incontainer) are tested against specs.LITELLM_VERSION (the
+    # local image and the dev install); a shipped gateway on another LiteLLM runs untested
+    import re
+
+    from stackctl.registry.load import load_registry
+    from stackctl.registry.models import Gateway
+
+    version = specs.LITELLM_VERSION
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'"litellm[proxy]=={version}"' in pyproject
+    images = {"default": Gateway().image,
+              **{cfg: load_registry(REPO / cfg).stack.gateway.image
+                 for cfg in ("config", "examples/offline/config")}}
+    tags = {where: re.sub(r"^v", "", image.rsplit(":", 1)[1]) for where, image in images.items()}
+    assert tags == dict.fromkeys(images, version), images

@@ -496,6 +496,22 @@ def test_no_engine_exits_4(runner, offline, fake, monkeypatch):
     assert run(runner, "litellm").exit_code == 4
 
 
+def test_no_engine_and_no_env_file_exits_4_naming_the_engine(runner, offline, fake):
+    # before any `up` there is no .env: Compose fails on its variables before it asks the
+    # engine, so that error must not stand for the missing engine (it exited 1)
+    from stackctl.docker.adapter import DockerError
+
+    def interpolation_fails(*a, **k):  # type: ignore[no-untyped-def]
+        raise DockerError("docker compose logs: required variable REDIS_PASSWORD is missing "
+                          "a value: set REDIS_PASSWORD in .env")
+    fake.engine = None
+    fake.service_log_lines = interpolation_fails  # type: ignore[method-assign]
+    for args in ((), ("litellm",)):
+        r = run(runner, *args)
+        assert r.exit_code == 4, r.output
+        assert "no Docker engine answers" in r.stderr and "REDIS_PASSWORD" not in r.stderr
+
+
 def test_service_logs_through_compose(runner, offline, fake):
     r = run(runner, "litellm", "redis", "-f", "-n", "5", "-t", "--since", "10m")
     assert r.exit_code == 0, r.output

@@ -754,3 +754,22 @@ def test_unwatched_provider_is_a_warning(runner, registry_dir, yaml_edit):
     (w,) = _warnings(runner, cfg)
     assert w["path"] == "providers.ollama"
     assert "no metrics endpoint" in w["message"] and "blackbox" in w["hint"]
+
+
+def test_a_stack_setting_is_reported_in_stack_yaml_never_in_providers_yaml(registry_dir):
+    from stackctl.registry.checks import check
+    from stackctl.registry.load import load_registry
+
+    cfg = registry_dir("offline")
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text() + "bind_address: 0.0.0.0\n")
+    (warning,) = [p for p in check(load_registry(cfg)) if p.path == "bind_address"]
+    assert (warning.file, warning.line) == ("examples/offline/config/stack.yaml",
+                                            line_of(stack, "^bind_address:"))
+    # no stack.yaml: its defaults apply, and the default monitoring.config_dir
+    # (../monitoring) is not beside this copy; still stack.yaml's setting, at no line
+    stack.unlink()
+    (warning,) = [p for p in check(load_registry(cfg)) if p.path == "monitoring.config_dir"]
+    assert warning.render().startswith("examples/offline/config/stack.yaml: warning: "
+                                       "monitoring.config_dir: ")
+    assert warning.hint.endswith("stack.yaml is absent: this is its default")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from stackctl.docker.models import ContainerState
@@ -279,6 +281,34 @@ def test_switch_while_locked_fails_fast(offline):
             switch_compose(offline, docker, SwitchOptions(member="dolphin"),
                           ready=lambda s: False, routable=lambda m, d: True)
     assert docker.calls == []
+
+
+def test_dry_run_neither_takes_nor_waits_for_the_lock(offline):
+    # a dry run changes nothing: it answers while an up/switch runs, and does not block one
+    docker = FakeDocker(project="stackctl-offline", running={"vllm-qwen": GPU})
+    with stack_lock("stackctl-offline", "up"):
+        r = switch_compose(offline, docker, SwitchOptions(member="dolphin", dry_run=True))
+    assert r.plan.describe()[0] == "stop vllm-qwen (graceful)" and docker.calls == []
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_switch_without_monitoring_says_nothing_about_the_pushgateway(offline, monkeypatch,
+                                                                      closed_port):
+    # the monitoring profile is not up: no Pushgateway listens, and that is no news
+    monkeypatch.setattr("stackctl.targets.compose_switch.pushgateway_url",
+                        lambda reg: f"http://127.0.0.1:{closed_port}")
+    for running, warned in (({}, False), ({"pushgateway": {}}, True)):
+        docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU, **running})
+        said: list[str] = []
+        switch_compose(offline, docker, SwitchOptions(member="dolphin"), say=said.append,
+                       ready=lambda s: False, routable=lambda m, d: True)
+        assert any("switch record not pushed" in line for line in said) is warned, said
 
 
 def test_host_probe_sees_readiness_before_dockers_next_healthcheck():
