@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from stackctl.cli.common import FAILED, OK, config_dir_option, config_dir_problem, exit_codes
+from stackctl.registry.budget_checks import budget_notes
 from stackctl.registry.checks import check, sleep_costs
 from stackctl.registry.load import load_registry
 from stackctl.registry.problems import Problem, RegistryError, display_path
@@ -35,7 +36,7 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
             problems = check(reg)
             summary = {"providers": len(reg.providers.providers),
                        "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing),
-                       "notes": sleep_costs(reg)}
+                       "notes": sleep_costs(reg) + budget_notes(reg)}
         except RegistryError as exc:
             problems = exc.problems
     errors = [p for p in problems if p.severity == "error"]
