@@ -8,8 +8,9 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
   requests go the moment it is loaded: a round, not a switch per request.
 - The next member to load is the one of the first held request, by priority then arrival.
 - To make room, evict the least recently used loaded members that are not pinned and not
-  protected (serving requests, loaded less than `min_residency` ago); if that is not enough,
-  wait until the first protection ends (`next_at`).
+  protected (serving requests — in flight, or arriving since it was loaded — and loaded less
+  than `min_residency` ago); if that is not enough, wait until the first protection ends
+  (`next_at`). A member loaded for its held requests alone leaves once they are answered.
 - The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
   actions, effects and rollback as `stackctl switch`.
 - Past `max_queue` held requests for a member, the newest are rejected with a Retry-After;
@@ -19,7 +20,7 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stackctl.registry.catalog import exclusive_groups, group_settings
 from stackctl.registry.gpu_memory import fits, footprint
@@ -82,7 +83,7 @@ class Residency:
 
     state: MemberState = "stopped"
     since: float = 0.0  # when it was last loaded (woken or started)
-    last_used: float = 0.0  # when a request was last sent to it or answered
+    last_used: float = 0.0  # when the latest request for it arrived
     serving: int = 0  # its requests in flight
 
 
@@ -139,7 +140,12 @@ def schedule(spec: GroupSpec, now: Snapshot) -> Decision:
         ahead += spec.members[m].load_s
         reject += [Reject(h.id, max(1, math.ceil(ahead))) for h in queued[m][spec.max_queue:]]
     if order:
-        plan, blocked_until = _load(spec, now, order[0])
+        # the requests released now are in flight from now on: they protect their member
+        sent = {m: sum(1 for h in now.held if h.member == m and h.id in release)
+                for m in spec.members}
+        after = replace(now, members={m: replace(now.of(m), serving=now.of(m).serving + n)
+                                      for m, n in sent.items()})
+        plan, blocked_until = _load(spec, after, order[0])
         if plan is not None:
             return Decision(release, tuple(reject), switch=plan)
         return Decision(release, tuple(reject), next_at=blocked_until, waiting_for=order[0])
@@ -148,8 +154,11 @@ def schedule(spec: GroupSpec, now: Snapshot) -> Decision:
 
 
 def _protected(spec: GroupSpec, now: Snapshot, member: str) -> bool:
+    """Serving: requests in flight, or arriving since it was loaded (not only the round it
+    was loaded for, whose requests arrived before): its round lasts min_residency."""
     r = now.of(member)
-    return r.state in SERVABLE and r.serving > 0 and now.now - r.since < spec.min_residency
+    return r.state in SERVABLE and now.now - r.since < spec.min_residency and \
+        (r.serving > 0 or r.last_used > r.since)
 
 
 def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | None, float | None]:

@@ -127,15 +127,24 @@ def test_an_idle_member_may_be_evicted_however_recently_loaded():
 
 
 def test_a_round_releases_every_held_request_of_the_loaded_member_then_waits():
-    # b was just woken: its whole queue goes; c waits for b's round (min_residency)
-    now = Snapshot({"b": awake(since=200, used=200)}, held("b", "c", "b", "b"), now=200)
+    # b was just woken: its whole queue goes, and is in flight from now: c waits
+    now = Snapshot({"b": awake(since=200, used=103)}, held("b", "c", "b", "b"), now=200)
     d = schedule(EXCLUSIVE, now)
-    assert d.release == ("r0", "r2", "r3")
-    after = Snapshot({"b": awake(since=200, used=200, serving=3)}, held("c"), now=201)
-    d = schedule(EXCLUSIVE, after)
-    assert d.switch is None and d.next_at == 230
-    done = Snapshot({"b": awake(since=200, used=205, serving=0)}, held("c"), now=205)
+    assert d.release == ("r0", "r2", "r3") and d.switch is None and d.next_at == 230
+    after = Snapshot({"b": awake(since=200, used=103, serving=3)}, held("c"), now=201)
+    assert schedule(EXCLUSIVE, after).next_at == 230
+    # its round answered and nothing new for it: c's turn, well before min_residency
+    done = Snapshot({"b": awake(since=200, used=103, serving=0)}, held("c"), now=205)
     assert schedule(EXCLUSIVE, done).switch.target == "c"  # type: ignore[union-attr]
+
+
+def test_requests_arriving_for_a_loaded_member_keep_it_for_min_residency():
+    # answered as they come (none in flight now), but they keep coming: its round goes on
+    busy = Snapshot({"b": awake(since=200, used=210, serving=0)}, held("c"), now=215)
+    d = schedule(EXCLUSIVE, busy)
+    assert d.switch is None and d.waiting_for == "c" and d.next_at == 230
+    later = Snapshot({"b": awake(since=200, used=229, serving=1)}, held("c"), now=230)
+    assert schedule(EXCLUSIVE, later).evict == ["b"]
 
 
 # -- priorities and the queue cap -------------------------------------------------------------
