@@ -15,6 +15,7 @@ from stackctl.cli.common import (
     env_problems,
     exit_codes,
 )
+from stackctl.registry.budget_checks import budget_notes
 from stackctl.registry.checks import check, sleep_costs
 from stackctl.registry.load import load_registry
 from stackctl.registry.problems import Problem, RegistryError, display_path
@@ -42,7 +43,7 @@ def validate(config_dir: Path, as_json: bool, strict: bool) -> None:
             problems = check(reg) + env_problems(reg)  # .env: as Compose reads it
             summary = {"providers": len(reg.providers.providers),
                        "models": len(reg.mappings.exact_matches) + len(reg.mappings.load_balancing),
-                       "notes": sleep_costs(reg)}
+                       "notes": sleep_costs(reg) + budget_notes(reg)}
         except RegistryError as exc:
             problems = exc.problems
     errors = [p for p in problems if p.severity == "error"]

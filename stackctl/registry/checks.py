@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import PurePosixPath
 
 from stackctl.hints import did_you_mean
+from stackctl.registry.budget_checks import check_budgets
 from stackctl.registry.catalog import (
     declared_models,
     exclusive_groups,
@@ -60,6 +61,7 @@ class Checker:
         self.check_ports()
         self.check_gpu_groups()
         self.check_sleep_groups()
+        self.problems += check_budgets(self.reg)  # budget_checks.py: GPU memory budgets
         self.check_image_overrides()
         self.problems += check_secrets(self.reg)  # secret_checks.py: secret-shaped values anywhere
         self.problems += check_values(self.reg)  # `$`, os.environ/, control characters

@@ -84,7 +84,18 @@ class Gpu(Strict):
                                         "together; `stackctl switch` moves between them")
     weights_gib: float | None = Field(None, gt=0, le=4096, description="GiB of model weights: "
                                       "what a member of a level-1 sleep group keeps in host "
-                                      "memory while it sleeps (checked by `validate`)")
+                                      "memory while it sleeps (checked by `validate`), and its "
+                                      "footprint in a group with a memory_gib budget")
+    kv_gib: float | None = Field(None, ge=0, le=4096, description="GiB of KV cache it claims "
+                                 "beside its weights; set, weights_gib + kv_gib is its "
+                                 "footprint (else a vLLM member claims --gpu-memory-utilization"
+                                 " x the group's memory_gib)")
+    # on-demand scheduling (gpu_groups.NAME.on_demand); the defaults change nothing
+    priority: int = Field(0, ge=-1000, le=1000, description="held requests for a member of "
+                          "higher priority are served first (then first come, first served)")
+    pinned: bool = Field(False, description="once loaded, never evicted nor put to sleep idle")
+    preload: bool = Field(False, description="loaded when the scheduler starts (those that "
+                          "fit together, pinned and higher priority first)")
 
 
 class Container(Strict):
@@ -412,6 +423,19 @@ class GpuGroup(Strict):
     drain: float | None = Field(None, ge=0, le=3600, description="seconds the outgoing member may take to "
                                   "finish its requests before it sleeps; default: its "
                                   "stop_grace_period")
+    memory_gib: float | None = Field(None, gt=0, le=4096, description="GiB of GPU memory "
+                                     "the members share: those whose footprints fit together "
+                                     "may co-reside (null: exclusive, one member at a time)")
+    on_demand: bool = Field(False, description="members are loaded when requested and put "
+                            "away when idle or evicted (false: only `stackctl switch` moves "
+                            "the group)")
+    idle_sleep: Duration | None = Field(None, description="on demand: a member idle this long "
+                                        "sleeps (sleep mode) or stops (null: never)")
+    min_residency: Duration | None = Field(None, description="on demand: a member serving "
+                                           "requests is not evicted before it was loaded this "
+                                           "long (null: it may be evicted at once)")
+    max_queue: int = Field(10, ge=1, le=10000, description="on demand: requests held per "
+                           "member while it loads; more are answered 429 with Retry-After")
 
 
 class Deploy(Strict):

@@ -57,9 +57,12 @@ class GroupState:
 
 @dataclass(frozen=True)
 class Activate:
-    """The demand: `member` becomes the one running (awake) member of its group."""
+    """The demand: `member` becomes the one running (awake) member of its group — beside
+    `keep`, members left as they are (co-resident within a memory budget: the on-demand
+    scheduler's, scheduler.py; `switch` keeps none)."""
 
     member: str
+    keep: frozenset[str] = frozenset()
 
 
 class SwitchPlan(BaseModel):
@@ -105,7 +108,8 @@ class SwitchPlan(BaseModel):
 def decide(state: GroupState, demand: Activate) -> SwitchPlan:
     """(group state, demand) → the plan; pure.
 
-    Restart mode: every other running member is stopped, then the target starts. Sleep mode:
+    Restart mode: every other running member (but those the demand keeps) is stopped, then
+    the target starts. Sleep mode:
     an awake other is drained and put to sleep, one that cannot say is stopped (it may be
     loading, or hold the GPU); a sleeping target is woken, one that never ran is started —
     only after the others sleep, since vLLM claims its GPU memory when it starts. Creating
@@ -114,7 +118,7 @@ def decide(state: GroupState, demand: Activate) -> SwitchPlan:
     if target not in members:
         raise ValueError(f"{target!r} is not a member of GPU group {state.group!r}")
     running = state.running
-    others = [m for m in running if m != target]
+    others = [m for m in running if m != target and m not in demand.keep]
     here = members[target]
     if state.mode == "restart":
         stop, sleep, wake = others, [], False

@@ -6,7 +6,7 @@
   runs its module-level code again under another name and makes pytest see its fixtures
   twice; a test module is then no longer free to change.
 - tests/unit/<package>/ exists only for a package stackctl/<package>/ (tests/unit/scripts/
-  mirrors the repository's scripts/ folder instead).
+  and tests/unit/benchmarks/ mirror the repository's scripts/ and benchmarks/ folders).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.paths import REPO
 TESTS = REPO / "tests"
 UNIT = TESTS / "unit"
 # test folder (relative to tests/unit) → the source folder it mirrors, when not stackctl/<same>
-MIRRORS = {"scripts": REPO / "scripts"}
+MIRRORS = {"scripts": REPO / "scripts", "benchmarks": REPO / "benchmarks"}
 
 
 def _is_test_module(dotted: str) -> bool:

@@ -1,0 +1,385 @@
+"""The on-demand scheduler (issue 20) against the policies it replaces, on the same traces.
+
+A discrete-event simulation: seeded request traces (Zipf popularity over 3–6 models, bursts,
+a day compressed into an hour) replayed through one GPU group whose members take the
+engine timings of a profile to sleep, wake, start and stop. The policy under test is
+stackctl/switching/scheduler.py's `schedule`, the same pure function the resident process
+will call, and its switches are policy.decide's plans. Measured in the same run:
+
+  every request   switch to the model of the oldest request whenever it is not loaded,
+                  strictly first come first served (llama-swap's default)
+  manual+fallback one member stays active (`stackctl switch`, today); the others' requests
+                  are answered at once by the fallback: not by the model asked
+  lru, no resid.  the scheduler with min_residency 0: co-residence and LRU eviction only
+  scheduler       the scheduler as configured (min_residency, rounds)
+
+Profiles: the inference stub of the offline example (STUB_SLEEP_SECONDS 1,
+STUB_WAKE_SECONDS 0.3, STUB_STARTUP_DELAY 3), and a real GPU from the vLLM sleep-mode
+measurements (wake 0.26–2.58 s by model size, sleep alike, cold start ~48 s).
+
+Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stackctl.switching.policy import Activate, GroupState, SwitchPlan, decide  # noqa: E402
+from stackctl.switching.scheduler import (  # noqa: E402
+    SERVABLE,
+    Decision,
+    GroupSpec,
+    Held,
+    MemberSpec,
+    Reject,
+    Residency,
+    Snapshot,
+    schedule,
+    state_order,
+)
+
+Policy = Callable[[GroupSpec, Snapshot], Decision]
+
+
+# -- engine timings ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    wake_s: tuple[float, float]  # smallest .. largest member
+    sleep_s: tuple[float, float]
+    start_s: float  # a cold start (the model loaded from disk)
+    stop_s: float
+    warm_up_s: float = 0.05
+    confirm_s: float = 0.1
+
+
+STUB = Profile("stub", (0.3, 0.3), (1.0, 1.0), start_s=3.0, stop_s=0.5)
+GPU = Profile("gpu", (0.26, 2.58), (0.26, 2.58), start_s=48.0, stop_s=2.0)
+
+
+# -- traces ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    at: float
+    model: int  # popularity rank at the start of the trace
+    service_s: float
+
+
+def zipf(n: int, s: float = 1.1) -> list[float]:
+    weights = [1 / (k + 1) ** s for k in range(n)]
+    return [w / sum(weights) for w in weights]
+
+
+def _service(rng: random.Random) -> float:
+    return min(20.0, max(0.3, rng.lognormvariate(math.log(2.0), 0.6)))
+
+
+def steady(seed: int, models: int = 4, minutes: float = 30, rate: float = 0.5) -> list[Request]:
+    """Poisson arrivals, Zipf popularity."""
+    rng, p, t, out = random.Random(seed), zipf(models), 0.0, []
+    while (t := t + rng.expovariate(rate)) < minutes * 60:
+        out.append(Request(t, rng.choices(range(models), p)[0], _service(rng)))
+    return out
+
+
+def bursts(seed: int, models: int = 5, minutes: float = 30) -> list[Request]:
+    """A trickle (0.1/s) and bursts of 8–25 requests within 5 s for one model every ~90 s."""
+    rng, p = random.Random(seed), zipf(models)
+    out = steady(seed + 1, models, minutes, rate=0.1)
+    t = 0.0
+    while (t := t + rng.expovariate(1 / 90)) < minutes * 60:
+        model = rng.choices(range(models), p)[0]
+        out += [Request(t + rng.uniform(0, 5), model, _service(rng))
+                for _ in range(rng.randint(8, 25))]
+    return sorted(out, key=lambda r: r.at)
+
+
+def day(seed: int, models: int = 6, minutes: float = 60) -> list[Request]:
+    """24 hours of traffic in `minutes`: quiet nights, a busy afternoon, and popularity that
+    moves on every 6 hours (the coding model by day, the chat model at night)."""
+    rng, p, out, t, span = random.Random(seed), zipf(models), [], 0.0, minutes * 60
+    peak = 0.9
+    while True:
+        t += rng.expovariate(peak)  # thinning: accept with rate(t) / peak
+        if t >= span:
+            return out
+        hour = 24 * t / span
+        if rng.random() < (0.05 + 0.85 * math.sin(math.pi * hour / 24) ** 2) / peak:
+            rank = rng.choices(range(models), p)[0]
+            out.append(Request(t, (rank + int(hour // 6)) % models, _service(rng)))
+
+
+TRACES = {"steady": steady, "bursts": bursts, "day": day}
+
+
+# -- the group ---------------------------------------------------------------------------------
+
+FOOTPRINTS = [9.0, 7.0, 12.0, 14.0, 5.0, 8.0]  # GiB, by popularity rank
+GPU_GIB = 24.0
+
+
+def group(models: int, profile: Profile, memory_gib: float | None,
+          min_residency: float) -> GroupSpec:
+    lo, hi = min(FOOTPRINTS), max(FOOTPRINTS)
+    members = {}
+    for i in range(models):
+        share = (FOOTPRINTS[i] - lo) / (hi - lo)
+        wake = profile.wake_s[0] + share * (profile.wake_s[1] - profile.wake_s[0])
+        members[f"m{i}"] = MemberSpec(FOOTPRINTS[i] if memory_gib else None, load_s=wake)
+    return GroupSpec("gpu0", members, mode="sleep", memory_gib=memory_gib,
+                     min_residency=min_residency, max_queue=10)
+
+
+def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
+    """llama-swap's default: strictly first come first served; the oldest request's model is
+    switched in whenever it is not the loaded one."""
+    state = {m: now.of(m).state for m in spec.members}
+    release = []
+    for h in now.held:
+        if state[h.member] not in SERVABLE:
+            break
+        release.append(h.id)
+    rest = now.held[len(release):]
+    counts: dict[str, int] = {}
+    reject = []
+    for h in rest:
+        counts[h.member] = counts.get(h.member, 0) + 1
+        if counts[h.member] > spec.max_queue:
+            reject.append(Reject(h.id, 1))
+    if not rest:
+        return Decision(tuple(release))
+    group_ = GroupState(spec.name, dict(state_order(spec, now)), spec.mode, spec.level)
+    return Decision(tuple(release), tuple(reject),
+                    switch=decide(group_, Activate(rest[0].member)))
+
+
+def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
+    return schedule(replace(spec, min_residency=0.0), now)
+
+
+# -- the simulation ----------------------------------------------------------------------------
+
+@dataclass
+class Member:
+    state: str = "stopped"
+    since: float = 0.0
+    last_used: float = 0.0
+    ends: list[float] = field(default_factory=list)  # its requests in flight: when they end
+
+    def residency(self) -> Residency:
+        return Residency(self.state, self.since, self.last_used, len(self.ends))  # type: ignore[arg-type]
+
+
+@dataclass
+class Result:
+    requests: int = 0
+    answered: int = 0  # by the model asked
+    other: int = 0  # by another model (a fallback)
+    rejected: int = 0
+    failed: int = 0  # never answered, or sent to a member that was not loaded
+    waits: list[float] = field(default_factory=list)
+    switches: int = 0
+    minutes: float = 1.0
+
+
+class Sim:
+    """One trace through one group under one policy (None: manual + fallback)."""
+
+    def __init__(self, spec: GroupSpec, profile: Profile, policy: Policy | None):
+        self.spec, self.profile, self.policy = spec, profile, policy
+        self.members = {m: Member() for m in spec.members}
+        first = next(iter(spec.members))  # the most popular is loaded, as after `up`
+        self.members[first].state = "awake"
+        self.held: list[Held] = []
+        self.service: dict[str, float] = {}
+        self.events: list[tuple[float, int, str, object]] = []
+        self.seq = 0
+        self.busy = False  # a switch (or a put-away) is under way: one at a time
+        self.timers: set[float] = set()
+        self.result = Result()
+        self.now = 0.0
+
+    def push(self, at: float, kind: str, data: object = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.events, (at, self.seq, kind, data))
+
+    def run(self, trace: list[Request]) -> Result:
+        names = list(self.spec.members)
+        for i, r in enumerate(trace):
+            self.push(r.at, "arrive", (f"q{i}", names[r.model % len(names)], r.service_s))
+        while self.events:
+            self.now, _, kind, data = heapq.heappop(self.events)
+            getattr(self, kind)(data)
+        self.result.requests = len(trace)
+        self.result.failed += len(self.held)
+        self.result.minutes = (trace[-1].at if trace else 60) / 60
+        return self.result
+
+    def arrive(self, data: object) -> None:
+        rid, member, service = data  # type: ignore[misc]
+        self.members[member].last_used = self.now
+        if self.policy is None:  # manual: the active member, or the fallback at once
+            if self.members[member].state in SERVABLE:
+                self.serve(member, service, self.now)
+            else:
+                self.result.other += 1
+            return
+        self.held.append(Held(rid, member, self.now))
+        self.service[rid] = service
+        self.step()
+
+    def serve(self, member: str, service: float, arrived: float) -> None:
+        m = self.members[member]
+        m.ends.append(self.now + service)
+        self.result.answered += 1
+        self.result.waits.append(self.now - arrived)
+        self.push(self.now + service, "done", member)
+
+    def done(self, member: object) -> None:
+        m = self.members[member]  # type: ignore[index]
+        m.ends.remove(self.now)
+        if self.policy is not None:
+            self.step()
+
+    def timer(self, at: object) -> None:
+        self.timers.discard(at)  # type: ignore[arg-type]
+        self.step()
+
+    def step(self) -> None:
+        assert self.policy is not None
+        snap = Snapshot({n: m.residency() for n, m in self.members.items()},
+                        tuple(self.held), self.now)
+        d = self.policy(self.spec, snap)
+        by_id = {h.id: h for h in self.held}
+        for r in d.reject:
+            self.held.remove(by_id[r.id])
+            self.result.rejected += 1
+        for rid in d.release:
+            h = by_id[rid]
+            self.held.remove(h)
+            if self.members[h.member].state not in SERVABLE:
+                self.result.failed += 1  # the policy sent it to a member that cannot answer
+                continue
+            self.serve(h.member, self.service.pop(rid), h.arrived)
+        if self.busy:
+            return
+        if d.switch is not None:
+            self.switch(d.switch)
+        elif d.put_away:
+            for a in d.put_away:
+                self.members[a.member].state = "asleep" if a.verb == "sleep" else "stopped"  # type: ignore[index]
+            self.busy = True
+            self.push(self.now + self.profile.sleep_s[1], "settled", None)
+        elif d.next_at is not None and d.next_at > self.now and d.next_at not in self.timers:
+            self.timers.add(d.next_at)
+            self.push(d.next_at, "timer", d.next_at)
+
+    def _between(self, span: tuple[float, float], member: str) -> float:
+        fp = [FOOTPRINTS[int(m[1:])] for m in self.spec.members]
+        share = (FOOTPRINTS[int(member[1:])] - min(fp)) / ((max(fp) - min(fp)) or 1)
+        return span[0] + share * (span[1] - span[0])
+
+    def switch(self, plan: SwitchPlan) -> None:
+        p, t = self.profile, self.now
+        outgoing = plan.sleep + plan.stop
+        # a sleep or a stop first lets the member's requests finish (drain)
+        t = max([t, *[e for m in outgoing for e in self.members[m].ends]])
+        t += sum(self._between(p.sleep_s, m) for m in plan.sleep) + p.stop_s * len(plan.stop)
+        for m in plan.sleep:
+            self.members[m].state = "asleep"
+        for m in plan.stop:
+            self.members[m].state = "stopped"
+        if not plan.noop:
+            self.result.switches += 1
+            t += (self._between(p.wake_s, plan.target) if plan.wake
+                  else p.start_s) + p.warm_up_s
+        self.busy = True
+        self.push(t + p.confirm_s, "switched", plan.target)
+
+    def switched(self, target: object) -> None:
+        m = self.members[target]  # type: ignore[index]
+        m.state, m.since = "awake", self.now
+        self.settled(None)
+
+    def settled(self, _: object) -> None:
+        self.busy = False
+        self.step()
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]  # type: ignore[index]
+
+
+def compare(trace: list[Request], models: int, profile: Profile,
+            min_residency: float) -> dict[str, Result]:
+    exclusive = group(models, profile, None, min_residency)
+    budget = group(models, profile, GPU_GIB, min_residency)
+    runs: dict[str, tuple[GroupSpec, Policy | None]] = {
+        "every request": (exclusive, every_request),
+        "manual+fallback": (exclusive, None),
+        "scheduler, excl.": (exclusive, schedule),
+        f"lru no resid., {GPU_GIB:g}G": (budget, without_residency),
+        f"scheduler, {GPU_GIB:g}G": (budget, schedule),
+    }
+    return {name: Sim(spec, profile, policy).run(trace) for name, (spec, policy) in runs.items()}
+
+
+HEADER = (f"{'trace':<7} {'profile':<7} {'policy':<19} {'reqs':>5} {'asked%':>7} {'rej':>4} "
+          f"{'fail':>4} {'p50 s':>6} {'p95 s':>6} {'sw':>5} {'sw/min':>6} {'vs every':>8}")
+
+
+def rows(trace_name: str, profile: Profile, results: dict[str, Result]) -> list[str]:
+    every = results["every request"].switches or 1
+    out = []
+    for name, r in results.items():
+        asked = 100 * r.answered / r.requests if r.requests else 0
+        out.append(f"{trace_name:<7} {profile.name:<7} {name:<19} {r.requests:>5} "
+                   f"{asked:>6.1f}% {r.rejected:>4} {r.failed:>4} "
+                   f"{percentile(r.waits, 50):>6.2f} {percentile(r.waits, 95):>6.2f} "
+                   f"{r.switches:>5} {r.switches / r.minutes:>6.2f} "
+                   f"{r.switches / every:>8.2f}")
+    return out
+
+
+MODELS = {"steady": 4, "bursts": 5, "day": 6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=20)
+    ap.add_argument("--min-residency", type=float, default=20.0,
+                    help="seconds a serving member stays loaded (the scheduler's)")
+    args = ap.parse_args(argv)
+    print(HEADER)
+    for name, make in TRACES.items():
+        trace = make(args.seed, MODELS[name])
+        for profile in (STUB, GPU):
+            for line in rows(name, profile, compare(trace, MODELS[name], profile,
+                                                    args.min_residency)):
+                print(line)
+        print()
+    print("asked%: answered by the model asked; rej: 429 past the queue cap (10 per model); "
+          "fail: never answered; p50/p95: seconds added before the model answers; sw: "
+          "members loaded; vs every: switches / every request's")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The on-demand scheduler's policy: (a GPU group, its state now, the held requests, the
+time) → a Decision. Pure, tested as data (tests/unit/switching/test_scheduler.py); a resident
+process performs the decisions, benchmarks/sim_scheduler.py replays traces through them.
+
+- Members co-reside while their footprints fit the group's memory budget; a group with no
+  budget is exclusive (one loaded member).
+- Requests for a loaded member go to it; the others are held. All of a member's held
+  requests go the moment it is loaded: a round, not a switch per request.
+- The next member to load is the one of the first held request, by priority then arrival.
+- To make room, evict the least recently used loaded members that are not pinned and not
+  protected (serving requests — in flight, or arriving since it was loaded — and loaded less
+  than `min_residency` ago); if that is not enough, wait until the first protection ends
+  (`next_at`). A member loaded for its held requests alone leaves once they are answered.
+- The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
+  actions, effects and rollback as `stackctl switch`.
+- Past `max_queue` held requests for a member, the newest are rejected with a Retry-After;
+  a member idle for `idle_sleep` is put away (sleep, or stop in a restart-mode group).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from stackctl.registry.catalog import exclusive_groups, group_settings
+from stackctl.registry.gpu_memory import fits, footprint
+from stackctl.registry.load import Registry
+from stackctl.registry.models import seconds
+from stackctl.switching.policy import (
+    Action,
+    Activate,
+    GroupState,
+    MemberState,
+    Mode,
+    SwitchPlan,
+    decide,
+)
+
+SERVABLE: tuple[MemberState, ...] = ("running", "awake")
+# on the GPU: "unknown" is running but cannot say whether it sleeps (it may hold the memory)
+LOADED: tuple[MemberState, ...] = ("running", "awake", "unknown")
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    footprint_gib: float | None = None  # None: only in a group with no budget
+    priority: int = 0
+    pinned: bool = False
+    preload: bool = False
+    load_s: float = 1.0  # expected seconds to load it (wake or start): Retry-After's estimate
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One on-demand group, from the checked registry (`group_spec`) or a test."""
+
+    name: str
+    members: dict[str, MemberSpec]  # registry order
+    mode: Mode = "restart"
+    level: int = 1
+    memory_gib: float | None = None  # None: exclusive
+    idle_sleep: float | None = None  # seconds; None: never
+    min_residency: float = 0.0
+    max_queue: int = 10
+
+    def __post_init__(self) -> None:
+        # validate refuses these registries; a spec built by hand must not slip through
+        for name in self.members:
+            if not self.fits([name]):
+                raise ValueError(f"{name!r} does not fit alone in GPU group {self.name!r}")
+
+    def fits(self, members: list[str] | set[str] | tuple[str, ...]) -> bool:
+        sizes = {m: self.members[m].footprint_gib or 0.0 for m in members}
+        if self.memory_gib is not None and any(
+                self.members[m].footprint_gib is None for m in members):
+            return False
+        return fits(sizes, list(members), self.memory_gib)
+
+
+@dataclass(frozen=True)
+class Residency:
+    """One member now, as the resident process saw it."""
+
+    state: MemberState = "stopped"
+    since: float = 0.0  # when it was last loaded (woken or started)
+    last_used: float = 0.0  # when the latest request for it arrived
+    serving: int = 0  # its requests in flight
+
+
+@dataclass(frozen=True)
+class Held:
+    id: str
+    member: str
+    arrived: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    members: dict[str, Residency]  # missing members are stopped
+    held: tuple[Held, ...] = ()  # in arrival order
+    now: float = 0.0
+
+    def of(self, member: str) -> Residency:
+        return self.members.get(member, Residency())
+
+
+@dataclass(frozen=True)
+class Reject:
+    id: str
+    retry_after: int  # seconds, for the 429's Retry-After
+
+
+@dataclass(frozen=True)
+class Decision:
+    release: tuple[str, ...] = ()  # held requests to send now: their member is loaded
+    reject: tuple[Reject, ...] = ()  # past max_queue: answer 429 with Retry-After
+    switch: SwitchPlan | None = None  # load switch.target, evicting per the plan
+    put_away: tuple[Action, ...] = ()  # idle members: sleep (sleep mode) or stop
+    next_at: float | None = None  # ask again then, unless something happens before
+    waiting_for: str | None = None  # the member the first held request waits for, blocked
+
+    @property
+    def evict(self) -> list[str]:
+        return [*self.switch.sleep, *self.switch.stop] if self.switch else []
+
+
+def schedule(spec: GroupSpec, now: Snapshot) -> Decision:
+    """What to do now; pure. At most one switch: the caller performs it (through the run
+    loop's `perform`, under the group's lock) and asks again when it is over; releases and
+    rejections it performs at once, also while a switch runs."""
+    state = {m: now.of(m).state for m in spec.members}
+    release = tuple(h.id for h in now.held if state[h.member] in SERVABLE)
+    queued: dict[str, list[Held]] = {}
+    for h in now.held:
+        if state[h.member] not in SERVABLE:
+            queued.setdefault(h.member, []).append(h)
+    order = sorted(queued, key=lambda m: (-spec.members[m].priority, queued[m][0].arrived))
+    reject, ahead = [], 0.0
+    for m in order:  # the rounds before this member's, then its own load
+        ahead += spec.members[m].load_s
+        reject += [Reject(h.id, max(1, math.ceil(ahead))) for h in queued[m][spec.max_queue:]]
+    if order:
+        # the requests released now are in flight from now on: they protect their member
+        sent = {m: sum(1 for h in now.held if h.member == m and h.id in release)
+                for m in spec.members}
+        after = replace(now, members={m: replace(now.of(m), serving=now.of(m).serving + n)
+                                      for m, n in sent.items()})
+        plan, blocked_until = _load(spec, after, order[0])
+        if plan is not None:
+            return Decision(release, tuple(reject), switch=plan)
+        return Decision(release, tuple(reject), next_at=blocked_until, waiting_for=order[0])
+    put_away, next_at = _idle(spec, now)
+    return Decision(release, tuple(reject), put_away=put_away, next_at=next_at)
+
+
+def _protected(spec: GroupSpec, now: Snapshot, member: str) -> bool:
+    """Serving: requests in flight, or arriving since it was loaded (not only the round it
+    was loaded for, whose requests arrived before): its round lasts min_residency."""
+    r = now.of(member)
+    return r.state in SERVABLE and now.now - r.since < spec.min_residency and \
+        (r.serving > 0 or r.last_used > r.since)
+
+
+def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | None, float | None]:
+    """The plan loading `target`, evicting as little as it can; else (None, when the first
+    protection in the way ends)."""
+    loaded = [m for m in spec.members if now.of(m).state in LOADED and m != target]
+    evictable = [m for m in loaded if not spec.members[m].pinned
+                 and not _protected(spec, now, m)]
+    # one that cannot say whether it sleeps goes first, then the least recently used
+    evictable.sort(key=lambda m: (now.of(m).state != "unknown",
+                                  max(now.of(m).since, now.of(m).last_used)))
+    evict: list[str] = []
+    for m in evictable:
+        if spec.fits([*[k for k in loaded if k not in evict], target]):
+            break
+        evict.append(m)
+    keep = [k for k in loaded if k not in evict]
+    if not spec.fits([*keep, target]):
+        blockers = [now.of(m).since + spec.min_residency for m in loaded
+                    if _protected(spec, now, m)]
+        return None, min(blockers, default=None)
+    for m in reversed(evict[:-1]):  # LRU order may have evicted one that need not go
+        if spec.fits([*keep, m, target]):
+            evict.remove(m)
+            keep.append(m)
+    group = GroupState(spec.name, dict(state_order(spec, now)), spec.mode, spec.level)
+    return decide(group, Activate(target, keep=frozenset(keep))), None
+
+
+def state_order(spec: GroupSpec, now: Snapshot) -> list[tuple[str, MemberState]]:
+    """Loaded members first, as GroupState lists them (the order the plan stops them in)."""
+    states = [(m, now.of(m).state) for m in spec.members]
+    return [s for s in states if s[1] != "stopped"] + [s for s in states if s[1] == "stopped"]
+
+
+def _idle(spec: GroupSpec, now: Snapshot) -> tuple[tuple[Action, ...], float | None]:
+    if spec.idle_sleep is None:
+        return (), None
+    out, deadlines = [], []
+    for m, ms in spec.members.items():
+        r = now.of(m)
+        if r.state not in SERVABLE or r.serving or ms.pinned:
+            continue
+        at = max(r.since, r.last_used) + spec.idle_sleep
+        if at <= now.now:
+            out.append(Action("sleep" if r.state == "awake" else "stop", m))
+        else:
+            deadlines.append(at)
+    return tuple(out), min(deadlines, default=None)
+
+
+def preload(spec: GroupSpec) -> list[str]:
+    """The members to load when the scheduler starts: the preloaded ones that fit together,
+    pinned first, then by priority, then registry order."""
+    names = list(spec.members)
+    wanted = sorted((m for m in names if spec.members[m].preload),
+                    key=lambda m: (not spec.members[m].pinned, -spec.members[m].priority,
+                                   names.index(m)))
+    chosen: list[str] = []
+    for m in wanted:
+        if spec.fits([*chosen, m]):
+            chosen.append(m)
+    return chosen
+
+
+def group_spec(reg: Registry, group: str, load_s: dict[str, float] | None = None) -> GroupSpec:
+    """A checked registry's on-demand settings of `group` (validate has refused a member
+    that has no footprint in a budgeted group, or does not fit alone). `load_s`: member →
+    seconds its last load took, for Retry-After (default: a wake 1 s, a start 60 s)."""
+    settings = group_settings(reg, group)
+    load = 1.0 if settings.switch == "sleep" else 60.0
+    members = {}
+    for name in exclusive_groups(reg)[group]:
+        prov = reg.providers.providers[name]
+        assert prov.container is not None and prov.container.gpu is not None  # a member
+        gpu = prov.container.gpu
+        members[name] = MemberSpec(footprint(prov, settings.memory_gib).gib, gpu.priority,
+                                   gpu.pinned, gpu.preload, (load_s or {}).get(name, load))
+    return GroupSpec(group, members, settings.switch, settings.sleep_level,
+                     settings.memory_gib,
+                     seconds(settings.idle_sleep) if settings.idle_sleep else None,
+                     seconds(settings.min_residency) if settings.min_residency else 0.0,
+                     settings.max_queue)

@@ -1,0 +1,228 @@
+"""The on-demand scheduler's policy as data: (group, members now, held requests, time) →
+releases, rejections, one switch (policy.decide's plan) or idle members put away."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stackctl.switching.policy import Action, Activate, GroupState, decide
+from stackctl.switching.scheduler import (
+    Decision,
+    GroupSpec,
+    Held,
+    MemberSpec,
+    Reject,
+    Residency,
+    Snapshot,
+    group_spec,
+    preload,
+    schedule,
+)
+
+
+def group(memory: float | None = None, mode: str = "sleep", **members: Any) -> GroupSpec:
+    """group(24, a=10, b=MemberSpec(...)): a number is a footprint."""
+    specs = {m: v if isinstance(v, MemberSpec) else MemberSpec(v) for m, v in members.items()}
+    return GroupSpec("gpu0", specs, mode=mode, memory_gib=memory,  # type: ignore[arg-type]
+                     min_residency=30, idle_sleep=300, max_queue=3)
+
+
+def awake(since: float = 0, used: float = 0, serving: int = 0) -> Residency:
+    return Residency("awake", since, used, serving)
+
+
+ASLEEP = Residency("asleep")
+
+
+def held(*members: str, at: float = 100) -> tuple[Held, ...]:
+    return tuple(Held(f"r{i}", m, at + i) for i, m in enumerate(members))
+
+
+def verbs(actions: list[Action]) -> list[tuple[str, str | None]]:
+    return [(a.verb, a.member) for a in actions]
+
+
+EXCLUSIVE = group(a=None, b=None, c=None)
+BUDGET = group(24, a=10, b=10, c=10)
+
+
+# -- who is served, who waits ----------------------------------------------------------------
+
+def test_held_requests_for_a_loaded_member_go_at_once_without_a_switch():
+    d = schedule(EXCLUSIVE, Snapshot({"a": awake(), "b": ASLEEP}, held("a", "a"), now=200))
+    assert d.release == ("r0", "r1") and d.switch is None and d.reject == ()
+
+
+def test_a_request_for_a_sleeper_in_an_exclusive_group_puts_the_awake_one_to_sleep():
+    d = schedule(EXCLUSIVE, Snapshot({"a": awake(used=50), "b": ASLEEP}, held("b"), now=200))
+    assert d.switch is not None and d.switch.target == "b" and d.evict == ["a"]
+    assert verbs(d.switch.actions) == [("sleep", "a"), ("wake", "b"), ("route", "b"),
+                                       ("confirm", "b")]
+
+
+def test_the_switch_is_the_plan_switch_would_make_for_the_same_state():
+    d = schedule(EXCLUSIVE, Snapshot({"a": awake(), "b": ASLEEP}, held("b"), now=200))
+    same = decide(GroupState("gpu0", {"a": "awake", "b": "asleep", "c": "stopped"}, "sleep"),
+                  Activate("b"))
+    assert d.switch == same and d.switch.actions == same.actions
+
+
+def test_restart_mode_stops_the_loaded_member_and_starts_the_target():
+    spec = group(mode="restart", a=None, b=None)
+    d = schedule(spec, Snapshot({"a": Residency("running")}, held("b"), now=200))
+    assert d.switch is not None
+    assert verbs(d.switch.actions)[:4] == [("prepare", "b"), ("stop", "a"), ("start", "b"),
+                                           ("gate", "b")]
+
+
+def test_a_member_that_fits_beside_the_loaded_ones_is_loaded_beside_them():
+    d = schedule(BUDGET, Snapshot({"a": awake(), "b": ASLEEP}, held("b"), now=200))
+    assert d.switch is not None and d.evict == [] and not d.switch.noop
+    assert verbs(d.switch.actions) == [("wake", "b"), ("route", "b"), ("confirm", "b")]
+
+
+def test_the_least_recently_used_member_makes_room():
+    now = Snapshot({"a": awake(used=150), "c": awake(used=120), "b": ASLEEP}, held("b"), 200)
+    assert schedule(BUDGET, now).evict == ["c"]
+
+
+def test_no_more_is_evicted_than_the_target_needs():
+    # LRU order evicts small 'a' first, then 'b'; 'a' may stay beside the target after all
+    spec = group(24, a=4, b=14, c=20)
+    now = Snapshot({"a": awake(used=10), "b": awake(used=90)}, held("c"), now=200)
+    assert schedule(spec, now).evict == ["b"]
+
+
+def test_a_member_whose_engine_cannot_say_goes_first_and_is_stopped():
+    now = Snapshot({"a": Residency("unknown", 0, 190), "c": awake(used=10), "b": ASLEEP},
+                   held("b"), now=200)
+    d = schedule(BUDGET, now)
+    assert d.switch is not None and (d.switch.stop, d.switch.sleep) == (["a"], [])
+
+
+def test_pinned_members_stay_and_others_make_room():
+    spec = group(24, a=MemberSpec(14, pinned=True), b=10, c=8)
+    now = Snapshot({"a": awake(used=0), "c": awake(used=150)}, held("b"), now=200)
+    assert schedule(spec, now).evict == ["c"]
+
+
+# -- residency and rounds ---------------------------------------------------------------------
+
+def test_a_serving_member_is_not_evicted_before_min_residency():
+    now = Snapshot({"a": awake(since=190, used=199, serving=2), "b": ASLEEP}, held("b"), 200)
+    d = schedule(EXCLUSIVE, now)
+    assert d.switch is None and d.waiting_for == "b" and d.next_at == 220
+
+
+def test_past_min_residency_a_serving_member_is_drained_and_evicted():
+    now = Snapshot({"a": awake(since=160, used=199, serving=2), "b": ASLEEP}, held("b"), 200)
+    assert schedule(EXCLUSIVE, now).evict == ["a"]
+
+
+def test_an_idle_member_may_be_evicted_however_recently_loaded():
+    now = Snapshot({"a": awake(since=199, used=199), "b": ASLEEP}, held("b"), now=200)
+    assert schedule(EXCLUSIVE, now).evict == ["a"]
+
+
+def test_a_round_releases_every_held_request_of_the_loaded_member_then_waits():
+    # b was just woken: its whole queue goes, and is in flight from now: c waits
+    now = Snapshot({"b": awake(since=200, used=103)}, held("b", "c", "b", "b"), now=200)
+    d = schedule(EXCLUSIVE, now)
+    assert d.release == ("r0", "r2", "r3") and d.switch is None and d.next_at == 230
+    after = Snapshot({"b": awake(since=200, used=103, serving=3)}, held("c"), now=201)
+    assert schedule(EXCLUSIVE, after).next_at == 230
+    # its round answered and nothing new for it: c's turn, well before min_residency
+    done = Snapshot({"b": awake(since=200, used=103, serving=0)}, held("c"), now=205)
+    assert schedule(EXCLUSIVE, done).switch.target == "c"  # type: ignore[union-attr]
+
+
+def test_requests_arriving_for_a_loaded_member_keep_it_for_min_residency():
+    # answered as they come (none in flight now), but they keep coming: its round goes on
+    busy = Snapshot({"b": awake(since=200, used=210, serving=0)}, held("c"), now=215)
+    d = schedule(EXCLUSIVE, busy)
+    assert d.switch is None and d.waiting_for == "c" and d.next_at == 230
+    later = Snapshot({"b": awake(since=200, used=229, serving=1)}, held("c"), now=230)
+    assert schedule(EXCLUSIVE, later).evict == ["b"]
+
+
+# -- priorities and the queue cap -------------------------------------------------------------
+
+def test_first_come_first_served_among_equal_priorities():
+    now = Snapshot({"a": awake()}, (Held("x", "c", 101), Held("y", "b", 102)), now=200)
+    assert schedule(EXCLUSIVE, now).switch.target == "c"  # type: ignore[union-attr]
+
+
+def test_a_higher_priority_member_is_served_before_older_requests():
+    spec = group(a=None, b=MemberSpec(priority=5), c=None)
+    now = Snapshot({"a": awake()}, (Held("x", "c", 101), Held("y", "b", 150)), now=200)
+    assert schedule(spec, now).switch.target == "b"  # type: ignore[union-attr]
+
+
+def test_past_the_queue_cap_the_newest_are_rejected_with_retry_after():
+    spec = group(a=None, b=MemberSpec(load_s=2.5), c=MemberSpec(load_s=1))
+    now = Snapshot({"a": awake()}, held("b", "c", "b", "b", "b", "c", "b"), now=200)
+    d = schedule(spec, now)
+    # b's round comes first (3 s to load it); c's after it (then 1 s more)
+    assert d.reject == (Reject("r4", 3), Reject("r6", 3))
+    assert d.switch is not None and d.switch.target == "b"
+    crowded = Snapshot({"a": awake()}, held("b", "c", "c", "c", "c"), now=200)
+    assert schedule(spec, crowded).reject == (Reject("r4", 4),)
+
+
+# -- idle members ------------------------------------------------------------------------------
+
+def test_an_idle_member_is_put_to_sleep_and_the_next_deadline_is_given():
+    now = Snapshot({"a": awake(since=0, used=100), "b": awake(since=0, used=350),
+                    "c": awake(used=0, serving=1)}, (), now=400)
+    d = schedule(BUDGET, now)
+    assert d.put_away == (Action("sleep", "a"),) and d.next_at == 650 and d.switch is None
+
+
+def test_restart_mode_stops_an_idle_member_and_a_pinned_one_stays():
+    spec = GroupSpec("gpu0", {"a": MemberSpec(4), "b": MemberSpec(4, pinned=True)},
+                     mode="restart", memory_gib=24, idle_sleep=60)
+    now = Snapshot({"a": Residency("running"), "b": Residency("running")}, (), now=400)
+    d = schedule(spec, now)
+    assert d.put_away == (Action("stop", "a"),) and d.next_at is None
+
+
+def test_without_idle_sleep_nothing_is_put_away():
+    spec = GroupSpec("gpu0", {"a": MemberSpec()})
+    assert schedule(spec, Snapshot({"a": awake()}, (), now=1e6)) == Decision()
+
+
+# -- preload and the group from the registry --------------------------------------------------
+
+def test_preload_loads_what_fits_pinned_first_then_by_priority():
+    spec = group(24, a=MemberSpec(10, preload=True), b=MemberSpec(10, preload=True, priority=2),
+                 c=MemberSpec(10, preload=True, pinned=True), d=MemberSpec(4))
+    assert preload(spec) == ["c", "b"]
+    assert preload(group(a=MemberSpec(preload=True), b=MemberSpec(preload=True))) == ["a"]
+
+
+def test_a_member_that_cannot_fit_alone_is_refused():
+    with pytest.raises(ValueError, match="'a' does not fit alone in GPU group 'gpu0'"):
+        GroupSpec("gpu0", {"a": MemberSpec(30)}, memory_gib=24)
+    with pytest.raises(ValueError, match="'a' does not fit alone"):
+        GroupSpec("gpu0", {"a": MemberSpec(None)}, memory_gib=24)
+
+
+def test_the_groups_settings_come_from_the_registry(edited):
+    def on_demand(d: Any) -> None:
+        d["gpu_groups"]["gpu0"].update(memory_gib=24, on_demand=True, idle_sleep="5m",
+                                       min_residency="30s", max_queue=4)
+
+    spec = group_spec(edited("stack.yaml", on_demand), "gpu0", {"vllm-qwen": 0.3})
+    assert (spec.mode, spec.level, spec.memory_gib, spec.idle_sleep, spec.min_residency,
+            spec.max_queue) == ("sleep", 1, 24, 300, 30, 4)
+    assert spec.members["vllm-qwen"] == MemberSpec(pytest.approx(21.6), load_s=0.3)
+    assert spec.members["vllm-dolphin"].load_s == 1.0
+
+
+def test_a_group_without_scheduler_settings_is_exclusive_and_never_idles(offline):
+    spec = group_spec(offline, "gpu0")
+    assert (spec.mode, spec.memory_gib, spec.idle_sleep, spec.min_residency) == \
+        ("restart", None, None, 0)
+    assert {m.load_s for m in spec.members.values()} == {60.0}
