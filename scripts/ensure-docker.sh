@@ -130,14 +130,19 @@ else
         fi
     done
     # setsid: the daemon outlives this script and the shell/CI step that ran it. The log is
-    # opened by the root shell: through sudo, this user may not write to /var/log.
-    as_root sh -c 'exec setsid "$0" >>"$1" 2>&1 </dev/null' "$DOCKERD_BIN" "$DOCKERD_LOG" &
+    # opened by the root shell: through sudo, this user may not write to /var/log. The
+    # background job's own fds are redirected too: the subshell waits for dockerd, and were
+    # it to hold our stdout, whoever reads it (make's step.py, CI) would wait forever.
+    start_err="$(mktemp)"
+    as_root sh -c 'exec setsid "$0" >>"$1" 2>&1 </dev/null' "$DOCKERD_BIN" "$DOCKERD_LOG" \
+        </dev/null >/dev/null 2>"$start_err" &
     dockerd_pid=$!
     waited=0
     until docker info >/dev/null 2>&1; do
         socket_refused && no_access
         # not `kill -0`: through sudo the process is root's, and kill -0 on it fails for us
         if [ ! -d "/proc/$dockerd_pid" ]; then
+            cat "$start_err" >&2
             tail -n 30 "$DOCKERD_LOG" >&2 || true
             die "dockerd exited during start-up (log: $DOCKERD_LOG)"
         fi
@@ -148,6 +153,7 @@ else
         sleep 1
         waited=$((waited + 1))
     done
+    rm -f "$start_err"
     step "docker engine up after ${waited}s ($(docker version --format '{{.Server.Version}}' 2>/dev/null), storage: $(docker info --format '{{.Driver}}' 2>/dev/null))"
 fi
 

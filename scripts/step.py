@@ -188,21 +188,37 @@ def run(label: str, cmd: list[str], log: Path, detail_prefix: str | None = None,
             return 127
         display.start()
         assert proc.stdout is not None
-        try:
-            for raw in proc.stdout:
+        stdout = proc.stdout
+        done = threading.Event()
+        writing = threading.Lock()
+
+        def pump() -> None:
+            for raw in stdout:
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 plain = ANSI.sub("", line)
-                out.write(plain + "\n")
-                out.flush()
-                if tee:
-                    display.write(line)
+                with writing:
+                    if done.is_set():
+                        return
+                    out.write(plain + "\n")
+                    out.flush()
+                    if tee:
+                        display.write(line)
                 if detail_prefix and plain.startswith(detail_prefix):
                     display.detail = plain[len(detail_prefix):].strip()
+
+        # The step ends when its command exits, not when the pipe closes: a daemon the
+        # command started (dockerd) may still hold the pipe, and the step would never end.
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
             rc = proc.wait()
+            reader.join(timeout=2.0)
         except KeyboardInterrupt:
             proc.wait()
             rc = 130
         finally:
+            with writing:
+                done.set()
             display.stop()
     took = elapsed(display.now(), precise=True)
     if rc == 0:

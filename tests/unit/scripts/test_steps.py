@@ -74,6 +74,15 @@ def test_tee_passes_the_output_through_and_adds_nothing_on_success(tmp_path: Pat
     assert "full log: .logs/up.log" in r.stdout
 
 
+def test_a_step_ends_when_its_command_exits_though_a_daemon_it_started_holds_the_pipe(
+        tmp_path: Path) -> None:
+    # what `make engine` does when it starts dockerd: CI once waited 88 minutes for EOF
+    r = run(tmp_path, "engine", "--", "sh", "-c", "echo started; sleep 120 & echo ready")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("✓ engine  ")
+    assert (tmp_path / ".logs" / "engine.log").read_text().endswith("started\nready\n")
+
+
 def test_a_missing_command_is_a_clear_failure(tmp_path: Path) -> None:
     r = run(tmp_path, "x", "--", str(tmp_path / "no-such-tool"))
     assert r.returncode == 127
