@@ -16,6 +16,7 @@ last 7 days and the newest of each of the last 4 weeks.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -223,6 +224,21 @@ def unloaded_files(files: list[Generated], started: float | None) -> list[Genera
     return [f for f in files if not f.is_stale() and f.path.stat().st_mtime > started]
 
 
+BOOT_FAILED = "Application startup failed"  # uvicorn's line; the worker exits with code 3
+
+
+class BootFailed(RuntimeError):
+    """A new worker could not start. gunicorn then stops the whole gateway, old workers
+    included (a worker exiting with code 3 halts the arbiter): nothing is left to signal."""
+
+
+def boot_error(log: str) -> str:
+    """The exception line of the failed start (the last `…Error: …` line before uvicorn's)."""
+    head = log.split(BOOT_FAILED, 1)[0]
+    found = re.findall(r"^\w[\w.]*(?:Error|Exception): (.+)$", head, re.M)
+    return found[-1].strip() if found else "see `stackctl logs litellm`"
+
+
 def wait_reloaded(docker: Docker, container: str, since: datetime, workers: int,
                   timeout: float, clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep) -> None:
@@ -233,7 +249,10 @@ def wait_reloaded(docker: Docker, container: str, since: datetime, workers: int,
     while started < workers:
         if not any(s.running for s in docker.containers(service="litellm")):
             raise RuntimeError("the gateway stopped: " + docker.logs(container, tail=15))
-        started = docker.logs_since(container, since).count("Application startup complete")
+        log = docker.logs_since(container, since)
+        if BOOT_FAILED in log:
+            raise BootFailed("a new worker could not start: " + boot_error(log))
+        started = log.count("Application startup complete")
         if clock() >= deadline:
             raise TimeoutError(f"after {timeout:g}s {started} of {workers} new worker(s) had "
                                "started")
@@ -318,7 +337,7 @@ def reload_gateway(reg: Registry, docker: Docker, opts: ReloadOptions,
             write_all(previous, reg.output_dir)
             try:
                 _restore(docker, gateway.name, workers, models_in(previous) if previous else [],
-                         models, opts.timeout, say)
+                         models, opts.timeout, say, isinstance(failure, BootFailed))
             except (RuntimeError, TimeoutError, DockerError) as again:
                 raise ReloadFailed(f"the new config did not serve: {failure}; putting the "
                                    f"previous one back ALSO failed: {again}", restored=False) \
@@ -351,9 +370,13 @@ def replace_workers(docker: Docker, container: str, workers: int, expected: list
     try:
         signal_each(docker, container, "TTIN", workers)
         wait_reloaded(docker, container, since, workers, timeout)
-    finally:  # never leave the gateway with twice its workers
-        say("stopping the old workers once their requests are done")
+    except BootFailed:
+        raise  # the arbiter halts: no TTOU would be handled
+    except BaseException:  # never leave the gateway with twice its workers
         signal_each(docker, container, "TTOU", workers)
+        raise
+    say("stopping the old workers once their requests are done")
+    signal_each(docker, container, "TTOU", workers)
     return wait_models(expected, models, timeout)
 
 
@@ -393,15 +416,24 @@ def wait_models(expected: list[str], models: Callable[[], list[str]], timeout: f
 
 def _restore(docker: Docker, container: str, workers: int, expected: list[str],
              models: Callable[[], list[str]], timeout: float,
-             say: Callable[[str], None]) -> None:
-    if any(s.running for s in docker.containers(service="litellm")):
+             say: Callable[[str], None], boot_failed: bool = False) -> None:
+    if boot_failed:
+        # the arbiter is about to stop the gateway (once the failed worker has exited, which
+        # LiteLLM's threads can delay by half a minute), and its restart policy may wait
+        # longer still: restart it now, on the previous files
+        say("restarting the gateway on the previous config")
+        docker.stop(container, timeout=10)
+        since = datetime.now(UTC)  # after the old workers' last words
+        docker.start(container)
+    elif any(s.running for s in docker.containers(service="litellm")):
         replace_workers(docker, container, workers, expected, models, timeout, say)
         return
-    since = datetime.now(UTC)
-    say("starting the gateway again")
-    try:
-        docker.start(container)
-    except DockerError:
-        pass  # its restart policy may have started it already
+    else:
+        since = datetime.now(UTC)
+        say("starting the gateway again")
+        try:
+            docker.start(container)
+        except DockerError:
+            pass  # its restart policy may have started it already
     wait_reloaded(docker, container, since, workers, timeout)
     wait_models(expected, models, timeout)

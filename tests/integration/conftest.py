@@ -318,11 +318,7 @@ MODULE_ORDER = (
     "test_images.py",
     # the shared stack: up at the first of these, down after the last
     "test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py", "test_cache.py",
-    "test_bench.py", "test_switch.py", "test_faults.py",
-    # after test_faults' gateway crash: once `reload` has signalled the gateway with `docker
-    # kill -s`, Docker no longer applies its restart policy to it (it counts as stopped by
-    # hand until the next start), so a crash after a reload is not restarted
-    "test_reload.py", "test_monitoring.py",
+    "test_bench.py", "test_switch.py", "test_faults.py", "test_reload.py", "test_monitoring.py",
     "test_stack.py::test_down_with_volumes_leaves_nothing",
     # stacks of their own
     "test_plain_compose.py",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.crashes import crash
 from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -69,13 +70,6 @@ def rows(doc: dict) -> dict[str, dict]:
 def running_members(stack) -> set[str]:
     st = states(stack)
     return {m for m in ("vllm-qwen", "vllm-dolphin") if st.get(m) == "running"}
-
-
-def crash(container: str) -> None:
-    """SIGKILL the container's main process from the host: a crash, not a manual stop."""
-    pid = int(docker("inspect", "-f", "{{.State.Pid}}", container))
-    assert pid > 0, f"{container} is not running"
-    os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(predicate, timeout: float = 60, every: float = 0.2) -> bool:

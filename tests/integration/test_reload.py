@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.integration.crashes import crash
 from tests.integration.traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -88,6 +89,29 @@ def test_reload_under_load_fails_no_request(stack):
     assert "tiny" in listed(stack)
     r = stack.run("backups", "--json")
     assert r.returncode == 0 and result["backup"] in [b["id"] for b in json.loads(r.stdout)]
+
+
+def test_a_reloaded_gateway_that_crashes_is_restarted_by_its_restart_policy(stack):
+    # reload signals gunicorn from inside the container: after `docker kill -s`, Docker
+    # would count the gateway as stopped by hand and leave it down after a crash
+    stack.edit("model-mappings.yaml", lambda d: d["exact_matches"]["smollm2"].__setitem__(
+        "aliases", ["tiny", "tinier"]))
+    r = stack.run("reload", "--yes", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["applied"], r.stdout + r.stderr
+    before = started_at(stack)
+    crash(f"{stack.project}-litellm-1")
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not (started_at(stack) != before and serves(stack)):
+        time.sleep(1)
+    assert started_at(stack) != before, "the crashed gateway was not restarted"
+    assert "tinier" in listed(stack)
+
+
+def serves(stack) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return QWEN in listed(stack)
+    except (OSError, ValueError, KeyError):  # refused, or not answering JSON yet: starting
+        return False
 
 
 def test_config_that_never_serves_is_rolled_back_and_restore_works(stack):

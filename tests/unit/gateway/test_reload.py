@@ -209,6 +209,43 @@ def test_new_config_that_never_serves_is_rolled_back(reg):
     assert list_backups(reg)[0].current  # and it is the backup
 
 
+class BootFailingGateway(FakeGateway):
+    """New workers exit at start-up (LiteLLM refuses a config with no master key); after a
+    restart the gateway boots on whatever config is on disk again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = True
+
+    def start(self, container: str) -> None:
+        super().start(container)
+        self.failing, self.booted = False, 2
+
+    def logs_since(self, container, since):  # type: ignore[no-untyped-def]
+        if not self.failing:
+            return super().logs_since(container, since)
+        return (getattr(self, "handled", "") + "Traceback (most recent call last):\n"
+                '  File "proxy_server.py", line 1471, in proxy_startup_event\n'
+                "litellm.proxy.auth.master_key_boot_check.UnsafeMasterKeyError: LiteLLM "
+                "proxy refused to start: no master key is set\n"
+                "[ERROR] Application startup failed. Exiting.\n")
+
+
+def test_new_workers_that_cannot_start_restart_the_gateway_on_the_previous_config(reg):
+    # gunicorn stops every worker once one fails to boot: no TTOU is sent to an arbiter that
+    # is going down; the gateway is restarted on the restored files instead
+    before = config_on_disk(reg)
+    docker = BootFailingGateway()
+    old_models = ["smollm2", "qwen2.5-coder:7b", "qwen-coder-vllm", "dolphin-uncensored-vllm"]
+    with pytest.raises(ReloadFailed, match="could not start: LiteLLM proxy refused to start: "
+                       "no master key is set.*previous config serves again") as exc:
+        reload_gateway(reg, docker, ReloadOptions(timeout=5), models=lists(old_models),
+                       now=lambda: NOW)
+    assert exc.value.restored and config_on_disk(reg) == before
+    assert [c[0] if c[0] != "signal" else c[1] for c in docker.calls
+            if c[0] in ("signal", "stop", "start")] == ["TTIN", "TTIN", "stop", "start"]
+
+
 def test_restore_unknown_backup_names_the_known_ones(reg):
     with pytest.raises(PlanError, match="no backup 'nope'.*backups: none"):
         reload_gateway(reg, FakeGateway(), ReloadOptions(restore="nope"), now=lambda: NOW)
