@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,8 @@ NUMBER_ERRORS = {"int_parsing": "a whole number", "int_type": "a whole number",
                  "int_from_float": "a whole number", "float_parsing": "a number",
                  "float_type": "a number", "bool_parsing": "true or false",
                  "bool_type": "true or false"}
+# digits, and the letters typed for them by a slip (O/o for 0, S for 5, l/I for 1, B for 8)
+DIGIT_TYPO = re.compile(r"(?=.*[0-9])[0-9OoSlIB]{1,6}")
 BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
@@ -118,16 +121,17 @@ def _number_message(kind: str, loc: tuple, err: Any) -> tuple[str, str | None]:
     """Plain words for a number that is not one (pydantic says "Input should be a valid
     integer, unable to parse string as an integer"); a port says what a port is."""
     value = err.get("input")
-    # a short word is a typo (80S0, "eight"), safe to repeat; a long string might be a secret
-    shown = repr(value) if isinstance(value, str) and len(value) <= 12 else shown_as(value)
+    typo = isinstance(value, str) and DIGIT_TYPO.fullmatch(value) is not None
+    # a digit typed as a letter (80S0) is safe to repeat; any other string might be a
+    # password pasted in the wrong place: only its length
+    what = f"{value!r} is" if typo else f"(got {shown_as(value)})"
     if _is_port(loc):
-        hint = ("a port is a whole number from 1 to 65535, e.g. 8080"
-                + ("; check for a letter (O, S, l) typed for a digit"
-                   if isinstance(value, str) and any(c.isalpha() for c in value) else ""))
-        return f"{shown} is not a port number", hint
+        hint = "a port is a whole number from 1 to 65535, e.g. 8080" + (
+            "; check for a letter (O, S, l) typed for a digit" if typo else "")
+        return (f"{what} not a port number" if typo else f"not a port number {what}"), hint
     expected = NUMBER_ERRORS[kind]
-    return f"{shown} is not {expected}", f"write {expected} here" + (
-        ", without quotes" if isinstance(value, str) and kind.startswith(("int", "float")) else "")
+    hint = f"write {expected} here" + (", without quotes" if isinstance(value, str) else "")
+    return (f"{what} not {expected}" if typo else f"not {expected} {what}"), hint
 
 
 def shown_as(value: Any) -> str:

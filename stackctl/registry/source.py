@@ -171,9 +171,9 @@ def load_source(path: Path, required: bool = True, text: str | None = None) -> S
 MISSING_HINTS = {
     "providers.yaml": "it lists the inference providers: copy examples/offline/config/"
                       "providers.yaml, or point -C/--config-dir at the folder holding yours",
-    "model-mappings.yaml": "it names the models the gateway serves: create it with one entry "
-                           "per model under `exact_matches:` (`stackctl add model NAME "
-                           "--provider P` writes one; README § Registry), or point "
+    "model-mappings.yaml": "it names the models the gateway serves: `stackctl add model "
+                           "NAME --provider P` creates it, or write one entry per model "
+                           "under exact_matches: (README § Registry), or point "
                            "-C/--config-dir at the folder holding yours",
 }
 
