@@ -23,7 +23,7 @@ LOCAL = {"litellm": "stackctl-local/litellm:1.106.2", "redis": "stackctl-local/r
          "llama_cpp": "stackctl-local/llama-server:0.3.36",
          "ollama": "stackctl-local/inference-stub:1", "vllm-qwen": "stackctl-local/inference-stub:1"}
 SECRETS = "LITELLM_MASTER_KEY=sk-master-secret-value\nREDIS_PASSWORD=sk-redis-secret-value\n"
-NAMES = ["engine", "compose", "nvidia", "disk", "registry", "ports", "images", "env"]
+NAMES = ["engine", "compose", "nvidia", "disk", "registry", "ports", "images", "models", "env"]
 
 
 def port(state: str, n: int = 4000, service: str = "litellm", pid=None, process=None):
