@@ -58,16 +58,22 @@ def pull(model: str, config_dir: Path, provider: str | None) -> None:
     reg = load_or_fail(config_dir)
     name = _ollama(reg, provider)
     url = reg.providers.providers[name].base_url
-    live = sys.stdout.isatty()
-    shown = {"line": ""}
+    live = _terminal()
+    shown: dict[str, object] = {"status": "", "tenth": -1}
 
     def show(progress) -> None:  # type: ignore[no-untyped-def]
         line = progress.line()
         if live:  # one line rewritten in place; \x1b[K clears what a longer one left
             click.echo(f"\r{line}\x1b[K", nl=False)
-        elif line != shown["line"] and not line.startswith("downloading"):
-            click.echo(line)  # a log or a pipe: each status once, not every byte count
-        shown["line"] = line
+            return
+        # a log or a pipe: each status once, the download every 10 %, not every byte count
+        if progress.downloading:
+            if progress.percent // 10 != shown["tenth"]:
+                shown["tenth"] = progress.percent // 10
+                click.echo(line)
+        elif line != shown["status"]:
+            click.echo(line)
+        shown["status"] = "" if progress.downloading else line
 
     click.echo(f"pulling {model} into {name} ({url})")
     try:
@@ -85,6 +91,10 @@ def pull(model: str, config_dir: Path, provider: str | None) -> None:
     if model not in declared_models(reg):
         click.echo(f"next: `stackctl add model {model} --provider {name}` routes it through "
                    "the gateway")
+
+
+def _terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _ollama(reg: Registry, provider: str | None) -> str:

@@ -28,22 +28,29 @@ class Progress:
 
     status: str = ""
     layers: dict[str, tuple[int, int]] = field(default_factory=dict)  # digest → (done, total)
+    downloading: bool = False  # the last line was a layer's ("pulling 6a0746a1ec1a")
 
     def update(self, event: dict[str, Any]) -> None:
         self.status = str(event.get("status", self.status))
         digest, total = event.get("digest"), event.get("total")
-        if isinstance(digest, str) and isinstance(total, int) and total > 0:
+        self.downloading = isinstance(digest, str) and isinstance(total, int) and total > 0
+        if self.downloading:
             done = event.get("completed")
-            self.layers[digest] = (done if isinstance(done, int) else 0, total)
+            self.layers[str(digest)] = (done if isinstance(done, int) else 0, int(total))
+
+    @property
+    def percent(self) -> int:
+        total = sum(t for _, t in self.layers.values())
+        return 100 * sum(d for d, _ in self.layers.values()) // total if total else 0
 
     def line(self) -> str:
-        """One line: the status, and the bytes so far while layers download."""
-        if not self.layers or not self.status.startswith(("pulling sha", "downloading")):
+        """One line: the status, or the bytes so far of every layer while they download."""
+        if not self.downloading:
             return self.status
         done = sum(d for d, _ in self.layers.values())
         total = sum(t for _, t in self.layers.values())
         return (f"downloading {len(self.layers)} layer(s): {_size(done)} / {_size(total)} "
-                f"({100 * done // total}%)")
+                f"({self.percent}%)")
 
 
 def _size(n: int) -> str:
