@@ -64,7 +64,7 @@ def pull(model: str, config_dir: Path, provider: str | None) -> None:
     def show(progress) -> None:  # type: ignore[no-untyped-def]
         line = progress.line()
         if live:  # one line rewritten in place; \x1b[K clears what a longer one left
-            click.echo(f"\r{line}\x1b[K", nl=False)
+            click.echo(f"\r{line}\x1b[K", nl=False, color=True)  # keep the \x1b
             return
         # a log or a pipe: each status once, the download every 10 %, not every byte count
         if progress.downloading:
