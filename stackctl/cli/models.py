@@ -12,10 +12,12 @@ from stackctl.cli.common import (
     NO_ENGINE,
     OK,
     Failed,
+    check_config_dir,
     config_dir_option,
     display,
     docker_for,
     exit_codes,
+    fail_on,
     load_or_fail,
     ops_errors,
     prepare_files,
@@ -23,7 +25,10 @@ from stackctl.cli.common import (
 )
 from stackctl.models.files import ImportRefused, plan_import
 from stackctl.registry.catalog import declared_models, profile_of
-from stackctl.registry.load import Registry
+from stackctl.registry.checks import check
+from stackctl.registry.load import Registry, load_registry
+from stackctl.registry.model_checks import MISSING_FILE
+from stackctl.registry.problems import RegistryError
 
 EPILOG = {
     "pull": exit_codes({OK: "the model was pulled",
@@ -93,6 +98,19 @@ def pull(model: str, config_dir: Path, provider: str | None) -> None:
                    "the gateway")
 
 
+def _load_for_import(config_dir: Path, provider: str) -> Registry:
+    """The registry, checked; the one error tolerated is the file this import brings."""
+    check_config_dir(config_dir)
+    try:
+        reg = load_registry(config_dir)
+    except RegistryError as exc:
+        fail_on(exc.problems)
+        raise  # pragma: no cover - fail_on raised: a RegistryError carries errors
+    fail_on([p for p in check(reg) if not (p.message.startswith(MISSING_FILE)
+                                          and p.path.startswith(f"providers.{provider}."))])
+    return reg
+
+
 def _terminal() -> bool:
     return sys.stdout.isatty()
 
@@ -136,7 +154,7 @@ def import_(file: Path, config_dir: Path, provider: str, name: str | None) -> No
             raise Failed(f"{file}: not a GGUF file (it does not start with 'GGUF'); "
                          "llama.cpp loads GGUF models (convert others with its "
                          "convert_hf_to_gguf.py)")
-    reg = load_or_fail(config_dir)
+    reg = _load_for_import(config_dir, provider)
     try:
         plan = plan_import(reg, provider, file.resolve(), name)
     except ImportRefused as exc:

@@ -14,6 +14,7 @@ from stackctl.registry.models import Provider
 from stackctl.registry.problems import Problem
 from stackctl.registry.source import Loc
 
+MISSING_FILE = "llama.cpp loads"  # how the missing-file error starts (`models import` fixes it)
 # llama.cpp's options that fetch the model instead of reading a file
 _LLAMA_DOWNLOADS = ("-hf", "--hf-repo", "-mu", "--model-url", "-hfr")
 
@@ -100,7 +101,7 @@ def check_models(reg: Registry) -> list[Problem]:
         if not host.is_file():
             out.append(src.problem(
                 "error", ("providers", f.provider, "container", "command"),
-                f"llama.cpp loads {f.path}, but {host} does not exist: the server would "
+                f"{MISSING_FILE} {f.path}, but {host} does not exist: the server would "
                 "exit after its start period",
                 f"copy the GGUF file there (`stackctl models import FILE.gguf --provider "
                 f"{f.provider}`) or fix --model"))

@@ -381,3 +381,36 @@ def test_cli_help_lists_its_exit_codes():
     assert r.exit_code == 0, r.output
     assert "Exit codes:" in r.output and "a check failed" in r.output
     assert "  0    no check failed (warnings allowed)" in r.output
+
+
+# -- model files in volumes ---------------------------------------------------------------------
+
+def test_models_judged_as_data():
+    assert j.judge_models([]).status == "ok"
+    there = ("phi", "/models/phi.gguf", "phi-models", True)
+    assert j.judge_models([there]).detail == "model files present: phi (/models/phi.gguf)"
+    c = j.judge_models([there, ("q", "/models/q.gguf", "q-models", False),
+                        ("r", "/models/r.gguf", "r-models", None)])
+    assert c.status == "fail"
+    assert c.detail == ("q loads /models/q.gguf, not in volume q-models; r loads "
+                        "/models/r.gguf, but volume r-models does not exist yet: it would "
+                        "exit after its start period")
+    assert c.fix == ("stackctl models import FILE.gguf --provider q\n"
+                     "stackctl models import FILE.gguf --provider r")
+    assert j.judge_models([("p", "/m", "v", "its image i:1 is not here")]).status == "warn"
+
+
+def test_models_looks_in_the_volume_with_the_providers_image(registry_dir):
+    cfg = registry_dir("shipped")
+    image = "ghcr.io/ggml-org/llama.cpp:server-cuda-b6990"
+    docker = FakeDocker(project="stackctl", present={image})
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "fail" and "does not exist yet" in got.detail
+    assert ("volume_file", "llamacpp-models", "model.gguf", image) in docker.calls
+    docker.volume_files = {"llamacpp-models": {"model.gguf"}}
+    assert by_name(d.diagnose(cfg, machine(docker)))["models"].status == "ok"
+    docker.volume_files = {"llamacpp-models": set()}
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "fail" and "not in volume llamacpp-models" in got.detail
+    docker.present = set()
+    assert by_name(d.diagnose(cfg, machine(docker)))["models"].status == "warn"
