@@ -34,8 +34,8 @@ TYPE_ALIASES = {"llamacpp": "llama_cpp", "llama.cpp": "llama_cpp", "llama-cpp": 
 
 EPILOG = exit_codes({
     OK: "the registry was edited (or, --dry-run, the edit checked)",
-    FAILED: "refused: the edited registry would not validate (its errors are listed), the "
-            "name exists, or -C is no registry folder; nothing was written",
+    FAILED: "refused, nothing written: the edited registry would not validate (its\n"
+            "       errors are listed), the name exists, or -C is no registry folder",
 })
 
 dry_run_option = click.option("--dry-run", is_flag=True,
@@ -61,7 +61,8 @@ def _type(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return kind
 
 
-@add.command("provider", epilog=EPILOG)
+@add.command("provider", epilog=EPILOG,
+             short_help="A provider, with its type's container defaults.")
 @click.argument("kind", metavar="TYPE", callback=_type)
 @click.argument("name")
 @sub_config_dir_option
@@ -113,7 +114,7 @@ def provider(kind: str, name: str, config_dir: Path, models: tuple[str, ...],
         click.echo("next: " + _next_step(spec))
 
 
-@add.command("model", epilog=EPILOG)
+@add.command("model", epilog=EPILOG, short_help="Route a model to a provider.")
 @click.argument("name")
 @sub_config_dir_option
 @click.option("-p", "--provider", "provider_name", required=True, metavar="PROVIDER",

@@ -32,11 +32,11 @@ from stackctl.registry.problems import RegistryError
 
 EPILOG = {
     "pull": exit_codes({OK: "the model was pulled",
-                        FAILED: "Ollama refused or does not answer, no such Ollama provider, "
-                                "registry errors"}),
+                        FAILED: "Ollama refused or does not answer, no such Ollama "
+                                "provider,\n       registry errors"}),
     "import": exit_codes({OK: "the file was copied",
-                          FAILED: "not a llama_cpp provider, no such file, Docker refused, "
-                                  "registry errors",
+                          FAILED: "not a llama_cpp provider, no such file, Docker "
+                                  "refused,\n       registry errors",
                           NO_ENGINE: "the file goes into a volume and no Docker engine "
                                      "answers"}),
 }
@@ -49,7 +49,8 @@ def models(config_dir: Path) -> None:
     """Put model files where the providers load them: pull into Ollama, import a GGUF."""
 
 
-@models.command("pull", epilog=EPILOG["pull"])
+@models.command("pull", epilog=EPILOG["pull"],
+                short_help="Pull a model into an Ollama provider, with progress.")
 @click.argument("model")
 @sub_config_dir_option
 @click.option("-p", "--provider", default=None, metavar="PROVIDER",
@@ -135,7 +136,8 @@ def _ollama(reg: Registry, provider: str | None) -> str:
     return provider
 
 
-@models.command("import", epilog=EPILOG["import"])
+@models.command("import", epilog=EPILOG["import"],
+                short_help="Copy a GGUF file where a llama.cpp provider loads it.")
 @click.argument("file", type=click.Path(path_type=Path))
 @sub_config_dir_option
 @click.option("-p", "--provider", required=True, metavar="PROVIDER",
