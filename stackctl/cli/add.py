@@ -21,11 +21,15 @@ from stackctl.cli.common import (
 from stackctl.errors import PlanError
 from stackctl.registry.additions import NewModel, add_model, add_provider
 from stackctl.registry.editing import EditError
-from stackctl.registry.load import MAPPINGS, Registry, load_registry
 from stackctl.registry.models import ProviderType
-from stackctl.registry.problems import RegistryError
 from stackctl.registry.templates import NewProvider, model_file
-from stackctl.store.registry_files import EditRefused, EditResult, apply_edit, read_texts
+from stackctl.store.registry_files import (
+    Edit,
+    EditRefused,
+    EditResult,
+    RegistryBroken,
+    edit_registry,
+)
 
 TYPES = get_args(ProviderType)
 # other spellings users type (the README's, Docker images', the old system's)
@@ -106,9 +110,8 @@ def provider(kind: str, name: str, config_dir: Path, models: tuple[str, ...],
     spec = NewProvider(type=kind, name=name, models=list(models), host_port=port, image=image,  # type: ignore[arg-type]
                        base_url=base_url, api_key_env=api_key_env, hf_model=hf_model,
                        model_file=model_file, gpus=gpus, group=group, profile=profile)
-    reg, texts = _load(config_dir)
-    result = _apply(config_dir, texts, lambda: add_provider(texts, reg, spec, not no_route),
-                    dry_run)
+    result = _edit(config_dir, lambda texts, reg: add_provider(texts, reg, spec, not no_route),
+                   dry_run)
     _report(result, f"provider {name!r}", dry_run)
     if result.written and spec.base_url is None and kind in ("ollama", "llama_cpp", "vllm"):
         click.echo("next: " + _next_step(spec))
@@ -138,38 +141,24 @@ def model(name: str, config_dir: Path, provider_name: str, backend: str | None,
     """
     spec = NewModel(name=name, provider=provider_name, backend=backend, aliases=list(aliases),
                     fallback=fallback)
-    reg, texts = _load(config_dir)
-    result = _apply(config_dir, texts, lambda: add_model(texts, reg, spec), dry_run)
+    result = _edit(config_dir, lambda texts, reg: add_model(texts, reg, spec), dry_run)
     _report(result, f"model {name!r}", dry_run)
 
 
-def _load(config_dir: Path) -> tuple[Registry, dict[str, str]]:
-    """The registry as it is and its files' texts; a missing model-mappings.yaml reads as
-    empty (the edit creates it)."""
+def _edit(config_dir: Path, edit: Edit, dry_run: bool) -> EditResult:
     check_config_dir(config_dir)
     try:
-        texts = read_texts(config_dir)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Failed(f"cannot read the registry in {display(config_dir)}: {exc}") from None
-    try:
-        reg = load_registry(config_dir, {MAPPINGS: ""} if not texts[MAPPINGS] else None)
-    except RegistryError as exc:
+        return edit_registry(config_dir, edit, datetime.now(UTC), dry_run)
+    except RegistryBroken as exc:
         raise Failed("the registry does not load; fix it first (nothing was written):\n"
                      + "\n".join(p.render() for p in exc.problems)) from None
-    return reg, texts
-
-
-def _apply(config_dir: Path, texts: dict[str, str], edit, dry_run: bool  # type: ignore[no-untyped-def]
-           ) -> EditResult:
-    try:
-        return apply_edit(config_dir, texts, edit(), datetime.now(UTC), dry_run)
     except EditError as exc:
         raise Failed(f"{exc}; nothing was written") from None
     except EditRefused as exc:
         raise Failed(f"the edited registry would have {len(exc.problems)} error(s) (lines of "
                      "the edited text); nothing was written:\n"
                      + "\n".join(p.render() for p in exc.problems)) from None
-    except PlanError as exc:
+    except (PlanError, OSError, UnicodeDecodeError) as exc:
         raise Failed(str(exc)) from None
 
 

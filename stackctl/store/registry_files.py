@@ -8,7 +8,11 @@ they were before the edit, pruned like the gateway's (store.retention)."""
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -16,10 +20,11 @@ from pydantic import BaseModel, Field
 
 from stackctl.errors import PlanError
 from stackctl.registry.checks import check
-from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, load_registry
+from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry, load_registry
 from stackctl.registry.problems import Problem, RegistryError
+from stackctl.store.lock import Busy, stack_lock
 from stackctl.store.retention import new_id, parse_id, retained
-from stackctl.store.writer import write_set
+from stackctl.store.writer import WriteError, write_set
 
 FILES = (PROVIDERS, MAPPINGS, STACK)
 BACKUPS = ".backups"
@@ -31,6 +36,17 @@ class EditRefused(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(p.render() for p in problems))
+
+
+class RegistryBroken(Exception):
+    """The registry does not load as it is: no edit is made to it."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+LOCK_WAIT = 30.0  # seconds an edit waits for another one of the same folder
 
 
 class EditResult(BaseModel):
@@ -52,6 +68,37 @@ def read_texts(config_dir: Path) -> dict[str, str]:
     return out
 
 
+Edit = Callable[[dict[str, str], Registry], dict[str, str]]
+
+
+def edit_registry(config_dir: Path, edit: Edit, now: datetime, dry_run: bool = False
+                  ) -> EditResult:
+    """Read the registry, apply `edit` (texts, registry → new texts), check and write the
+    result, holding the folder's edit lock from the read to the write: two edits at once
+    never lose one another's lines. A dry run takes no lock (it writes nothing).
+    RegistryBroken, EditRefused, EditError (from `edit`), PlanError."""
+    with nullcontext() if dry_run else edit_lock(config_dir):
+        texts = read_texts(config_dir)
+        try:  # a missing model-mappings.yaml reads as empty: the edit creates it
+            reg = load_registry(config_dir, {MAPPINGS: ""} if not texts[MAPPINGS] else None)
+        except RegistryError as exc:
+            raise RegistryBroken(exc.problems) from None
+        return apply_edit(config_dir, texts, edit(texts, reg), now, dry_run)
+
+
+@contextmanager
+def edit_lock(config_dir: Path) -> Iterator[None]:
+    """The lock of one registry folder (by its real path), in the state folder: the
+    registry's own folder may be read-only to the lock's user, or shared by a checkout."""
+    key = hashlib.sha256(str(config_dir.resolve()).encode()).hexdigest()[:16]
+    try:
+        with stack_lock(f"registry-{key}", "add", wait=LOCK_WAIT):
+            yield
+    except Busy:
+        raise PlanError(f"another `stackctl add` has been editing {config_dir} for "
+                        f"{LOCK_WAIT:g}s; try again when it ends") from None
+
+
 def apply_edit(config_dir: Path, old: dict[str, str], new: dict[str, str], now: datetime,
                dry_run: bool = False) -> EditResult:
     """Check `new` (file → text) as the registry; EditRefused with its errors, else back up
@@ -71,7 +118,15 @@ def apply_edit(config_dir: Path, old: dict[str, str], new: dict[str, str], now: 
     if dry_run or not changed:
         return result
     result.backup = str(take_backup(config_dir, {n: old[n] for n in FILES if old[n]}, now))
-    write_set(config_dir, {config_dir / n: t for n, t in texts.items()})
+    modes = {n: os.stat(config_dir / n).st_mode & 0o7777 for n in changed
+             if (config_dir / n).is_file()}
+    try:
+        write_set(config_dir, {config_dir / n: t for n, t in texts.items()})
+    except WriteError as exc:  # its advice names `generate`, which writes the output folder
+        raise WriteError(str(exc).replace("`stackctl generate` again", "the same `stackctl "
+                                          "add` again")) from None
+    for name, mode in modes.items():  # a new inode: the user's permissions, not 0644
+        os.chmod(config_dir / name, mode)
     result.written = True
     return result
 

@@ -91,3 +91,19 @@ def test_backups_are_pruned_like_the_gateways(tmp_path):
     kept = sorted(p.name for p in (tmp_path / BACKUPS).iterdir())
     assert len(kept) == 10 and kept[-1] == "20261206T120014Z"
     assert (tmp_path / BACKUPS / kept[-1] / PROVIDERS).read_text() == "v14\n"
+
+
+def test_edits_hold_the_folders_lock_and_dry_runs_do_not(runner, registry_dir, monkeypatch):
+    from stackctl.store import registry_files
+
+    cfg = registry_dir("shipped")
+    (cfg / PROVIDERS).chmod(0o600)
+    monkeypatch.setattr(registry_files, "LOCK_WAIT", 0.3)
+    with registry_files.edit_lock(cfg):  # another `stackctl add` of the same folder
+        r = run(runner, "add", "model", "m", "-p", "ollama", "--backend", "x", "--dry-run")
+        assert r.exit_code == 0, r.output
+        r = run(runner, "add", "model", "m", "-p", "ollama", "--backend", "x")
+        assert r.exit_code == 1 and "another `stackctl add` has been editing" in r.output
+    r = run(runner, "add", "model", "m", "-p", "ollama", "--backend", "x")
+    assert r.exit_code == 0, r.output
+    assert (cfg / PROVIDERS).stat().st_mode & 0o777 == 0o600  # the user's mode, kept
