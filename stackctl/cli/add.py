@@ -178,10 +178,10 @@ def _report(result: EditResult, what: str, dry_run: bool) -> None:
 def _next_step(spec: NewProvider) -> str:
     profile = spec.profile or spec.name
     if spec.type == "ollama":
-        models = " ".join(spec.models) or "MODEL"
-        return (f"`stackctl up {profile}`, then `stackctl models pull {models} "
-                f"--provider {spec.name}`")
+        pulls = "; ".join(f"`stackctl models pull {m} --provider {spec.name}`"
+                          for m in spec.models or ["MODEL"])
+        return f"`stackctl up -p {profile}`, then {pulls}"
     if spec.type == "llama_cpp":
         return (f"`stackctl models import FILE.gguf --provider {spec.name}` (it loads "
-                f"/models/{model_file(spec)}), then `stackctl up {profile}`")
-    return f"`stackctl up {profile}` (vLLM downloads {spec.hf_model} on its first start)"
+                f"/models/{model_file(spec)}), then `stackctl up -p {profile}`")
+    return f"`stackctl up -p {profile}` (vLLM downloads {spec.hf_model} on its first start)"

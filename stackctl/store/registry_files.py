@@ -53,7 +53,8 @@ class EditResult(BaseModel):
     changed: list[str] = Field(description="registry files the edit changes")
     diff: str = Field(description="unified diff, on disk → edited")
     warnings: list[Problem] = Field(default_factory=list,
-                                    description="what `validate` warns about after the edit")
+                                    description="what `validate` warns about after the edit "
+                                    "(edit_registry: only the warnings the edit brings)")
     backup: str | None = Field(None, description="folder holding the files as they were")
     written: bool = False
 
@@ -83,7 +84,11 @@ def edit_registry(config_dir: Path, edit: Edit, now: datetime, dry_run: bool = F
             reg = load_registry(config_dir, {MAPPINGS: ""} if not texts[MAPPINGS] else None)
         except RegistryError as exc:
             raise RegistryBroken(exc.problems) from None
-        return apply_edit(config_dir, texts, edit(texts, reg), now, dry_run)
+        result = apply_edit(config_dir, texts, edit(texts, reg), now, dry_run)
+    # the warnings the edit brings, not those the registry had (lines move: compared by key)
+    before = {(p.file, p.path, p.message) for p in check(reg) if p.severity == "warning"}
+    result.warnings = [w for w in result.warnings if (w.file, w.path, w.message) not in before]
+    return result
 
 
 @contextmanager

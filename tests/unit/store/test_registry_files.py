@@ -44,8 +44,18 @@ def test_add_provider_keeps_every_other_byte_and_backs_up(runner, registry_dir):
     backups = list((cfg / BACKUPS).iterdir())
     assert len(backups) == 1 and (backups[0] / PROVIDERS).read_bytes() == before[PROVIDERS]
     assert f"config/{BACKUPS}/{backups[0].name}" in r.output
-    assert "stackctl models import FILE.gguf --provider phi" in r.output
+    assert "next: `stackctl models import FILE.gguf --provider phi` (it loads " \
+           "/models/phi-4.gguf), then `stackctl up -p phi`" in r.output
     assert run(runner, "validate").exit_code == 0
+
+
+def test_only_the_warnings_the_edit_brings_are_shown(runner, registry_dir):
+    registry_dir("shipped")
+    r = run(runner, "add", "provider", "ollama", "o2", "--gpus", "0")  # no model: unrouted
+    assert r.exit_code == 0, r.output
+    assert "warning: providers.o2: no mapping routes a model to 'o2'" in r.output
+    r = run(runner, "add", "model", "m2", "-p", "ollama", "--backend", "qwen2.5-coder:7b")
+    assert r.exit_code == 0 and "warning" not in r.output  # o2's is not this edit's
 
 
 def test_an_edit_that_would_not_validate_is_refused_with_its_errors(runner, registry_dir):
