@@ -16,6 +16,7 @@ from stackctl.doctor.judge import (
     Check,
     Report,
     fail,
+    ok,
     judge_compose,
     judge_disk,
     judge_engine,
@@ -103,6 +104,9 @@ def check_models(facts: Facts, machine: Machine) -> Check:
     if skipped:
         return skipped
     assert facts.reg is not None
+    target = facts.reg.stack.deploy.target
+    if target != "compose":  # the volumes are the nodes', not this engine's
+        return ok("models", f"not looked for: on {target} the volumes live on its nodes")
     providers = facts.reg.providers.providers
     found: list[tuple[str, str, str, bool | None | str]] = []
     for f in model_files(facts.reg):
