@@ -16,7 +16,6 @@ from stackctl.doctor.judge import (
     Check,
     Report,
     fail,
-    ok,
     judge_compose,
     judge_disk,
     judge_engine,
@@ -26,6 +25,7 @@ from stackctl.doctor.judge import (
     judge_nvidia,
     judge_ports,
     judge_registry,
+    ok,
     warn,
 )
 from stackctl.ports import check as ports
