@@ -28,6 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
              "health_endpoint": "/v1/models"},
 }
 CLOUD_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
+CLOUD_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}  # their SDKs' names
 
 
 class NewProvider(BaseModel):
@@ -76,8 +77,9 @@ def provider_entry(spec: NewProvider, used: set[int]) -> dict[str, Any]:
         if url is None:
             raise ValueError(f"a {spec.type} provider needs --base-url (where it answers)")
         entry |= {"base_url": url, "status": "active"}
-        if spec.api_key_env:
-            entry |= {"requires_api_key": True, "env_var": spec.api_key_env}
+        key = spec.api_key_env or CLOUD_KEYS.get(spec.type)
+        if key:
+            entry |= {"requires_api_key": True, "env_var": key}
         entry["models"] = list(spec.models)
         return entry
     d = DEFAULTS[spec.type]

@@ -131,6 +131,9 @@ def test_provider_defaults_follow_the_shipped_registry():
     with pytest.raises(ValueError, match="--base-url"):
         provider_entry(NewProvider(type="openai_compatible", name="c"), used)
     assert free_port(8080, {8080, 8081}) == 8082
+    assert provider_entry(NewProvider(type="anthropic", name="claude", models=["c"]), used) == {
+        "type": "anthropic", "base_url": "https://api.anthropic.com/v1", "status": "active",
+        "requires_api_key": True, "env_var": "ANTHROPIC_API_KEY", "models": ["c"]}
 
 
 def test_add_model_lists_it_on_its_provider_and_routes_it():
