@@ -414,3 +414,12 @@ def test_models_looks_in_the_volume_with_the_providers_image(registry_dir):
     assert got.status == "fail" and "not in volume llamacpp-models" in got.detail
     docker.present = set()
     assert by_name(d.diagnose(cfg, machine(docker)))["models"].status == "warn"
+
+
+def test_models_not_looked_for_beyond_one_engine(registry_dir, yaml_edit):
+    cfg = registry_dir("shipped")
+    yaml_edit(cfg / "stack.yaml", lambda d: d.update(deploy={"target": "swarm"}))
+    docker = FakeDocker(project="stackctl")
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "ok" and "on swarm the volumes live on its nodes" in got.detail
+    assert not [c for c in docker.calls if c[0] == "volume_file"]

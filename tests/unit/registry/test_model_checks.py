@@ -89,3 +89,13 @@ def test_llama_model_file_missing_on_a_host_path(runner, registry_dir, yaml_edit
     assert "stackctl models import FILE.gguf --provider llama_cpp_native" in e["hint"]
     (tmp_path / "models" / "model.gguf").write_bytes(b"GGUF")
     assert not found(report(runner, cfg), "errors", "llama.cpp loads")
+
+
+def test_unrouted_provider_no_default_profile_starts(runner, registry_dir):
+    cfg = registry_dir("shipped")
+    r = runner.invoke(cli, ["add", "provider", "ollama", "spare", "--gpus", "0", "--no-route"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    [w] = found(report(runner, cfg), "warnings", "no mapping routes a model to 'spare'")
+    assert w["message"].endswith("the gateway never sends it a request and no default "
+                                 "profile starts it (stack.yaml default_profiles)")
