@@ -31,6 +31,9 @@ COMMANDS = {
     "logs": ("stackctl.cli.logs", "logs", "Service logs, or one line per request (--requests)."),
     "bench": ("stackctl.cli.bench", "bench", "Latency, tokens/s and throughput, gateway vs direct."),
     "doctor": ("stackctl.cli.doctor", "doctor", "Check the machine, the registry and the stack."),
+    "add": ("stackctl.cli.add", "add", "Add a provider or a model to the registry (comments kept)."),
+    "models": ("stackctl.cli.models", "models", "Model files: pull into Ollama, import a GGUF."),
+    "urls": ("stackctl.cli.urls", "urls", "The gateway and monitoring UIs: URL and login variable."),
 }
 
 

@@ -78,7 +78,7 @@ class Concurrency(click.ParamType):
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60,
               show_default=True, help="Seconds one request may take.")
 @click.option("--compare", "compare_file", metavar="FILE",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              type=click.Path(path_type=Path),  # checked by the command: exit 1, not 2
               help="An earlier `bench --json` output: flag the cells that got worse.")
 @click.option("--threshold", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="With --compare: percent by which a metric must get worse to count as a "
@@ -108,8 +108,8 @@ def bench(config_dir: Path, models: tuple[str, ...], direct: bool, concurrency: 
     opts = BenchOptions(models=list(models), direct=direct, concurrency=concurrency,
                         requests=requests, max_tokens=max_tokens, stream=stream,
                         timeout=timeout)
-    reg = load_or_fail(config_dir)
     old = _old_report(compare_file)
+    reg = load_or_fail(config_dir)
     report = _measure(reg, opts, say, progress=not (as_json or quiet))
     if old is not None and compare_file is not None:
         report.comparison = compare(old, report, threshold, file=str(compare_file))
@@ -133,6 +133,10 @@ def _old_report(path: Path | None):  # type: ignore[no-untyped-def]
     """Read --compare's file before measuring anything: a bad file fails at once."""
     if path is None:
         return None
+    if not path.is_file():
+        raise Failed(f"--compare {path}: " + ("is a folder, not a file" if path.is_dir() else
+                     "no such file") + " (write one with `stackctl bench --json > "
+                     "before.json`, then compare with `--compare before.json`)")
     try:
         return load_report(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:

@@ -38,6 +38,7 @@ def doctor(config_dir: Path, as_json: bool) -> None:
     Compose v2; the NVIDIA runtime (toolkit or CDI), needed when an enabled provider
     reserves a GPU; free disk where Docker keeps images and volumes (warn under 20 GiB,
     fail under 2 GiB); port conflicts; the registry; the images the default profiles need;
+    llama.cpp model files in their volumes;
     .env (mode 0600, the gateway key and cache password set; names only, never values).
     Each line is ok (✓), warn (!) or fail (✗), with the fix on the next line.
     """

@@ -265,6 +265,33 @@ class Docker:
             cmd.append("--timestamps")
         return _stream_lines(cmd + list(services), "docker compose logs")
 
+    def copy_into(self, container: str, source: Path, dest: str) -> None:
+        """`docker cp SOURCE CONTAINER:DEST`: works on a created (not started) container, into
+        its volumes too, and needs no tool in the image."""
+        self._call(f"docker cp {source.name} {container}:{dest}",
+                   lambda: self._client.copy(source, (container, dest)))
+
+    # -- volumes -----------------------------------------------------------------------------
+    def volume_file(self, volume: str, path: str, image: str) -> bool | None:
+        """Whether `path` (relative) is a file in the project's named `volume` (as the
+        compose file names it): checked by `test -f` in `image`, which must be present, with
+        the volume mounted read-only and no network. None: no such volume yet."""
+        from python_on_whales.exceptions import DockerException  # ~150 ms: module doc
+
+        full = f"{self.project}_{volume}"
+        if not self._call("docker volume inspect", lambda: self._client.volume.exists(full)):
+            return None
+        with docker_errors(f"docker run {image}"):
+            try:
+                self._client.run(image, ["-f", f"/stackctl-volume/{path}"], entrypoint="test",
+                                 remove=True, volumes=[(full, "/stackctl-volume", "ro")],
+                                 networks=["none"], pull="never")
+            except DockerException as exc:
+                if exc.return_code == 1:  # test's "no": anything else is Docker's error
+                    return False
+                raise
+        return True
+
     # -- images ------------------------------------------------------------------------------
     def image_exists(self, image: str) -> bool:
         return self._call("docker image inspect", lambda: self._client.image.exists(image))

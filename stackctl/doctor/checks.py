@@ -21,12 +21,15 @@ from stackctl.doctor.judge import (
     judge_engine,
     judge_env,
     judge_images,
+    judge_models,
     judge_nvidia,
     judge_ports,
     judge_registry,
+    ok,
     warn,
 )
 from stackctl.ports import check as ports
+from stackctl.registry.model_checks import model_files
 from stackctl.registry.problems import display_path
 from stackctl.store.envfile import EnvFileError, read_env
 from stackctl.targets.compose_up import missing_images
@@ -94,6 +97,31 @@ def check_images(facts: Facts, machine: Machine) -> Check:
     return judge_images(profiles, images, missing_images(images, facts.docker.image_exists))
 
 
+def check_models(facts: Facts, machine: Machine) -> Check:
+    """A llama.cpp model file in a named volume is looked for there (`validate` checks those
+    on host paths): missing, the server exits after its start period."""
+    skipped = _not_checked("models", facts)
+    if skipped:
+        return skipped
+    assert facts.reg is not None
+    target = facts.reg.stack.deploy.target
+    if target != "compose":  # the volumes are the nodes', not this engine's
+        return ok("models", f"not looked for: on {target} the volumes live on its nodes")
+    providers = facts.reg.providers.providers
+    found: list[tuple[str, str, str, bool | None | str]] = []
+    for f in model_files(facts.reg):
+        if not f.in_volume:
+            continue
+        image = facts.reg.stack.images.get(f.provider) or providers[f.provider].container.image  # type: ignore[union-attr]
+        there: bool | None | str
+        if not facts.docker.image_exists(image):
+            there = f"its image {image} is not here"
+        else:
+            there = facts.docker.volume_file(f.source, f.relative, image)
+        found.append((f.provider, f.path, str(f.source), there))
+    return judge_models(found)
+
+
 def check_env(facts: Facts, machine: Machine) -> Check:
     skipped = _not_checked("env", facts, engine=False)
     if skipped:
@@ -122,7 +150,7 @@ def check_env(facts: Facts, machine: Machine) -> Check:
 CHECKS: list[tuple[str, Callable[[Facts, Machine], Check]]] = [
     ("engine", check_engine), ("compose", check_compose), ("nvidia", check_nvidia),
     ("disk", check_disk), ("registry", check_registry), ("ports", check_ports),
-    ("images", check_images), ("env", check_env),
+    ("images", check_images), ("models", check_models), ("env", check_env),
 ]
 
 

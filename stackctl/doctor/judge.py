@@ -221,6 +221,26 @@ def judge_images(profiles: list[str], images: dict[str, str], missing: dict[str,
     return ok("images", f"all {count} image(s) {which} need are present")
 
 
+def judge_models(found: list[tuple[str, str, str, bool | None | str]]) -> Check:
+    """`found`: (provider, file it loads, volume, in it?) for each llama.cpp model file in a
+    named volume; in it: True, False, None (no such volume yet) or the reason it was not
+    checked."""
+    if not found:
+        return ok("models", "no llama.cpp model file in a volume to look for")
+    missing = [f"{p} loads {path}, " + ("not in volume " + vol if there is False else
+                                        f"but volume {vol} does not exist yet")
+               for p, path, vol, there in found if there is False or there is None]
+    unchecked = [f"{p} ({there})" for p, _, _, there in found if isinstance(there, str)]
+    if missing:
+        return fail("models", "; ".join(missing) + ": it would exit after its start period",
+                    "\n".join(f"stackctl models import FILE.gguf --provider {p}"
+                              for p, _, _, there in found if there is False or there is None))
+    if unchecked:
+        return warn("models", "not checked: " + "; ".join(unchecked), "see the images check")
+    return ok("models", "model files present: " + ", ".join(f"{p} ({path})"
+                                                            for p, path, _, _ in found))
+
+
 def judge_env(path: str, mode: int | None, defined: dict[str, str | None],
               error: str | None = None) -> Check:
     """`mode`: the .env file's permission bits (None: it does not exist); `defined`: secret

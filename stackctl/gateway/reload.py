@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -39,9 +39,9 @@ from stackctl.render.files import Generated, render_all
 from stackctl.store.envfile import compose_value
 from stackctl.store.generated import write_all
 from stackctl.store.lock import stack_lock
+from stackctl.store.retention import ID_FORMAT, parse_id, retained  # noqa: F401  (re-exported)
 
 GATEWAY_DIR = "litellm"  # the gateway's config folder inside output_dir (mounted whole)
-ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 class ReloadFailed(Exception):
@@ -70,36 +70,6 @@ class ReloadResult(BaseModel):
     applied: bool = False
     models: list[str] = Field(default_factory=list, description="models the gateway lists after")
     seconds: float = 0.0
-
-
-# -- pure: retention -----------------------------------------------------------------------------
-
-def parse_id(backup_id: str) -> datetime:
-    return datetime.strptime(backup_id.split("-")[0], ID_FORMAT).replace(tzinfo=UTC)
-
-
-def retained(ids: list[str], now: datetime, recent: int = 10, days: int = 7,
-             weeks: int = 4) -> set[str]:
-    """The backups to keep: the `recent` newest, the newest of each of the last `days`
-    calendar days (UTC, today included) and the newest of each of the last `weeks` weeks
-    (Monday to Sunday, this one included)."""
-    def monday(t: datetime) -> date:
-        return t.date() - timedelta(days=t.weekday())
-
-    newest_first = sorted(ids, key=parse_id, reverse=True)
-    keep = set(newest_first[:recent])
-    seen_days: set[date] = set()
-    seen_weeks: set[date] = set()
-    for backup_id in newest_first:
-        when = parse_id(backup_id)
-        if (now.date() - when.date()).days < days and when.date() not in seen_days:
-            seen_days.add(when.date())
-            keep.add(backup_id)
-        week = monday(when)
-        if (monday(now) - week).days < 7 * weeks and week not in seen_weeks:
-            seen_weeks.add(week)
-            keep.add(backup_id)
-    return keep
 
 
 # -- backups on disk --------------------------------------------------------------------------------

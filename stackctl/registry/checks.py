@@ -22,6 +22,7 @@ from stackctl.registry.catalog import (
 from stackctl.registry.graph import cycles
 from stackctl.registry.kubernetes_checks import check_kubernetes_names
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry
+from stackctl.registry.model_checks import check_models
 from stackctl.registry.privilege_checks import check_privileges, exposed_folder
 from stackctl.registry.problems import Problem
 from stackctl.registry.secret_checks import ENV_NAME, check_secrets
@@ -66,6 +67,7 @@ class Checker:
         self.problems += check_secrets(self.reg)  # secret_checks.py: secret-shaped values anywhere
         self.problems += check_values(self.reg)  # `$`, os.environ/, control characters
         self.problems += check_privileges(self.reg)  # reserved names, images, mounts, deploy
+        self.problems += check_models(self.reg)  # model files, vLLM's served names, unrouted
         if self.reg.stack.deploy.target == "kubernetes":
             self.problems += check_kubernetes_names(self.reg)
         self.check_monitoring()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -40,13 +42,14 @@ class Registry:
         return self.resolve(self.stack.env_file)
 
 
-def load_registry(config_dir: Path) -> Registry:
-    """Parse and type-check every file; raise RegistryError listing all problems found."""
+def load_registry(config_dir: Path, texts: Mapping[str, str] | None = None) -> Registry:
+    """Parse and type-check every file; raise RegistryError listing all problems found.
+    `texts`: file name → text read instead of that file (an edit checked before writing)."""
     sources: dict[str, Source] = {}
     problems: list[Problem] = []
     for name, required in ((PROVIDERS, True), (MAPPINGS, True), (STACK, False)):
         try:
-            src = load_source(config_dir / name, required)
+            src = load_source(config_dir / name, required, (texts or {}).get(name))
         except RegistryError as exc:
             problems += exc.problems
             continue
@@ -91,11 +94,44 @@ def _problem(model: type[BaseModel], src: Source, err: Any) -> Problem:
         message = f"{shown} is not allowed: expected {err['ctx']['expected']}"
     elif kind == "missing":
         message = f"required key {loc[-1]!r} is missing"
+    elif kind in NUMBER_ERRORS or (kind in BOUND_ERRORS and _is_port(loc)):
+        message, hint = _number_message(kind, loc, err)
     else:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err:
             message += f" (got {shown_as(err['input'])})"
     return src.problem("error", loc, message, hint)
+
+
+# pydantic's error types for a value that is not a whole number, and for one out of bounds
+NUMBER_ERRORS = {"int_parsing": "a whole number", "int_type": "a whole number",
+                 "int_from_float": "a whole number", "float_parsing": "a number",
+                 "float_type": "a number", "bool_parsing": "true or false",
+                 "bool_type": "true or false"}
+# digits, and the letters typed for them by a slip (O/o for 0, S for 5, l/I for 1, B for 8)
+DIGIT_TYPO = re.compile(r"(?=.*[0-9])[0-9OoSlIB]{1,6}")
+BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _is_port(loc: tuple) -> bool:
+    return bool(loc) and isinstance(loc[-1], str) and loc[-1].endswith("port")
+
+
+def _number_message(kind: str, loc: tuple, err: Any) -> tuple[str, str | None]:
+    """Plain words for a number that is not one (pydantic says "Input should be a valid
+    integer, unable to parse string as an integer"); a port says what a port is."""
+    value = err.get("input")
+    typo = isinstance(value, str) and DIGIT_TYPO.fullmatch(value) is not None
+    # a digit typed as a letter (80S0) is safe to repeat; any other string might be a
+    # password pasted in the wrong place: only its length
+    what = f"{value!r} is" if typo else f"(got {shown_as(value)})"
+    if _is_port(loc):
+        hint = "a port is a whole number from 1 to 65535, e.g. 8080" + (
+            "; check for a letter (O, S, l) typed for a digit" if typo else "")
+        return (f"{what} not a port number" if typo else f"not a port number {what}"), hint
+    expected = NUMBER_ERRORS[kind]
+    hint = f"write {expected} here" + (", without quotes" if isinstance(value, str) else "")
+    return (f"{what} not {expected}" if typo else f"not {expected} {what}"), hint
 
 
 def shown_as(value: Any) -> str:

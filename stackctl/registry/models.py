@@ -181,8 +181,12 @@ class Provider(BaseModel):
         parsed = urlparse(self.base_url)
         try:
             _ = parsed.port  # parses lazily: raises on 'CUSTOM_PORT' or 99999
-        except ValueError as exc:
-            return f"base_url {self.base_url!r} has an invalid port ({exc})"
+        except ValueError:  # Python's words ("Port could not be cast…") are not the user's
+            port = parsed.netloc.rpartition(":")[2]
+            return (f"base_url {self.base_url!r} has an invalid port {port!r}: a port is a "
+                    "whole number from 1 to 65535"
+                    + ("; check for a letter (O, S, l) typed for a digit"
+                       if any(c.isalpha() for c in port) else ""))
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             return f"base_url {self.base_url!r} is not an http(s) URL"
         return None

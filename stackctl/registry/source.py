@@ -126,7 +126,9 @@ def shown_path(path: Path) -> str:
     return str(Path(display_path(path.parent)) / path.name)
 
 
-def load_source(path: Path, required: bool = True) -> Source | None:
+def load_source(path: Path, required: bool = True, text: str | None = None) -> Source | None:
+    """The file at `path` parsed; with `text`, that text as if it were the file's (an edit
+    validated before it is written: problems name the file and the edited text's lines)."""
     name = shown_path(path)
 
     def fail(message: str, line: int | None = None, column: int | None = None,
@@ -134,10 +136,11 @@ def load_source(path: Path, required: bool = True) -> Source | None:
         return RegistryError([Problem(severity="error", file=name, line=line, column=column,
                                       message=message, hint=hint)])
 
-    raw = _read(path, required, fail)
-    if raw is None:
-        return None
-    text = _decode(raw, fail)
+    if text is None:
+        raw = _read(path, required, fail, MISSING_HINTS.get(path.name))
+        if raw is None:
+            return None
+        text = _decode(raw, fail)
     try:
         tree = _yaml().load(text)
     except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
@@ -147,8 +150,12 @@ def load_source(path: Path, required: bool = True) -> Source | None:
                    "remove it, or write it as an escape inside a double-quoted string") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise fail(_yaml_message(exc), mark.line + 1 if mark else None,
-                   mark.column + 1 if mark else None) from None
+        line = mark.line + 1 if mark else None
+        if (tab := _tab_indent(text, line)) is not None:
+            raise fail("this line is indented with a tab: YAML indents with spaces only",
+                       line, tab, "replace each tab with spaces, as many as the lines around "
+                       "it use per level") from None
+        raise fail(_yaml_message(exc), line, mark.column + 1 if mark else None) from None
     except Exception as exc:  # noqa: BLE001  anything else ruamel raises, still no traceback
         raise fail(f"invalid YAML ({type(exc).__name__})") from None
     if tree is None:
@@ -160,7 +167,19 @@ def load_source(path: Path, required: bool = True) -> Source | None:
 
 # -- reading the file -------------------------------------------------------------------------
 
-def _read(path: Path, required: bool, fail: Any) -> bytes | None:
+# What a missing required file is for, and how to make one (the loader's message for it)
+MISSING_HINTS = {
+    "providers.yaml": "it lists the inference providers: copy examples/offline/config/"
+                      "providers.yaml, or point -C/--config-dir at the folder holding yours",
+    "model-mappings.yaml": "it names the models the gateway serves: `stackctl add model "
+                           "NAME --provider P` creates it, or write one entry per model "
+                           "under exact_matches: (README § Registry), or point "
+                           "-C/--config-dir at the folder holding yours",
+}
+
+
+def _read(path: Path, required: bool, fail: Any, missing_hint: str | None = None
+          ) -> bytes | None:
     """The bytes of a regular file inside its folder, at most MAX_BYTES; never blocks on a
     FIFO or device and never follows a symlink out of the config folder."""
     try:
@@ -168,8 +187,8 @@ def _read(path: Path, required: bool, fail: Any) -> bytes | None:
     except FileNotFoundError:
         if not required:
             return None
-        raise fail("file not found", hint="point -C/--config-dir at the folder holding it") \
-            from None
+        raise fail("file not found", hint=missing_hint or "point -C/--config-dir at the "
+                   "folder holding it") from None
     except OSError as exc:
         raise fail(f"cannot be read: {exc.strerror}") from None
     folder = path.parent.resolve()
@@ -229,6 +248,21 @@ def _decode(raw: bytes, fail: Any) -> str:
         column = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
         raise fail(f"is not valid UTF-8: byte 0x{raw[exc.start]:02x} cannot start or continue "
                    "a character", line, column, "save the file as UTF-8") from None
+
+
+def _tab_indent(text: str, line: int | None) -> int | None:
+    """1-based column of a tab in the indentation of `line` (or of the line before it, where
+    YAML often notices), else None: a tab there is what the parser's error is about."""
+    if line is None:
+        return None
+    lines = text.splitlines()
+    for n in (line, line - 1):
+        if 1 <= n <= len(lines):
+            body = lines[n - 1]
+            indent = body[:len(body) - len(body.lstrip(" \t"))]
+            if "\t" in indent:
+                return indent.index("\t") + 1
+    return None
 
 
 def _where(text: str, index: int) -> tuple[int, int]:

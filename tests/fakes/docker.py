@@ -157,3 +157,13 @@ class FakeDocker:
                            timestamps))
         for service in services or sorted(self.state):
             yield f"{service}-1  | log of {service}"
+
+    # -- model files: `volume_files[volume]` the files in a named volume (registry name);
+    # a volume absent from it does not exist ------------------------------------------
+    def copy_into(self, container: str, source, dest: str) -> None:
+        self.calls.append(("copy_into", container, str(source), dest))
+
+    def volume_file(self, volume: str, path: str, image: str) -> bool | None:
+        self.calls.append(("volume_file", volume, path, image))
+        files = self.__dict__.get("volume_files", {})
+        return None if volume not in files else path in files[volume]

@@ -31,3 +31,32 @@ def test_status_json_example_has_the_documented_keys():
     assert {"url", "healthy", "models"} <= set(doc["gateway"])
     assert {"name", "profile", "state", "health", "port", "models"} <= set(doc["services"][0])
     assert set(doc["gpu_groups"]["gpu0"]) == {"active", "members", "mode", "running", "asleep"}
+
+
+def test_install_comes_before_the_first_stackctl_command():
+    text = (REPO / "README.md").read_text()
+    install = text.index("pip install -e .")
+    first = min(m.start() for m in re.finditer(r"`stackctl \w", text))
+    assert install < first
+
+
+def test_add_your_own_model_commands_run_on_the_shipped_registry(registry_dir):
+    """Every `stackctl add` line of the guide, in order, on a copy of config/: each edit is
+    accepted and the registry validates after them all."""
+    from click.testing import CliRunner
+
+    from stackctl.cli import cli
+
+    text = (REPO / "README.md").read_text()
+    guide = text.split("## Add your own model", 1)[1].split("\n## ", 1)[0]
+    lines = [line.split("  #")[0].strip() for line in re.findall(r"^stackctl add .*$", guide, re.M)]
+    lines.append(re.sub(r"\s+", " ", re.search(r"`(stackctl add provider openai_compatible"
+                                                r"[^`]*)`", guide).group(1)))
+    assert len(lines) == 4
+    registry_dir("shipped")
+    runner = CliRunner()
+    for line in lines:
+        r = runner.invoke(cli, line.split()[1:], catch_exceptions=False)
+        assert r.exit_code == 0, (line, r.output)
+    r = runner.invoke(cli, ["validate"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output

@@ -512,15 +512,17 @@ def test_bench_failures_exit_1_with_a_clear_message(runner, fake_http, tmp_path)
 
 
 def test_bench_usage_errors_and_missing_key(runner, fake_http):
-    for args in (("-c", "1,x"), ("-c", "0,2"), ("-n", "0"), ("--compare", "/nonexistent")):
+    for args in (("-c", "1,x"), ("-c", "0,2"), ("-n", "0")):
         r = bench(runner, fake_http, *args)
         assert r.exit_code == 2, (args, r.output)
     assert "comma-separated list of whole numbers" in bench(runner, fake_http, "-c", "a").output
-    # a --compare file that is not there is a bad option value: 2, as for every command
-    # (README "Exit codes"), with click's message naming the option and the file
+    # a --compare file that is not there is "an unreadable --compare file" of the epilog:
+    # 1, said before anything is measured, with how to make one (#21)
     r = bench(runner, fake_http, "--compare", "missing.json")
-    assert r.exit_code == 2 and "Traceback" not in r.output
-    assert "Invalid value for '--compare': File 'missing.json' does not exist." in r.output
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "--compare missing.json: no such file (write one with `stackctl bench --json > " \
+           "before.json`" in r.output
+    assert bench(runner, fake_http, "--compare", "/").exit_code == 1
     (fake_http["config"].parent / ".env").write_text("")
     r = bench(runner, fake_http, "--json")
     assert r.exit_code == 1, r.output

@@ -23,7 +23,7 @@ LOCAL = {"litellm": "stackctl-local/litellm:1.106.2", "redis": "stackctl-local/r
          "llama_cpp": "stackctl-local/llama-server:0.3.36",
          "ollama": "stackctl-local/inference-stub:1", "vllm-qwen": "stackctl-local/inference-stub:1"}
 SECRETS = "LITELLM_MASTER_KEY=sk-master-secret-value\nREDIS_PASSWORD=sk-redis-secret-value\n"
-NAMES = ["engine", "compose", "nvidia", "disk", "registry", "ports", "images", "env"]
+NAMES = ["engine", "compose", "nvidia", "disk", "registry", "ports", "images", "models", "env"]
 
 
 def port(state: str, n: int = 4000, service: str = "litellm", pid=None, process=None):
@@ -381,3 +381,45 @@ def test_cli_help_lists_its_exit_codes():
     assert r.exit_code == 0, r.output
     assert "Exit codes:" in r.output and "a check failed" in r.output
     assert "  0    no check failed (warnings allowed)" in r.output
+
+
+# -- model files in volumes ---------------------------------------------------------------------
+
+def test_models_judged_as_data():
+    assert j.judge_models([]).status == "ok"
+    there = ("phi", "/models/phi.gguf", "phi-models", True)
+    assert j.judge_models([there]).detail == "model files present: phi (/models/phi.gguf)"
+    c = j.judge_models([there, ("q", "/models/q.gguf", "q-models", False),
+                        ("r", "/models/r.gguf", "r-models", None)])
+    assert c.status == "fail"
+    assert c.detail == ("q loads /models/q.gguf, not in volume q-models; r loads "
+                        "/models/r.gguf, but volume r-models does not exist yet: it would "
+                        "exit after its start period")
+    assert c.fix == ("stackctl models import FILE.gguf --provider q\n"
+                     "stackctl models import FILE.gguf --provider r")
+    assert j.judge_models([("p", "/m", "v", "its image i:1 is not here")]).status == "warn"
+
+
+def test_models_looks_in_the_volume_with_the_providers_image(registry_dir):
+    cfg = registry_dir("shipped")
+    image = "ghcr.io/ggml-org/llama.cpp:server-cuda-b6990"
+    docker = FakeDocker(project="stackctl", present={image})
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "fail" and "does not exist yet" in got.detail
+    assert ("volume_file", "llamacpp-models", "model.gguf", image) in docker.calls
+    docker.volume_files = {"llamacpp-models": {"model.gguf"}}
+    assert by_name(d.diagnose(cfg, machine(docker)))["models"].status == "ok"
+    docker.volume_files = {"llamacpp-models": set()}
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "fail" and "not in volume llamacpp-models" in got.detail
+    docker.present = set()
+    assert by_name(d.diagnose(cfg, machine(docker)))["models"].status == "warn"
+
+
+def test_models_not_looked_for_beyond_one_engine(registry_dir, yaml_edit):
+    cfg = registry_dir("shipped")
+    yaml_edit(cfg / "stack.yaml", lambda d: d.update(deploy={"target": "swarm"}))
+    docker = FakeDocker(project="stackctl")
+    got = by_name(d.diagnose(cfg, machine(docker)))["models"]
+    assert got.status == "ok" and "on swarm the volumes live on its nodes" in got.detail
+    assert not [c for c in docker.calls if c[0] == "volume_file"]

@@ -77,7 +77,9 @@ FINE = [
     Case("provider-named-like-nothing-of-ours", "ok",
          both(put(P, "providers", "redis-llm", {"type": "openai", "base_url":
                                                   "https://api.openai.com/v1",
-                                                  "env_var": "OPENAI_API_KEY"})), P, ""),
+                                                  "env_var": "OPENAI_API_KEY",
+                                                  "models": ["gpt-4o-mini"]}),
+              put(M, "exact_matches", "gpt-4o-mini", {"provider": "redis-llm"})), P, ""),
 ]
 
 

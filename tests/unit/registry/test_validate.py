@@ -341,8 +341,9 @@ def test_missing_providers_file(runner, registry_dir):
     (cfg / "providers.yaml").unlink()
     r = validate(runner, "-C", "config")
     assert r.exit_code == 1, r.output
-    assert "config/providers.yaml: error: file not found " \
-           "(point -C/--config-dir at the folder holding it)" in r.output
+    assert "config/providers.yaml: error: file not found (it lists the inference " \
+           "providers: copy examples/offline/config/providers.yaml, or point " \
+           "-C/--config-dir at the folder holding yours)" in r.output
     assert_no_traceback(r.output)
 
 

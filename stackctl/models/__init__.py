@@ -1,0 +1,2 @@
+"""Model files: pulled into Ollama through its API, GGUF files copied where llama.cpp
+loads them."""
