@@ -11,6 +11,9 @@ from stackctl.onboarding.yamltext import comment_after, comment_before, flow, ma
 
 # what the monitoring profile mounts from the monitoring folder (registry/checks.py)
 NEEDS_FILES = ("prometheus", "grafana", "loki", "alloy")
+NO_MONITORING_FOLDERS = ("stackctl's monitoring/ and grafana-dashboards/ folders were not "
+                         "found: Prometheus, Grafana,\nLoki and Alloy need them. Point "
+                         "config_dir and dashboards_dir at them, then enable these.")
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,7 @@ def monitoring_section(dirs: MonitoringDirs | None) -> CommentedMap:
     if dirs is not None:
         return mapping({"config_dir": dirs.config_dir, "dashboards_dir": dirs.dashboards_dir})
     mon = mapping({key: mapping({"enabled": False}, flow_style=True) for key in NEEDS_FILES})
-    comment_before(mon, NEEDS_FILES[0], "stackctl's monitoring/ and grafana-dashboards/ folders "
-                   "were not found: these services\nneed them. Point config_dir and "
-                   "dashboards_dir at them, then drop these lines.", 2)
+    comment_before(mon, NEEDS_FILES[0], NO_MONITORING_FOLDERS, 2)
     return mon
 
 

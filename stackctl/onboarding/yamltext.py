@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tokens import CommentToken
 
-WIDTH = 100
+WIDTH = 120
 
 
 def rt_yaml() -> YAML:
@@ -19,7 +19,10 @@ def rt_yaml() -> YAML:
     # the layout of the shipped registry: `key:` then `  - item` two columns in
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = WIDTH
-    yaml.preserve_quotes = True
+    yaml.preserve_quotes = True  # "0.3" stays a quoted string, as the user wrote it
+    # `fallback: null` stays written out (ruamel's default writes nothing after the colon)
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     return yaml
 
 
@@ -31,6 +34,13 @@ def dump(tree: Any) -> str:
 
 def load_text(text: str) -> Any:
     return rt_yaml().load(text)
+
+
+def reload(src: Any) -> CommentedMap:
+    """The tree of a file registry.source.load_source has read and checked, parsed again
+    keeping its quotes (the registry's loader drops them: it only reads values)."""
+    tree = load_text(src.path.read_bytes().decode("utf-8-sig"))
+    return tree if isinstance(tree, CommentedMap) else CommentedMap()
 
 
 def flow(items: Iterable[Any]) -> CommentedSeq:
