@@ -9,8 +9,10 @@ setup ran. Every change and everything left behind is an Item located in the old
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
@@ -20,9 +22,10 @@ from stackctl.onboarding.references import (
     rename_providers,
     rewrite_models,
 )
-from stackctl.onboarding.report import Item, Recorder
+from stackctl.onboarding.report import Item, Recorder, line_of
 from stackctl.onboarding.stackfile import MonitoringDirs, stack_tree
 from stackctl.onboarding.yamltext import dump, reload
+from stackctl.registry.checks import ENFORCEABLE_STRATEGIES
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK
 from stackctl.registry.source import load_source, shown_path
 
@@ -59,6 +62,8 @@ def migrate(old: Path, monitoring: MonitoringDirs | None) -> Migration:
     root = providers.get("providers")
     known = set(root) if isinstance(root, CommentedMap) else set()
     rename_providers(mappings, result.renames, mrec)
+    # before anything is removed: the items name the old positions
+    unenforced(mappings, mrec, lambda p: p in known and p not in result.enabled)
     drop_disabled(mappings, result.enabled, known, mrec)
     rewrite_models(mappings, known, result.enabled, mrec)
 
@@ -112,3 +117,36 @@ def _llama_models(path: Path, rec: Recorder) -> dict[str, LlamaModel]:
                                 gpu_layers=layers if isinstance(layers, int) else None,
                                 context_length=ctx if isinstance(ctx, int) else None)
     return out
+
+
+def unenforced(mappings: CommentedMap, rec: Recorder, disabled: Callable[[Any], bool]) -> None:
+    """Routing the old router described and a gateway cannot enforce: kept in the file (it
+    documents intent; `validate` warns about each), reported as not carried over."""
+    why = "kept, not enforced: clients name a model (exact_matches) or a weighted group"
+    patterns = mappings.get("patterns")
+    for i, pat in enumerate(patterns if isinstance(patterns, list) else []):
+        if isinstance(pat, dict) and not disabled(pat.get("provider")):
+            rec.dropped(line_of(patterns, i), f"patterns[{i}]",
+                        f"pattern {pat.get('pattern')!r}: {why}")
+    for name, group in _maps(mappings, "load_balancing"):
+        for i, wp in enumerate(group.get("providers") or []):
+            if isinstance(wp, dict) and wp.get("condition") and not disabled(wp.get("provider")):
+                rec.dropped(line_of(wp, "condition"), f"load_balancing.{name}.providers[{i}].condition",
+                            "kept, not enforced: traffic is split by weight alone")
+        if group.get("strategy", "weighted_round_robin") not in ENFORCEABLE_STRATEGIES:
+            rec.dropped(line_of(group, "strategy"), f"load_balancing.{name}.strategy",
+                        f"{group['strategy']!r} kept, not enforced: weighted shuffle is used")
+    for name, cap in _maps(mappings, "capabilities"):
+        if cap.get("routing_strategy") not in ENFORCEABLE_STRATEGIES:
+            rec.dropped(line_of(cap, "routing_strategy"), f"capabilities.{name}.routing_strategy",
+                        f"{cap['routing_strategy']!r} kept, not enforced")
+    for section in ("routing_rules", "special_cases"):
+        if mappings.get(section):
+            rec.dropped(line_of(mappings, section), section,
+                        "kept, not enforced: the gateway routes names, weights and fallbacks")
+
+
+def _maps(tree: CommentedMap, section: str) -> list[tuple[str, CommentedMap]]:
+    node = tree.get(section)
+    return [(str(k), v) for k, v in node.items() if isinstance(v, CommentedMap)] \
+        if isinstance(node, CommentedMap) else []

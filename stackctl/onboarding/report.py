@@ -40,7 +40,8 @@ def line_of(node, key) -> int | None:  # type: ignore[no-untyped-def]
     """1-based line of `key` in a round-trip mapping, or of item `key` in a sequence."""
     try:
         if isinstance(key, int):
-            return node.lc.item(key)[0] + 1
+            item = node[key]  # a collection knows where it starts, after deletions too
+            return (item.lc.line if hasattr(item, "lc") else node.lc.item(key)[0]) + 1
         return node.lc.key(key)[0] + 1
     except (AttributeError, KeyError, IndexError, TypeError):
         return None
