@@ -23,7 +23,7 @@ IMAGES = {
 CONTAINER_PORTS = {"ollama": 11434, "llama_cpp": 8080, "vllm": 8000}
 ALL_LAYERS = "999"  # llama.cpp offloads at most the model's layers: "all" for any model
 
-Kind = Literal["value", "switch", "onoff", "layers", "join", "lower"]
+Kind = Literal["value", "switch", "negswitch", "onoff", "layers", "join", "lower"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ LLAMA_CPP_FLAGS: dict[str, Flag] = {
     "n_ubatch": Flag("--ubatch-size"), "flash_attn": Flag("--flash-attn", "onoff"),
     "rope_freq_base": Flag("--rope-freq-base"), "rope_freq_scale": Flag("--rope-freq-scale"),
     "use_mlock": Flag("--mlock", "switch"), "mlock": Flag("--mlock", "switch"),
+    "use_mmap": Flag("--no-mmap", "negswitch"),
     "main_gpu": Flag("--main-gpu"), "tensor_split": Flag("--tensor-split", "join"),
     "cache_type_k": Flag("--cache-type-k"), "cache_type_v": Flag("--cache-type-v"),
     "seed": Flag("--seed"), "n_predict": Flag("--n-predict"),
@@ -90,8 +91,9 @@ def settings_to_args(settings: dict[str, Any], table: dict[str, Flag]) -> tuple[
 def _args(flag: Flag, value: Any) -> list[str] | None:
     if isinstance(value, (dict,)) or value is None:
         return None
-    if flag.kind == "switch":
-        return [flag.flag] if value is True else [] if value is False else None
+    if flag.kind in ("switch", "negswitch"):
+        on = flag.kind == "switch"  # negswitch: the flag turns a default-on setting off
+        return [flag.flag] if value is on else [] if value is (not on) else None
     if flag.kind == "onoff":
         return [flag.flag, "on" if value else "off"] if isinstance(value, bool) else None
     if flag.kind == "layers":

@@ -58,6 +58,7 @@ class LlamaModel:
     filename: str
     gpu_layers: int | None = None
     context_length: int | None = None
+    line: int | None = None  # of the entry in llamacpp-models.yaml
 
 
 def is_local(p: dict) -> bool:
@@ -98,7 +99,9 @@ def migrate_providers(tree: CommentedMap, rec: Recorder, backend_models: dict[st
     root = tree.get("providers")
     if not isinstance(root, CommentedMap):
         return out
+    lines = {name: line_of(root, name) for name in root}
     _rename(root, rec, out)
+    lines |= {new: lines[old] for old, new in out.renames.items()}
     gpu = uses_gpu(root)
     members: list[tuple[str, bool]] = []  # (vLLM provider, active in the old setup)
     memory: list[float] = []
@@ -137,7 +140,7 @@ def migrate_providers(tree: CommentedMap, rec: Recorder, backend_models: dict[st
                 out.enabled.add(name)
         append_key(p, "container", container)
         comment_before(p, "container", "added by `stackctl init --from`: how stackctl runs it", 4)
-        rec.changed(line_of(root, name), f"providers.{name}", f"container added: {what}")
+        rec.changed(lines.get(name), f"providers.{name}", f"container added: {what}")
     _ports(root, rec, out)
     if members:
         budget = max(memory) if memory else None
@@ -209,7 +212,7 @@ def _apply(name: str, p: CommentedMap, rec: Recorder, mapped: list[Mapped],
             line, path = origins.get(m.key, (None, f"providers.{name}"))
             rec.changed(line, path, "read as command " + " ".join(m.args))
             continue
-        rec.changed(line_of(node, m.key), path, f"{node[m.key]} → command "
+        rec.changed(line_of(node, m.key), path, f"{_shown(node[m.key])} → command "
                     + (" ".join(m.args) if m.args else "(nothing: off is the default)"))
         remove_key(node, m.key)
     if isinstance(cfg, CommentedMap) and not cfg:
@@ -226,12 +229,14 @@ def _llama_cpp(name: str, p: CommentedMap, rec: Recorder, gpu: bool,
     context, origins = _context_length(name, p), {}
     if "n_ctx" not in settings and known and known.context_length:
         settings["n_ctx"] = known.context_length
-        origins["n_ctx"] = (None, f"{LLAMA_MODELS_FILE} {alias}.context_length")
+        origins["n_ctx"] = (None, f"providers.{name} ({LLAMA_MODELS_FILE}:{known.line} "
+                                  "context_length)")
     elif "n_ctx" not in settings and context:
         settings["n_ctx"], origins["n_ctx"] = context
     if "n_gpu_layers" not in settings and known and known.gpu_layers is not None:
         settings["n_gpu_layers"] = known.gpu_layers
-        origins["n_gpu_layers"] = (None, f"{LLAMA_MODELS_FILE} {alias}.recommended_gpu_layers")
+        origins["n_gpu_layers"] = (None, f"providers.{name} ({LLAMA_MODELS_FILE}:{known.line} "
+                                         "recommended_gpu_layers)")
     mapped, left = settings_to_args(settings, LLAMA_CPP_FLAGS)
     _leftovers(name, p, rec, [k for k in left if k in _config(p)], "llama.cpp server")
     layers = settings.get("n_gpu_layers")
@@ -297,6 +302,12 @@ def _ports(root: CommentedMap, rec: Recorder, out: ProvidersResult) -> None:
         while new in used:
             new += 1
         used.add(new)
-        p["container"]["host_port"] = new
+        c = p["container"]
+        c.insert(list(c).index("port") + 1, "host_port", new)
         rec.changed(line_of(p, "base_url"), f"providers.{name}.base_url",
                     f"port {port} is the stack's own: published on {new} (container.host_port)")
+
+
+def _shown(value: Any) -> str:
+    """A setting as YAML writes it (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -65,7 +65,7 @@ def migrate(old: Path, monitoring: MonitoringDirs | None) -> Migration:
     # before anything is removed: the items name the old positions
     unenforced(mappings, mrec, lambda p: p in known and p not in result.enabled)
     drop_disabled(mappings, result.enabled, known, mrec)
-    rewrite_models(mappings, known, result.enabled, mrec)
+    rewrite_models(mappings, known, result.enabled, mrec, result.renames)
 
     items = prec.items + mrec.items + extra.items
     for path in sorted(old.iterdir()):
@@ -109,13 +109,13 @@ def _llama_models(path: Path, rec: Recorder) -> dict[str, LlamaModel]:
     for i, m in enumerate(models if isinstance(models, list) else []):
         alias, file = (m.get("alias"), m.get("filename")) if isinstance(m, dict) else (None, None)
         if not (isinstance(alias, str) and isinstance(file, str)) or "/" in file:
-            rec.dropped(i + 1 if not hasattr(models, "lc") else models.lc.item(i)[0] + 1,
-                        f"models[{i}]", "no alias and file name: not used")
+            rec.dropped(line_of(models, i), f"models[{i}]", "no alias and file name: not used")
             continue
         layers, ctx = m.get("recommended_gpu_layers"), m.get("context_length")
         out[alias] = LlamaModel(filename=file,
                                 gpu_layers=layers if isinstance(layers, int) else None,
-                                context_length=ctx if isinstance(ctx, int) else None)
+                                context_length=ctx if isinstance(ctx, int) else None,
+                                line=line_of(models, i))
     return out
 
 

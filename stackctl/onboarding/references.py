@@ -111,24 +111,26 @@ def served_models(tree: CommentedMap, enabled: set[str]) -> dict[str, list[str]]
 
 
 def rewrite_models(tree: CommentedMap, providers: set[str], enabled: set[str],
-                   rec: Recorder) -> None:
-    """Every slot that must name a model: a provider name becomes its first model (not the
-    entry itself); a name nothing serves is dropped."""
+                   rec: Recorder, renames: dict[str, str] | None = None) -> None:
+    """Every slot that must name a model: a provider name (old or renamed) becomes its
+    first model (not the entry itself); a name nothing serves is dropped."""
     by_provider = served_models(tree, enabled)
     served = {m for ms in by_provider.values() for m in ms}
+    renames = renames or {}
 
     def fix(owner: str | None, path: str, line: int | None) -> Sub:
-        def sub(value: str) -> str | None:
-            if value in served:
-                return value
+        def sub(given: str) -> str | None:
+            if given in served:
+                return given
+            value = renames.get(given, given)
             if value in providers:
                 choices = [m for m in by_provider.get(value, []) if m != owner]
                 if choices:
-                    rec.changed(line, path, f"provider {value!r} → its model {choices[0]!r}")
+                    rec.changed(line, path, f"provider {given!r} → its model {choices[0]!r}")
                     return choices[0]
-                rec.dropped(line, path, f"provider {value!r} serves no routed model: removed")
+                rec.dropped(line, path, f"provider {given!r} serves no routed model: removed")
                 return None
-            rec.dropped(line, path, f"model {value!r} is not served by an enabled provider: removed")
+            rec.dropped(line, path, f"model {given!r} is not served by an enabled provider: removed")
             return None
         return sub
 
@@ -151,7 +153,7 @@ def rewrite_models(tree: CommentedMap, providers: set[str], enabled: set[str],
     for name, cap in _items(tree, "capabilities"):
         _list(cap, "preferred_models", None, f"capabilities.{name}.preferred_models", fix)
         fb = cap.get("fallback")
-        if isinstance(fb, str) and fb not in providers:
+        if isinstance(fb, str) and renames.get(fb, fb) not in providers:
             new = fix(None, f"capabilities.{name}.fallback", line_of(cap, "fallback"))(fb)
             if new is None:
                 remove_key(cap, "fallback")
