@@ -87,7 +87,8 @@ def plan_fresh(machine: Machine, monitoring: MonitoringDirs | None,
         public = unique(slug(f.path.stem))
         name = unique(f"llamacpp-{public}"[:48].rstrip("-_."))
         on_gpu = gpu is not None and f.size_gib + KV_GUESS_GIB <= gpu.memory_gib * FIT
-        gpu_map = gpu_section(GROUP, f.size_gib, KV_GUESS_GIB) if on_gpu else None
+        # weights_gib must be > 0: a file of a few MiB rounds to 0.0 GiB
+        gpu_map = gpu_section(GROUP, max(f.size_gib, 0.01), KV_GUESS_GIB) if on_gpu else None
         prov = mapping({"type": "llama_cpp", "base_url": f"http://127.0.0.1:{LLAMA_CPP_PORTS + i}",
                         "status": "active",
                         "description": f"llama.cpp serving {f.path.name} ({f.size_gib:g} GiB)",
