@@ -22,8 +22,7 @@ from stackctl.registry.problems import Problem, RegistryError
 
 @click.command(epilog=exit_codes({
     OK: "the registry is written and validates with no errors",
-    FAILED: "a registry is there (without --force), OLD cannot be read, a file cannot be "
-            "written, or the result still has errors (listed)",
+    FAILED: "a registry is there (no --force), OLD cannot be read, or errors remain (listed)",
 }))
 @click.argument("directory", required=False, type=Folder())
 @click.option("--from", "old", type=Folder(), metavar="OLD_CONFIG_DIR",
