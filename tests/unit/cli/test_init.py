@@ -83,7 +83,8 @@ def test_a_registry_is_not_replaced_without_force(runner, machine, at):
     assert r.exit_code == 0, r.output
     [saved] = (at / "config" / ".stackctl-backups").iterdir()
     assert (saved / "providers.yaml").read_text() == "# mine\n"
-    assert f"backed up providers.yaml, model-mappings.yaml, stack.yaml to {os.path.join('config', '.stackctl-backups', saved.name)}" in r.output
+    shown = os.path.join("config", ".stackctl-backups", saved.name)
+    assert f"backed up providers.yaml, model-mappings.yaml, stack.yaml to {shown}" in r.output
     assert "wrote config/providers.yaml" in r.output and "unchanged config/stack.yaml" in r.output
     validates(runner, at / "config")
 
