@@ -34,7 +34,7 @@ from stackctl.registry.problems import Problem, RegistryError
 @click.option("--offline", is_flag=True,
               help="Detect nothing: write the offline example (the local image set, no GPU).")
 @click.option("--force", is_flag=True,
-              help="Replace an existing registry (backed up first to DIR/.stackctl-backups/).")
+              help="Replace an existing registry (backed up first to DIR/.backups/).")
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, old: Path | None,
          model_dirs: tuple[Path, ...], offline: bool, force: bool) -> None:

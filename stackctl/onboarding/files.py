@@ -15,7 +15,9 @@ from stackctl.onboarding.stackfile import MonitoringDirs
 from stackctl.store.writer import write_set
 
 REGISTRY_FILES = ("providers.yaml", "model-mappings.yaml", "stack.yaml")
-BACKUPS = ".stackctl-backups"  # inside the config folder: backups travel with the registry
+# inside the config folder, where `stackctl add` keeps its backups too (same IDs: the UTC
+# time, -2 on a tie), so one folder holds every backup of the registry
+BACKUPS = ".backups"
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 

@@ -35,7 +35,7 @@ def test_a_failed_backup_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr("stackctl.onboarding.files.shutil.copy2", full)
     with pytest.raises(PlanError, match="No space left on device; nothing was changed"):
         backup(tmp_path, NOW)
-    assert list((tmp_path / ".stackctl-backups").iterdir()) == []
+    assert list((tmp_path / ".backups").iterdir()) == []
 
 
 def test_write_registry_skips_unchanged_files(tmp_path):
