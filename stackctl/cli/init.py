@@ -63,15 +63,15 @@ def init(ctx: click.Context, directory: Path | None, old: Path | None,
         machine = Machine() if offline else detect(
             gguf_folders(target, list(model_dirs), Path.home()))
         _say_found(machine)
-        if machine.empty:
+        plan = plan_fresh(machine, monitoring)
+        notes = plan.notes
+        if not plan.providers["providers"]:  # e.g. a GPU but no model: nothing to route
             click.echo("nothing to serve found: writing the offline example "
                        "(run `stackctl images build` first: its images are built locally)")
             texts = offline_texts(monitoring)
         else:
-            plan = plan_fresh(machine, monitoring)
             texts = {PROVIDERS: dump(plan.providers), MAPPINGS: dump(plan.mappings),
                      STACK: dump(plan.stack)}
-            notes = plan.notes
     try:
         if present:
             saved = backup(target, datetime.now(UTC))

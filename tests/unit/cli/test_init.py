@@ -71,6 +71,14 @@ def test_gpu_and_ollama_detected(runner, fake_nvidia_smi, fake_ollama, machine, 
     generates(runner, at / "config")
 
 
+def test_a_gpu_without_models_is_nothing_to_serve(runner, fake_nvidia_smi, at):
+    (fake_nvidia_smi.parents[1] / "home" / "hf" / "hub" / "models--Org--M").mkdir(parents=True)
+    r = invoke(runner, "init", "config")  # a cache folder without a snapshot: no model
+    assert r.exit_code == 0, r.output
+    assert "found GPU 0" in r.output and "writing the offline example" in r.output
+    validates(runner, at / "config")
+
+
 def test_a_registry_is_not_replaced_without_force(runner, machine, at):
     invoke(runner, "init", "--offline", "config")
     (at / "config" / "providers.yaml").write_text("# mine\n")

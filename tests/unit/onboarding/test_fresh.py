@@ -88,3 +88,9 @@ def test_names_stay_unique():
 def test_gguf_folders(tmp_path):
     assert gguf_folders(tmp_path, [tmp_path / "x", tmp_path], Path("/home/u")) == [
         tmp_path, Path("/home/u/models"), tmp_path / "x"]
+
+
+def test_a_gpu_alone_plans_no_provider():
+    """The command then writes the offline example (tests/unit/cli/test_init.py)."""
+    plan = plan_fresh(Machine(gpus=[GPU]), None)
+    assert dict(plan.providers["providers"]) == {} and "gpu_groups" not in plan.stack
