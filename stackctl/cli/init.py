@@ -14,6 +14,7 @@ from stackctl.onboarding.files import backup, existing, monitoring_dirs, write_r
 from stackctl.onboarding.fresh import gguf_folders, plan_fresh
 from stackctl.onboarding.migrate import migrate
 from stackctl.onboarding.offline import offline_texts
+from stackctl.onboarding.stackfile import MonitoringDirs
 from stackctl.onboarding.yamltext import dump
 from stackctl.registry.checks import check
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, load_registry
@@ -95,7 +96,7 @@ def _group_dir(ctx: click.Context) -> Path:
     return Path("config")
 
 
-def _migrated(old: Path, target: Path, monitoring) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _migrated(old: Path, target: Path, monitoring: MonitoringDirs | None) -> dict[str, str]:
     if not old.is_dir():
         raise Failed(f"--from {old}: " + ("is a file, not a folder" if old.exists()
                                          else "no such folder"))

@@ -23,7 +23,7 @@ from stackctl.onboarding.references import (
     rewrite_models,
 )
 from stackctl.onboarding.report import Item, Recorder, line_of
-from stackctl.onboarding.stackfile import MonitoringDirs, stack_tree
+from stackctl.onboarding.stackfile import GroupPlan, MonitoringDirs, stack_tree
 from stackctl.onboarding.yamltext import dump, reload
 from stackctl.registry.checks import ENFORCEABLE_STRATEGIES
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK
@@ -77,8 +77,8 @@ def migrate(old: Path, monitoring: MonitoringDirs | None) -> Migration:
                      items=items, default_profiles=result.default_profiles)
 
 
-def _stack(old: Path, groups, defaults: list[str], monitoring: MonitoringDirs | None,  # type: ignore[no-untyped-def]
-           items: list[Item]) -> CommentedMap:
+def _stack(old: Path, groups: dict[str, GroupPlan], defaults: list[str],
+           monitoring: MonitoringDirs | None, items: list[Item]) -> CommentedMap:
     stack = stack_tree("stackctl", defaults, groups, monitoring,
                        "Gateway, cache, monitoring, GPU groups: written by `stackctl init "
                        "--from`.\nThe default profiles start what the old setup ran. Every key "
