@@ -16,6 +16,7 @@ from click.shell_completion import CompletionItem
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 COMMANDS = {
+    "init": ("stackctl.cli.init", "init", "Write a registry from this machine, or migrate an old one."),
     "validate": ("stackctl.cli.validate", "validate", "Check the registry; file:line errors."),
     "generate": ("stackctl.cli.generate", "generate", "Write compose and LiteLLM files."),
     "up": ("stackctl.cli.up", "up", "Start profiles and wait until every service is healthy."),
