@@ -31,6 +31,7 @@ COMMANDS = {
     "logs": ("stackctl.cli.logs", "logs", "Service logs, or one line per request (--requests)."),
     "bench": ("stackctl.cli.bench", "bench", "Latency, tokens/s and throughput, gateway vs direct."),
     "doctor": ("stackctl.cli.doctor", "doctor", "Check the machine, the registry and the stack."),
+    "top": ("stackctl.cli.top", "top", "A live picture of the stack; --once --json for scripts."),
 }
 
 

@@ -9,7 +9,6 @@ time, which the stack lock guarantees; a reader skips a line it cannot parse.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
