@@ -162,7 +162,7 @@ def _groups(reg: Registry, st: StackStatus | None, held: set[str]) -> list[Group
                 footprint_gib=footprint(providers[name], settings.memory_gib).gib,
                 held=any(m in held for m in served)))
         used = None
-        if settings.memory_gib is not None:
+        if settings.memory_gib is not None and st is not None:
             loaded = [m.footprint_gib for m in members if m.state in ("awake", "loading")]
             used = None if None in loaded else round(sum(x for x in loaded if x), 2)
         out.append(GroupView(name=group, mode=settings.switch, members=members,
