@@ -44,6 +44,7 @@ class MemberPicker(ModalScreen[str | None]):
 
 class TopApp(App[None]):
     TITLE = "stackctl top"
+    ENABLE_COMMAND_PALETTE = False  # every action has its key; the palette would add noise
     CSS = """
     #header { height: 1; background: $boost; padding: 0 1; }
     #banner { background: $error 30%; color: $text; padding: 0 1; display: none; }

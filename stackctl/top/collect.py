@@ -78,7 +78,8 @@ def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
         st = src.status()
     except EngineUnreachable as exc:
         engine_problem = str(exc)
-        banners.append(f"Docker engine down: {exc}. Members' states are unknown.")
+        text = str(exc)
+        banners.append(text[:1].upper() + text[1:] + ". Members' states are unknown.")
     except DockerError as exc:
         engine_problem = str(exc)
         banners.append(f"Docker did not answer: {exc}")
@@ -125,8 +126,8 @@ def _gateway(src: Sources, st: StackStatus | None, now: float
         code, text = src.get(f"{src.gateway_url}/metrics/", headers, src.timeout)
     except Exception as exc:  # any connection error: the gateway does not answer
         up = bool(st and st.gateway.healthy)
-        return GatewayView(url=src.gateway_url, up=up,
-                           problem=f"/metrics: {type(exc).__name__}"), None
+        return GatewayView(url=src.gateway_url, up=up, problem=f"the gateway's /metrics did "
+                           f"not answer ({type(exc).__name__})"), None
     if code != 200:
         why = {401: "the gateway's /metrics refused the master key (401)",
                404: "the gateway has no /metrics (404): its config lacks the prometheus "

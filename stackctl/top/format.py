@@ -29,7 +29,7 @@ def bar(used: float | None, total: float | None, width: int = 20) -> str:
 def ms(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value / 1000:.2f}s" if value >= 10_000 else f"{value:.0f}ms"
+    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
 def rate(value: float | None) -> str:

@@ -13,15 +13,13 @@ from stackctl.top.snapshot import Snapshot
 
 def header(snap: Snapshot, interval: float) -> Text:
     gw = snap.gateway
-    t = Text.assemble(("stackctl top", "bold"), f"  {snap.project}  ")
-    t.append("gateway ")
-    t.append(gw.url + " ")
+    t = Text.assemble((snap.project, "bold"), "  gateway ", gw.url.removeprefix("http://"), " ")
     t.append("up" if gw.up else "DOWN", style="green" if gw.up else "bold red")
     if gw.in_flight is not None:
-        t.append(f"  in flight {fmt.count(gw.in_flight)}")
+        t.append(f" ({fmt.count(gw.in_flight)} in flight)")
     t.append("  engine ")
     t.append("up" if snap.engine else "DOWN", style="green" if snap.engine else "bold red")
-    t.append(f"  {fmt.clock(snap.taken_at)} · every {interval:g}s", style="dim")
+    t.append(f"  {fmt.clock(snap.taken_at)}, every {interval:g}s", style="dim")
     return t
 
 
@@ -32,9 +30,9 @@ def banners(snap: Snapshot) -> Text:
 def groups(snap: Snapshot) -> RenderableType:
     if not snap.groups:
         return Text("No GPU groups in the registry.", style="dim")
-    parts: list[RenderableType] = []
+    parts: list[RenderableType] = [Text("GPU groups", style="bold")]
     for g in snap.groups:
-        title = Text.assemble((f"{g.name}", "bold"), f" ({g.mode})  ")
+        title = Text.assemble(f"  {g.name} ({g.mode})  ")
         if g.memory_gib is not None:
             title.append(fmt.bar(g.used_gib, g.memory_gib),
                          style="red" if (g.used_gib or 0) > g.memory_gib else "blue")
@@ -47,17 +45,18 @@ def groups(snap: Snapshot) -> RenderableType:
         for m in g.members:
             glyph, style = fmt.STATE_STYLE[m.state]
             gib = f"{m.footprint_gib:.1f} GiB" if m.footprint_gib is not None else ""
-            table.add_row(Text(f"  {glyph}", style=style), m.name, Text(m.state, style=style),
+            table.add_row(Text(f"   {glyph}", style=style), m.name, Text(m.state, style=style),
                           m.model or "-", gib, Text("held", style="yellow") if m.held else "")
         parts += [title, table]
     return Group(*parts)
 
 
 def models(snap: Snapshot) -> RenderableType:
-    title = Text.assemble(("Models", "bold"), f" ({fmt.window(snap.window_s)})")
+    title = Text("Models", style="bold")
     if not snap.gateway.metrics:
         return Group(title, Text("  no figures: " + (snap.gateway.problem or "gateway down"),
                                  style="dim"))
+    title.append(f" ({fmt.window(snap.window_s)})", style="not bold")
     if not snap.models:
         return Group(title, Text("  no requests yet", style="dim"))
     table = Table("model", "req", "req/s", "err", "p50", "p95", "TTFT p50", "tok/s",
@@ -86,6 +85,8 @@ def switches(snap: Snapshot) -> RenderableType:
 
 def alerts(snap: Snapshot) -> RenderableType:
     title = Text("Alerts", style="bold")
+    if not snap.engine:
+        return Group(title, Text("  not known: no Docker engine answers", style="dim"))
     if snap.alerts is None:
         return Group(title, Text("  Prometheus does not run (monitoring profile off)",
                                  style="dim"))
