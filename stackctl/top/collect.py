@@ -19,7 +19,7 @@ from stackctl.registry.catalog import exclusive_groups, group_settings, models_o
 from stackctl.registry.gpu_memory import footprint
 from stackctl.registry.load import Registry
 from stackctl.switching.journal import SwitchRecord
-from stackctl.top import metrics
+from stackctl.top import metrics, prom
 from stackctl.top.snapshot import (
     AlertView,
     GatewayView,
@@ -53,6 +53,7 @@ class Sources:
     clock: Callable[[], float]
     gateway_url: str
     gateway_key: str | None = None
+    prometheus_url: str | None = None  # asked for the figures when it runs (prom.py)
     timeout: float = 0.8
 
 
@@ -85,19 +86,28 @@ def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
         banners.append(f"Docker did not answer: {exc}")
     now = src.clock()
 
-    gateway, reading = _gateway(src, st, now)
+    source, window_s, models = None, None, []
+    from_prometheus = _from_prometheus(src, st)
+    if from_prometheus is not None:
+        found, in_flight = from_prometheus
+        gateway = GatewayView(url=src.gateway_url, up=bool(st and st.gateway.healthy),
+                              metrics=True, in_flight=in_flight)
+        source, window_s, models = "prometheus", prom.WINDOW, [ModelView(**vars(f)) for f in found]
+    else:
+        gateway, reading = _gateway(src, st, now)
+        if reading is not None:
+            while readings and readings[0].at < now - window:
+                readings.popleft()
+            before = readings[0] if readings else None
+            readings.append(reading)
+            source = "gateway"
+            window_s = round(now - before.at, 1) if before is not None else None
+            models = [ModelView(**vars(f)) for f in metrics.figures(reading, before)]
     if not gateway.up:
         banners.append(f"Gateway down: {gateway.url} does not answer; no request figures "
                        "(`stackctl up` starts it, `stackctl logs gateway` says why).")
     elif gateway.problem:
         banners.append(f"No request figures: {gateway.problem}.")
-    before = None
-    if reading is not None:
-        while readings and readings[0].at < now - window:
-            readings.popleft()
-        before = readings[0] if readings else None
-        readings.append(reading)
-    models = [ModelView(**vars(f)) for f in metrics.figures(reading, before)] if reading else []
 
     held = set((src.routing() or {}).get("hold", {}))
     groups = _groups(reg, st, held)
@@ -109,12 +119,24 @@ def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
     return Snapshot(
         taken_at=now, project=reg.stack.project, engine=st is not None,
         engine_problem=engine_problem, gateway=gateway, groups=groups, models=models,
-        window_s=round(now - before.at, 1) if before is not None else None,
+        figures_from=source, window_s=window_s,
         switches=[SwitchView(**r.model_dump(exclude={"error"}))
                   for r in src.switches()[:SWITCHES_SHOWN]],
         alerts=None if st is None or st.alerts is None else [
             AlertView(name=a.name, severity=a.severity, summary=a.summary) for a in st.alerts],
         banners=banners)
+
+
+def _from_prometheus(src: Sources, st: StackStatus | None
+                     ) -> tuple[list[metrics.ModelFigures], float | None] | None:
+    """The figures from Prometheus when it runs (it answered `status`'s alerts query) and
+    every query answers; else None: the gateway's /metrics then."""
+    if src.prometheus_url is None or st is None or st.alerts is None:
+        return None
+    try:
+        return prom.figures(src.get, src.prometheus_url, src.timeout)
+    except prom.PrometheusError:
+        return None
 
 
 def _gateway(src: Sources, st: StackStatus | None, now: float

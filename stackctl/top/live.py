@@ -11,6 +11,7 @@ from typing import Any
 
 from stackctl.docker.adapter import Docker
 from stackctl.errors import PlanError
+from stackctl.monitoring.client import prometheus_url
 from stackctl.registry.load import Registry
 from stackctl.store.envfile import EnvFileError, compose_value
 from stackctl.store.lock import state_dir
@@ -49,7 +50,7 @@ def live_sources(reg: Registry, docker: Callable[[], Docker], timeout: float = 0
     return Sources(status=status, get=http_getter(), routing=lambda: read_routing(reg),
                    switches=lambda: journal.recent(path), clock=time.time,
                    gateway_url=f"http://127.0.0.1:{reg.stack.gateway.host_port}",
-                   gateway_key=key, timeout=timeout)
+                   gateway_key=key, prometheus_url=prometheus_url(reg), timeout=timeout)
 
 
 def read_routing(reg: Registry) -> dict[str, Any]:

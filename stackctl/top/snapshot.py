@@ -85,6 +85,9 @@ class Snapshot(BaseModel):
     gateway: GatewayView
     groups: list[GroupView]
     models: list[ModelView]
+    figures_from: Literal["gateway", "prometheus"] | None = Field(
+        None, description="where the model figures come from: Prometheus when it runs (no "
+        "request to the gateway), else the gateway's /metrics; null: neither answered")
     window_s: float | None = Field(None, description="seconds the model figures cover; null: "
                                    "since the gateway started (one reading)")
     switches: list[SwitchView] = Field(default_factory=list, description="newest first")

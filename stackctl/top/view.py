@@ -56,7 +56,7 @@ def models(snap: Snapshot) -> RenderableType:
     if not snap.gateway.metrics:
         return Group(title, Text("  no figures: " + (snap.gateway.problem or "gateway down"),
                                  style="dim"))
-    title.append(f" ({fmt.window(snap.window_s)})", style="not bold")
+    title.append(f" ({fmt.window(snap.window_s)}, from {snap.figures_from})", style="not bold")
     if not snap.models:
         return Group(title, Text("  no requests yet", style="dim"))
     table = Table("model", "req", "req/s", "err", "p50", "p95", "TTFT p50", "tok/s",

@@ -8,8 +8,10 @@ prometheus.py LATENCY_BUCKETS), with other families around them as on a real /me
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from stackctl.registry.catalog import exclusive_groups, group_settings
 from stackctl.registry.load import Registry
@@ -22,11 +24,13 @@ from stackctl.targets.compose_status import (
     StackStatus,
 )
 from stackctl.top.collect import Sources
+from stackctl.top.prom import QUERIES
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
            300.0, 420.0, 600.0, math.inf)
 NOW = 1_796_000_000.0  # a fixed clock: 2026-11-30 (UTC), the snapshots' time
 GATEWAY = "http://127.0.0.1:4000"
+PROMETHEUS = "http://127.0.0.1:9090"
 
 
 @dataclass
@@ -133,7 +137,9 @@ class FakeSources(Sources):
 
     def __init__(self, status: StackStatus | Exception, metrics: str | Exception | int,
                  routing: dict | None = None, switches: list[SwitchRecord] | None = None,
-                 now: float = NOW):
+                 now: float = NOW, prometheus: dict[str, dict[str, float]] | None = None):
+        """`prometheus`: query name (prom.QUERIES) → requested_model → value; given, a
+        Prometheus answers at PROMETHEUS (an unknown query: an error)."""
         self.asked: list[str] = []
         self.now = now
         self._status, self._metrics = status, metrics
@@ -145,6 +151,8 @@ class FakeSources(Sources):
 
         def get(url: str, headers: dict[str, str], timeout: float) -> tuple[int, str]:
             self.asked.append(url)
+            if url.startswith(PROMETHEUS):
+                return _prometheus(prometheus or {}, url)
             if isinstance(self._metrics, Exception):
                 raise self._metrics
             if isinstance(self._metrics, int):
@@ -153,7 +161,19 @@ class FakeSources(Sources):
 
         super().__init__(status=get_status, get=get, routing=lambda: routing or {},
                          switches=lambda: list(switches or []), clock=lambda: self.now,
-                         gateway_url=GATEWAY, gateway_key="sk-test")
+                         gateway_url=GATEWAY, gateway_key="sk-test",
+                         prometheus_url=PROMETHEUS if prometheus is not None else None)
+
+
+def _prometheus(answers: dict[str, dict[str, float]], url: str) -> tuple[int, str]:
+    expr = unquote(url.split("query=", 1)[1])
+    name = next((n for n, q in QUERIES.items() if q == expr), None)
+    if name is None or name not in answers:
+        return 400, json.dumps({"status": "error", "error": "unknown query"})
+    result = [{"metric": {"requested_model": m} if m else {}, "value": [NOW, str(v)]}
+              for m, v in answers[name].items()]
+    return 200, json.dumps({"status": "success",
+                            "data": {"resultType": "vector", "result": result}})
 
 
 def record(at: float, previous: str, target: str, success: bool = True,
