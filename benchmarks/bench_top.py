@@ -9,11 +9,17 @@ Three parts, measured apart (no stack is started, no container touched):
             server serving a LiteLLM-like exposition (tests/fakes/top.py: the real names,
             label sets and latency buckets; M models x K API keys, W gateway workers),
             then parsed, folded per model and turned into figures: the whole collect()
-            with `status` faked. Reports ms per refresh (median, p95), bytes, requests.
+            with `status` faked, reading on every refresh (top itself reads /metrics
+            every METRICS_EVERY = 5 s). Reports ms per read (median, p95), bytes.
   status    `status`'s collection (targets/compose_status.py) that top reuses, with the
             fake Docker adapter (every service running) and `requests` answered in
             process: how many requests per refresh, to whom (the gateway's share), and
             the Python time around them.
+  gateway   (needs prometheus_client, the dev extra) what one GET /metrics/ costs the
+            gateway itself: LiteLLM serves it with prometheus_client's MultiProcessCollector
+            over its workers' files (PROMETHEUS_MULTIPROC_DIR), so the same series are
+            written by W worker processes here and rendered the same way; also the gzip
+            size (requests asks for gzip, prometheus_client's ASGI app compresses).
   docker    (--docker) one `docker container ls` of the adapter, for a project that has
             no containers, on the machine's engine (read-only): the engine's share.
 
@@ -35,8 +41,9 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stackctl.registry.load import load_registry  # noqa: E402
-from stackctl.top.collect import Collector, Sources  # noqa: E402
+from stackctl.top.collect import METRICS_EVERY, Collector, Sources  # noqa: E402
 from stackctl.top.live import http_getter  # noqa: E402
+from stackctl.top.prom import QUERIES  # noqa: E402
 from tests.fakes.docker import FakeDocker  # noqa: E402
 from tests.fakes.top import Load, exposition, stack_status  # noqa: E402
 from tests.paths import CONFIGS  # noqa: E402
@@ -90,7 +97,7 @@ def bench_metrics(reg, args) -> dict:
     src = Sources(status=lambda: status, get=http_getter(), routing=dict,
                   switches=list, clock=time.time,
                   gateway_url=f"http://127.0.0.1:{server.server_address[1]}", gateway_key="k")
-    collector = Collector(reg, src)
+    collector = Collector(reg, src, metrics_every=0)  # every refresh reads: its full cost
     collector.collect()  # the session's connection, the first reading
     sent.clear()
     ms = timed(collector.collect, args.refreshes)
@@ -138,6 +145,59 @@ def bench_status(reg, args) -> dict:
     return {"ms": ms, "per": per, "gateway": sum(n for u, n in per.items() if u.startswith(gateway))}
 
 
+WORKER = r"""
+import sys
+from prometheus_client import Counter, Gauge, Histogram
+models, keys = int(sys.argv[1]), int(sys.argv[2])
+caller = ["api_key_alias", "hashed_api_key", "team", "team_alias", "user", "end_user"]
+req = Counter("litellm_proxy_total_requests_metric", "x", ["requested_model", *caller,
+              "model_id", "api_provider", "route", "user_agent", "client_ip", "status_code"])
+lat = Histogram("litellm_request_total_latency_metric", "x", ["requested_model", "model",
+                "model_group", *caller], buckets=BUCKETS)
+ttft = Histogram("litellm_llm_api_time_to_first_token_metric", "x", ["requested_model",
+                 "model", "model_group", *caller], buckets=BUCKETS)
+out = Counter("litellm_output_tokens_metric", "x", ["requested_model", "model", *caller])
+Gauge("litellm_in_flight_requests", "x", multiprocess_mode="all").set(1)
+for m in range(models):
+    for k in range(keys):
+        who = [f"key{k}", f"{k:064x}", "None", "None", "None", "None"]
+        req.labels(f"model-{m}", *who, f"model-{m}@p", "openai", "/chat/completions",
+                   "python-requests", "172.18.0.1", "200").inc(100)
+        for v in (0.05, 0.2, 0.9, 3.0):
+            lat.labels(f"model-{m}", f"model-{m}", f"model-{m}", *who).observe(v)
+            ttft.labels(f"model-{m}", f"model-{m}", f"model-{m}", *who).observe(v / 10)
+        out.labels(f"model-{m}", f"model-{m}", *who).inc(1000)
+"""
+
+
+def bench_gateway(args) -> dict | None:
+    """The gateway's side of one GET /metrics/: MultiProcessCollector over W workers."""
+    import gzip
+    import os
+    import subprocess
+    import tempfile
+
+    try:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+    except ImportError:
+        return None
+    from tests.fakes.top import BUCKETS
+
+    folder = tempfile.mkdtemp(prefix="stackctl-bench-top-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}
+    code = WORKER.replace("BUCKETS", repr(tuple(b for b in BUCKETS if b != float("inf"))))
+    for _ in range(args.workers):
+        subprocess.run([sys.executable, "-c", code, str(args.models), str(args.keys)],
+                       env=env, check=True)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)
+    body = generate_latest(registry)
+    ms = timed(lambda: generate_latest(registry), max(10, args.refreshes // 2))
+    return {"ms": ms, "bytes": len(body), "gzip": len(gzip.compress(body)),
+            "lines": body.count(b"\n")}
+
+
 def bench_docker(reg, n: int) -> list[float]:
     from stackctl.docker.adapter import Docker
 
@@ -168,13 +228,26 @@ def main() -> None:
           f"Python around them {statistics.median(s['ms']):.1f} ms median")
     for url, n in sorted(s["per"].items()):
         print(f"    {n:g} x GET {url}")
+    g = bench_gateway(args)
+    if g is None:
+        print("gateway: prometheus_client is not installed (the dev extra has it)")
+    else:
+        print(f"gateway side of one GET /metrics/ ({args.workers} workers' files merged, "
+              f"{g['lines']} lines): {statistics.median(g['ms']):.1f} ms median, "
+              f"{p95(g['ms']):.1f} ms p95 of one core; {g['bytes'] / 1024:.1f} KiB, "
+              f"{g['gzip'] / 1024:.1f} KiB gzipped on the wire")
     if args.docker:
         d = bench_docker(reg, max(5, args.refreshes // 5))
         print(f"docker: `docker container ls` via the adapter {statistics.median(d):.0f} ms "
               f"median, {p95(d):.0f} ms p95 (one per refresh)")
-    print(f"gateway load at 1 refresh/s: {m['requests'] + s['gateway']:.0f} requests/s "
-          f"(/metrics/, /health/liveliness, /v1/models), "
-          f"{m['bytes'] / 1024:.1f} KiB/s of /metrics text")
+    every = METRICS_EVERY
+    print(f"gateway load at 1 refresh/s without Prometheus: {s['gateway'] + 1 / every:.1f} "
+          f"requests/s (/health/liveliness and /v1/models each refresh, /metrics/ every "
+          f"{every:g}s)" + (f": /metrics {statistics.median(g['ms']) / every / 10:.2f}% of "
+                            f"one core ({statistics.median(g['ms']) / 10:.1f}% if read every "
+                            "second)" if g else ""))
+    print(f"with Prometheus running: {s['gateway']:.0f} requests/s (top asks Prometheus, "
+          f"{len(QUERIES)} instant queries per refresh, instead of the gateway's /metrics)")
 
 
 if __name__ == "__main__":

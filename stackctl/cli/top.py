@@ -48,13 +48,15 @@ def top(config_dir: Path, interval: float, once: bool, as_json: bool) -> None:
     if as_json and not once:
         raise click.UsageError("--json needs --once (the screen is not JSON)")
     reg = load_or_fail(config_dir)
-    from stackctl.top.collect import Collector
+    from stackctl.top.collect import METRICS_EVERY, Collector
     from stackctl.top.live import check_target, live_sources
 
     with ops_errors():
         check_target(reg)
     docker = docker_for(reg)  # fails at once without a compose file; asks no engine yet
-    collector = Collector(reg, live_sources(reg, lambda: docker))
+    # --once reads /metrics twice, `interval` apart: both reads count (no reuse)
+    collector = Collector(reg, live_sources(reg, lambda: docker),
+                          metrics_every=0.0 if once else METRICS_EVERY)
     if once:
         collector.collect()  # the first reading: rates need two
         time.sleep(interval)

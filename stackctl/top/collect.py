@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from stackctl.docker.adapter import DockerError, EngineUnreachable
 from stackctl.registry.catalog import exclusive_groups, group_settings, models_of_provider
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the type only: the fakes build one without importing reques
     from stackctl.targets.compose_status import ServiceStatus, StackStatus
 
 WINDOW = 60.0  # seconds of readings the figures cover (the dashboards' rate(...[1m]))
+METRICS_EVERY = 5.0  # seconds between two reads of the gateway's /metrics (see Collector)
 SWITCHES_SHOWN = 5
 
 HttpGet = Callable[[str, dict[str, str], float], tuple[int, str]]  # url, headers, timeout
@@ -57,21 +58,47 @@ class Sources:
     timeout: float = 0.8
 
 
-class Collector:
-    """Collects Snapshots; keeps the last WINDOW seconds of /metrics readings."""
+@dataclass
+class Figures:
+    """One read of the model figures (the gateway's /metrics or Prometheus), kept until
+    the next read."""
 
-    def __init__(self, reg: Registry, sources: Sources, window: float = WINDOW):
-        self.reg, self.sources, self.window = reg, sources, window
-        self.readings: deque[metrics.Reading] = deque()
+    at: float
+    source: Literal["gateway", "prometheus"] | None
+    window_s: float | None
+    models: list[ModelView]
+    gateway: GatewayView
+
+
+@dataclass
+class History:
+    """What a Collector keeps between refreshes."""
+
+    readings: deque[metrics.Reading] = field(default_factory=deque)  # oldest first
+    last: Figures | None = None
+
+
+class Collector:
+    """Collects Snapshots: the states every refresh; the model figures from Prometheus
+    every refresh when it runs, else from the gateway's /metrics at most every
+    `metrics_every` seconds (rendering /metrics costs the gateway tens of ms of a worker's
+    event loop: benchmarks/bench_top.py), over the last `window` seconds."""
+
+    def __init__(self, reg: Registry, sources: Sources, window: float = WINDOW,
+                 metrics_every: float = METRICS_EVERY):
+        self.reg, self.sources = reg, sources
+        self.window, self.metrics_every = window, metrics_every
+        self.history = History()
 
     def collect(self) -> Snapshot:
-        return collect(self.reg, self.sources, self.readings, self.window)
+        return collect(self.reg, self.sources, self.history, self.window, self.metrics_every)
 
 
-def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
-            window: float = WINDOW) -> Snapshot:
-    """A Snapshot now; `readings` (oldest first) gains this refresh's /metrics reading and
-    loses those older than `window`."""
+def collect(reg: Registry, src: Sources, history: History, window: float = WINDOW,
+            metrics_every: float = 0.0) -> Snapshot:
+    """A Snapshot now. `history` keeps the gateway's readings of the last `window` seconds
+    and the last figures, reused while younger than `metrics_every` seconds and the
+    gateway is up."""
     banners: list[str] = []
     st: StackStatus | None = None
     engine_problem = None
@@ -86,23 +113,15 @@ def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
         banners.append(f"Docker did not answer: {exc}")
     now = src.clock()
 
-    source, window_s, models = None, None, []
-    from_prometheus = _from_prometheus(src, st)
-    if from_prometheus is not None:
-        found, in_flight = from_prometheus
-        gateway = GatewayView(url=src.gateway_url, up=bool(st and st.gateway.healthy),
-                              metrics=True, in_flight=in_flight)
-        source, window_s, models = "prometheus", prom.WINDOW, [ModelView(**vars(f)) for f in found]
+    last = history.last
+    if (last is not None and last.source == "gateway" and now - last.at < metrics_every
+            and st is not None and st.gateway.healthy):
+        figures = last
     else:
-        gateway, reading = _gateway(src, st, now)
-        if reading is not None:
-            while readings and readings[0].at < now - window:
-                readings.popleft()
-            before = readings[0] if readings else None
-            readings.append(reading)
-            source = "gateway"
-            window_s = round(now - before.at, 1) if before is not None else None
-            models = [ModelView(**vars(f)) for f in metrics.figures(reading, before)]
+        figures = history.last = _figures(src, st, history.readings, now, window)
+    gateway = figures.gateway
+    if figures is last:  # liveness is `status`'s, fresh; the rest as last read
+        gateway = gateway.model_copy(update={"up": True})
     if not gateway.up:
         banners.append(f"Gateway down: {gateway.url} does not answer; no request figures "
                        "(`stackctl up` starts it, `stackctl logs gateway` says why).")
@@ -118,13 +137,34 @@ def collect(reg: Registry, src: Sources, readings: deque[metrics.Reading],
                            f"({', '.join(awake)}); it must be one: `stackctl switch MEMBER`.")
     return Snapshot(
         taken_at=now, project=reg.stack.project, engine=st is not None,
-        engine_problem=engine_problem, gateway=gateway, groups=groups, models=models,
-        figures_from=source, window_s=window_s,
+        engine_problem=engine_problem, gateway=gateway, groups=groups, models=figures.models,
+        figures_from=figures.source, window_s=figures.window_s,
+        figures_age_s=round(now - figures.at, 1) if figures.source else None,
         switches=[SwitchView(**r.model_dump(exclude={"error"}))
                   for r in src.switches()[:SWITCHES_SHOWN]],
         alerts=None if st is None or st.alerts is None else [
             AlertView(name=a.name, severity=a.severity, summary=a.summary) for a in st.alerts],
         banners=banners)
+
+
+def _figures(src: Sources, st: StackStatus | None, readings: deque[metrics.Reading],
+             now: float, window: float) -> Figures:
+    found = _from_prometheus(src, st)
+    if found is not None:
+        models, in_flight = found
+        gateway = GatewayView(url=src.gateway_url, up=bool(st and st.gateway.healthy),
+                              metrics=True, in_flight=in_flight)
+        return Figures(now, "prometheus", prom.WINDOW,
+                       [ModelView(**vars(f)) for f in models], gateway)
+    gateway, reading = _gateway(src, st, now)
+    if reading is None:
+        return Figures(now, None, None, [], gateway)
+    while readings and readings[0].at < now - window:
+        readings.popleft()
+    before = readings[0] if readings else None
+    readings.append(reading)
+    return Figures(now, "gateway", round(now - before.at, 1) if before is not None else None,
+                   [ModelView(**vars(f)) for f in metrics.figures(reading, before)], gateway)
 
 
 def _from_prometheus(src: Sources, st: StackStatus | None

@@ -90,6 +90,8 @@ class Snapshot(BaseModel):
         "request to the gateway), else the gateway's /metrics; null: neither answered")
     window_s: float | None = Field(None, description="seconds the model figures cover; null: "
                                    "since the gateway started (one reading)")
+    figures_age_s: float | None = Field(None, description="seconds since the figures were "
+                                        "read (the gateway's /metrics is read every 5 s)")
     switches: list[SwitchView] = Field(default_factory=list, description="newest first")
     alerts: list[AlertView] | None = Field(None, description="firing in Prometheus; null: "
                                            "Prometheus does not run")

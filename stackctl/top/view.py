@@ -56,7 +56,9 @@ def models(snap: Snapshot) -> RenderableType:
     if not snap.gateway.metrics:
         return Group(title, Text("  no figures: " + (snap.gateway.problem or "gateway down"),
                                  style="dim"))
-    title.append(f" ({fmt.window(snap.window_s)}, from {snap.figures_from})", style="not bold")
+    read = f", read {snap.figures_age_s:.0f}s ago" if snap.figures_age_s else ""
+    title.append(f" ({fmt.window(snap.window_s)}, from {snap.figures_from}{read})",
+                 style="not bold")
     if not snap.models:
         return Group(title, Text("  no requests yet", style="dim"))
     table = Table("model", "req", "req/s", "err", "p50", "p95", "TTFT p50", "tok/s",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import pytest
 
 from stackctl.docker.adapter import EngineUnreachable
-from stackctl.top.collect import Collector, collect, member_state
-from stackctl.top.metrics import Reading
+from stackctl.top.collect import Collector, History, collect, member_state
 from tests.fakes.top import GATEWAY, NOW, FakeSources, Load, exposition, stack_status
 
 
@@ -84,20 +81,41 @@ def test_two_awake_members_get_a_banner(reg):
 def test_one_request_per_refresh_beyond_status(reg):
     """top adds only /metrics (with the key) to what `status` asks."""
     src = FakeSources(stack_status(reg, {}), exposition({"m": Load([0.1])}))
-    c = Collector(reg, src)
+    c = Collector(reg, src, metrics_every=0)
     for _ in range(3):
         c.collect()
     assert src.asked == [f"{GATEWAY}/metrics/"] * 3
 
 
+def test_the_gateway_is_read_every_5s(reg):
+    src = FakeSources(stack_status(reg, {}), exposition({"m": Load([0.1])}), now=NOW)
+    c = Collector(reg, src)
+    ages = []
+    for t in range(11):  # one refresh a second
+        src.now = NOW + t
+        ages.append(c.collect().figures_age_s)
+    assert len(src.asked) == 3  # at 0, 5 and 10 s
+    assert ages == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0]
+
+
+def test_a_gateway_seen_down_is_read_at_once(reg):
+    src = FakeSources(stack_status(reg, {}), exposition({"m": Load([0.1])}), now=NOW)
+    c = Collector(reg, src)
+    c.collect()
+    src._status, src._metrics = stack_status(reg, {}, gateway_up=False), ConnectionError()
+    src.now = NOW + 1
+    snap = c.collect()
+    assert len(src.asked) == 2 and not snap.gateway.up and snap.models == []
+
+
 def test_the_window_keeps_a_minute_of_readings(reg):
     src = FakeSources(stack_status(reg, {}), exposition({"m": Load([0.1] * 10)}), now=NOW)
-    readings: deque[Reading] = deque()
+    history = History()
     for t in range(0, 125, 5):
         src.now = NOW + t
-        snap = collect(reg, src, readings, window=60)
+        snap = collect(reg, src, history, window=60)
     assert snap.window_s == 60
-    assert readings[0].at == NOW + 60 and readings[-1].at == NOW + 120
+    assert history.readings[0].at == NOW + 60 and history.readings[-1].at == NOW + 120
 
 
 def test_a_gateway_restart_counts_from_zero(reg):
