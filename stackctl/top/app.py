@@ -12,7 +12,7 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Log, OptionList, Static
+from textual.widgets import Footer, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from stackctl.top import view
@@ -68,6 +68,8 @@ class TopApp(App[None]):
         self.source, self.actions, self.interval = source, actions, interval
         self.snapshot: Snapshot | None = None
         self.busy: str | None = None  # the action running (a switch): one at a time
+        self._collecting = False  # a refresh's worker runs
+        self.said: list[str] = []  # every line of the log pane, in order
 
     def compose(self) -> ComposeResult:
         yield Static("stackctl top: collecting…", id="header")
@@ -77,7 +79,7 @@ class TopApp(App[None]):
             yield Static("", id="models")
             yield Static("", id="switches")
             yield Static("", id="alerts")
-        yield Log(id="log", max_lines=200)
+        yield RichLog(id="log", max_lines=200, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -86,12 +88,30 @@ class TopApp(App[None]):
             self.set_interval(self.interval, self.refresh_snapshot)
 
     # -- refreshing -------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="refresh")
     def refresh_snapshot(self) -> None:
-        snap = self.source()
-        self.call_from_thread(self.show, snap)
+        """Collect in a worker thread, unless a collection still runs (a slow engine): the
+        Collector is not shared between threads, and a late refresh is better than a pile."""
+        if not self._collecting:
+            self._collecting = True
+            self._collect()
+
+    @work(thread=True, group="refresh")
+    def _collect(self) -> None:
+        try:
+            snap = self.source()
+        except Exception as exc:  # a bug in collection: keep the screen, say it
+            self.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+        else:
+            self.call_from_thread(self.show, snap)
+
+    def _failed(self, problem: str) -> None:
+        self._collecting = False
+        banner = self.query_one("#banner", Static)
+        banner.update(f"⚠ collecting failed ({problem}); showing the last snapshot")
+        banner.add_class("shown")
 
     def show(self, snap: Snapshot) -> None:
+        self._collecting = False
         self.snapshot = snap
         self.query_one("#header", Static).update(view.header(snap, self.interval))
         banner = self.query_one("#banner", Static)
@@ -103,9 +123,12 @@ class TopApp(App[None]):
         self.query_one("#alerts", Static).update(view.alerts(snap))
 
     def say(self, text: str) -> None:
-        log = self.query_one("#log", Log)
+        """A line of an action's progress, in the log pane at the bottom (shown from the
+        first line on)."""
+        self.said.append(text)
+        log = self.query_one("#log", RichLog)
         log.add_class("shown")
-        log.write_line(text)
+        log.write(text)
 
     # -- keys -------------------------------------------------------------------------------
     def _choices(self, current: bool) -> list[tuple[str, str]]:

@@ -110,8 +110,8 @@ def test_s_switches_to_the_chosen_member(scenario):
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert not isinstance(app.screen, MemberPicker)
-            log = "\n".join(app.query_one("#log").lines)
-            assert "waking vllm-dolphin" in log and "switched GPU group 'gpu0'" in log
+            assert app.said == ["switching to vllm-dolphin…", "waking vllm-dolphin",
+                                "switched GPU group 'gpu0' to vllm-dolphin in 0.4s"]
             assert app.busy is None
     asyncio.run(go())
     assert actions.calls == [("switch", "vllm-dolphin")]
@@ -145,7 +145,7 @@ def test_a_failed_switch_says_why(scenario):
             await pilot.press("s", "enter")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            assert "did not wake" in "\n".join(app.query_one("#log").lines)
+            assert "did not wake" in app.said[-1]
             assert app.busy is None
     asyncio.run(go())
 
@@ -194,3 +194,45 @@ def test_q_waits_for_a_running_switch(scenario):
             await pilot.pause()
             assert not app.is_running
     asyncio.run(go())
+
+
+def test_a_failing_collection_keeps_the_screen(scenario):
+    snaps = [scenario("healthy")]
+
+    def source():
+        if snaps:
+            return snaps.pop()
+        raise RuntimeError("boom")
+    app = TopApp(source, FakeActions())
+
+    async def go():
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            app.refresh_snapshot()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.snapshot is not None and app.is_running
+            assert "collecting failed (RuntimeError: boom)" in str(
+                app.query_one("#banner").render())
+    asyncio.run(go())
+
+
+def test_one_collection_at_a_time(scenario):
+    snap = scenario("healthy")
+    calls = []
+
+    def source():
+        calls.append(1)
+        return snap
+    app = TopApp(source, FakeActions())
+
+    async def go():
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            app._collecting = True  # as while a slow collection runs
+            app.refresh_snapshot()
+            app.refresh_snapshot()
+            await app.workers.wait_for_complete()
+    asyncio.run(go())
+    assert len(calls) == 1
