@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from stackctl.cli.common import (
     load_or_fail,
     ops_errors,
 )
+
+if TYPE_CHECKING:
+    from stackctl.top.snapshot import Snapshot
 
 
 @click.command(epilog=exit_codes({
@@ -73,7 +77,7 @@ def top(config_dir: Path, interval: float, once: bool, as_json: bool) -> None:
            interval).run()
 
 
-def _print(snap, interval: float) -> None:  # type: ignore[no-untyped-def]
+def _print(snap: Snapshot, interval: float) -> None:
     from rich.console import Console
 
     from stackctl.top import view

@@ -28,7 +28,6 @@ class SwitchRecord(BaseModel):
     rolled_back: bool
     seconds: float = Field(description="the switch's total time")
     reason: str = Field(description="what asked for it, e.g. `stackctl switch`")
-    error: str | None = Field(None, description="why it failed (first line)")
 
 
 def journal_path(state_dir: Path, project: str) -> Path:

@@ -3,8 +3,10 @@ sleep states, alerts), the gateway's /metrics, the routing state (held models: a
 under way) and the switch journal.
 
 The sources are injected (`Sources`): tests and the benchmark feed fakes, live.py the real
-ones. `Collector` keeps the readings of the last `WINDOW` seconds, so that rates and
-quantiles cover a minute, like the dashboards' `rate(...[1m])`, whatever the refresh.
+ones. `Collector` keeps the readings of the last `WINDOW` seconds (`History`), so that rates
+and quantiles cover a minute, like the dashboards' `rate(...[1m])`, whatever the refresh;
+the figures come from Prometheus when it runs, else from the gateway's /metrics at most
+every METRICS_EVERY seconds (design.md: what a read costs the gateway).
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def collect(reg: Registry, src: Sources, history: History, window: float = WINDO
         engine_problem=engine_problem, gateway=gateway, groups=groups, models=figures.models,
         figures_from=figures.source, window_s=figures.window_s,
         figures_age_s=round(now - figures.at, 1) if figures.source else None,
-        switches=[SwitchView(**r.model_dump(exclude={"error"}))
+        switches=[SwitchView(**r.model_dump())
                   for r in src.switches()[:SWITCHES_SHOWN]],
         alerts=None if st is None or st.alerts is None else [
             AlertView(name=a.name, severity=a.severity, summary=a.summary) for a in st.alerts],
