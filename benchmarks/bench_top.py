@@ -247,7 +247,7 @@ def main() -> None:
                             f"one core ({statistics.median(g['ms']) / 10:.1f}% if read every "
                             "second)" if g else ""))
     print(f"with Prometheus running: {s['gateway']:.0f} requests/s (top asks Prometheus, "
-          f"{len(QUERIES)} instant queries per refresh, instead of the gateway's /metrics)")
+          f"{len(QUERIES) + 1} instant queries per refresh, instead of the gateway's /metrics)")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class Figures:
     window_s: float | None
     models: list[ModelView]
     gateway: GatewayView
+    waiting: dict[str, float] = field(default_factory=dict)  # member → queued (Prometheus)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def collect(reg: Registry, src: Sources, history: History, window: float = WINDO
         banners.append(f"No request figures: {gateway.problem}.")
 
     held = set((src.routing() or {}).get("hold", {}))
-    groups = _groups(reg, st, held)
+    groups = _groups(reg, st, held, figures.waiting)
     for g in groups:
         awake = [m.name for m in g.members if m.state == "awake"]
         if len(awake) > 1:
@@ -153,11 +154,11 @@ def _figures(src: Sources, st: StackStatus | None, readings: deque[metrics.Readi
              now: float, window: float) -> Figures:
     found = _from_prometheus(src, st)
     if found is not None:
-        models, in_flight = found
+        models, in_flight, waiting = found
         gateway = GatewayView(url=src.gateway_url, up=bool(st and st.gateway.healthy),
                               metrics=True, in_flight=in_flight)
         return Figures(now, "prometheus", prom.WINDOW,
-                       [ModelView(**vars(f)) for f in models], gateway)
+                       [ModelView(**vars(f)) for f in models], gateway, waiting)
     gateway, reading = _gateway(src, st, now)
     if reading is None:
         return Figures(now, None, None, [], gateway)
@@ -170,7 +171,7 @@ def _figures(src: Sources, st: StackStatus | None, readings: deque[metrics.Readi
 
 
 def _from_prometheus(src: Sources, st: StackStatus | None
-                     ) -> tuple[list[metrics.ModelFigures], float | None] | None:
+                     ) -> tuple[list[metrics.ModelFigures], float | None, dict[str, float]] | None:
     """The figures from Prometheus when it runs (it answered `status`'s alerts query) and
     every query answers; else None: the gateway's /metrics then."""
     if src.prometheus_url is None or st is None or st.alerts is None:
@@ -210,7 +211,8 @@ def member_state(svc: ServiceStatus | None, asleep: bool) -> MemberState:
     return "awake" if svc.ready else "loading"
 
 
-def _groups(reg: Registry, st: StackStatus | None, held: set[str]) -> list[GroupView]:
+def _groups(reg: Registry, st: StackStatus | None, held: set[str],
+            waiting: dict[str, float]) -> list[GroupView]:
     providers = reg.providers.providers
     services = {s.name: s for s in st.services} if st is not None else {}
     out = []
@@ -225,7 +227,7 @@ def _groups(reg: Registry, st: StackStatus | None, held: set[str]) -> list[Group
             members.append(MemberView(
                 name=name, state=state, model=next(iter(served), None),
                 footprint_gib=footprint(providers[name], settings.memory_gib).gib,
-                held=any(m in held for m in served)))
+                held=any(m in held for m in served), waiting=waiting.get(name)))
         used = None
         if settings.memory_gib is not None and st is not None:
             loaded = [m.footprint_gib for m in members if m.state in ("awake", "loading")]

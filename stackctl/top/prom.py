@@ -32,12 +32,19 @@ QUERIES: dict[str, str] = {
 }
 
 
+# per member (the `provider` label stackctl's scrape config gives every provider target):
+# requests its engine queues, as the performance dashboard shows them
+WAITING = ("sum by (provider) (vllm:num_requests_waiting) "
+           "or sum by (provider) (llamacpp:requests_deferred)")
+
+
 class PrometheusError(Exception):
     """A query failed: the caller falls back to the gateway's /metrics."""
 
 
-def query(get, url: str, expr: str, timeout: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """requested_model → value of an instant vector ('' for a sum without labels); NaN
+def query(get, url: str, expr: str, timeout: float,  # type: ignore[no-untyped-def]
+          by: str = _BY) -> dict[str, float]:
+    """`by` label's value → value of an instant vector ('' for a sum without labels); NaN
     (a quantile without observations) is left out."""
     try:
         code, text = get(f"{url}/api/v1/query?query={quote(expr, safe='')}", {}, timeout)
@@ -50,14 +57,16 @@ def query(get, url: str, expr: str, timeout: float) -> dict[str, float]:  # type
     for row in doc.get("data", {}).get("result", []):
         value = float(row["value"][1])
         if not math.isnan(value):
-            out[row.get("metric", {}).get(_BY, "")] = value
+            out[row.get("metric", {}).get(by, "")] = value
     return out
 
 
-def figures(get, url: str, timeout: float) -> tuple[list[ModelFigures], float | None]:  # type: ignore[no-untyped-def]
-    """(per-model figures over the last minute, requests in flight); PrometheusError when
-    a query fails."""
+def figures(get, url: str, timeout: float  # type: ignore[no-untyped-def]
+            ) -> tuple[list[ModelFigures], float | None, dict[str, float]]:
+    """(per-model figures over the last minute, requests in flight, member → requests its
+    engine queues); PrometheusError when a query fails."""
     got = {name: query(get, url, expr, timeout) for name, expr in QUERIES.items()}
+    waiting = query(get, url, WAITING, timeout, by="provider")
     models = set(got["requests"]) | set(got["rps"])
 
     def ms(name: str, model: str) -> float | None:
@@ -70,4 +79,4 @@ def figures(get, url: str, timeout: float) -> tuple[list[ModelFigures], float | 
                         tokens_per_s=got["tokens"].get(m), rerouted=round(
                             got["rerouted"].get(m, 0.0), 1))
            for m in models if m]
-    return sorted(out, key=lambda f: (-f.requests, f.model)), got["in_flight"].get("")
+    return sorted(out, key=lambda f: (-f.requests, f.model)), got["in_flight"].get(""), waiting

@@ -23,6 +23,9 @@ class MemberView(BaseModel):
                                         "loaded (registry/gpu_memory.py); null: not stated")
     held: bool = Field(False, description="the gateway holds its model's requests: a switch "
                        "to it is under way")
+    waiting: float | None = Field(None, description="requests its engine queues (vLLM's "
+                                  "num_requests_waiting, llama.cpp's requests_deferred), from "
+                                  "Prometheus; null: Prometheus does not run")
 
 
 class GroupView(BaseModel):

@@ -46,7 +46,9 @@ def groups(snap: Snapshot) -> RenderableType:
             glyph, style = fmt.STATE_STYLE[m.state]
             gib = f"{m.footprint_gib:.1f} GiB" if m.footprint_gib is not None else ""
             table.add_row(Text(f"   {glyph}", style=style), m.name, Text(m.state, style=style),
-                          m.model or "-", gib, Text("held", style="yellow") if m.held else "")
+                          m.model or "-", gib,
+                          f"{fmt.count(m.waiting)} waiting" if m.waiting else "",
+                          Text("held", style="yellow") if m.held else "")
         parts += [title, table]
     return Group(*parts)
 

@@ -24,7 +24,7 @@ from stackctl.targets.compose_status import (
     StackStatus,
 )
 from stackctl.top.collect import Sources
-from stackctl.top.prom import QUERIES
+from stackctl.top.prom import QUERIES, WAITING
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
            300.0, 420.0, 600.0, math.inf)
@@ -138,8 +138,9 @@ class FakeSources(Sources):
     def __init__(self, status: StackStatus | Exception, metrics: str | Exception | int,
                  routing: dict | None = None, switches: list[SwitchRecord] | None = None,
                  now: float = NOW, prometheus: dict[str, dict[str, float]] | None = None):
-        """`prometheus`: query name (prom.QUERIES) → requested_model → value; given, a
-        Prometheus answers at PROMETHEUS (an unknown query: an error)."""
+        """`prometheus`: query name (prom.QUERIES, or "waiting": prom.WAITING) → label
+        value → value; given, a Prometheus answers at PROMETHEUS (an unknown query or one
+        without an answer: an error)."""
         self.asked: list[str] = []
         self.now = now
         self._status, self._metrics = status, metrics
@@ -167,10 +168,12 @@ class FakeSources(Sources):
 
 def _prometheus(answers: dict[str, dict[str, float]], url: str) -> tuple[int, str]:
     expr = unquote(url.split("query=", 1)[1])
-    name = next((n for n, q in QUERIES.items() if q == expr), None)
+    name = "waiting" if expr == WAITING else next(
+        (n for n, q in QUERIES.items() if q == expr), None)
     if name is None or name not in answers:
         return 400, json.dumps({"status": "error", "error": "unknown query"})
-    result = [{"metric": {"requested_model": m} if m else {}, "value": [NOW, str(v)]}
+    by = "provider" if name == "waiting" else "requested_model"
+    result = [{"metric": {by: m} if m else {}, "value": [NOW, str(v)]}
               for m, v in answers[name].items()]
     return 200, json.dumps({"status": "success",
                             "data": {"resultType": "vector", "result": result}})

@@ -2,9 +2,10 @@
 
     tz_utc     (autouse) TZ=UTC: the screen's clock reads the same on every machine
     reg        the offline example's registry, its gpu0 group given a 24 GiB budget
-    scenario   scenario(name) → the Snapshot of "healthy", "switching", "gateway_down" or
-               "engine_down": two readings 30 s apart through the real Collector and fake
-               Sources (tests/fakes/top.py), the last at the fixed clock NOW
+    scenario   scenario(name) → the Snapshot of "healthy", "switching" (figures from
+               Prometheus), "gateway_down" or "engine_down": two readings 30 s apart through
+               the real Collector and fake Sources (tests/fakes/top.py), the last at the
+               fixed clock NOW
 """
 
 from __future__ import annotations
@@ -59,10 +60,22 @@ SWITCHES = [record(NOW - 95, "vllm-dolphin", "vllm-qwen", seconds=0.9),
                    seconds=31.2, reason="stackctl top")]
 
 
+# Prometheus runs during the switch (an alert fires): the figures come from it
+PROMETHEUS_DURING_SWITCH = {
+    "requests": {"qwen-coder-vllm": 52.0, "smollm2": 14.0, "dolphin-uncensored-vllm": 6.0},
+    "rps": {"qwen-coder-vllm": 0.87, "smollm2": 0.23, "dolphin-uncensored-vllm": 0.1},
+    "errors": {}, "p50": {"qwen-coder-vllm": 0.31, "smollm2": 0.04},
+    "p95": {"qwen-coder-vllm": 1.6, "smollm2": 0.4}, "ttft": {"qwen-coder-vllm": 0.06},
+    "tokens": {"qwen-coder-vllm": 74.0, "smollm2": 21.0},
+    "rerouted": {"dolphin-uncensored-vllm": 6.0}, "in_flight": {"": 5.0},
+    "waiting": {"vllm-qwen": 0.0, "vllm-dolphin": 0.0}}
+
+
 @pytest.fixture
 def scenario(reg):
     def make(name: str) -> Snapshot:
         down = ConnectionError("refused")
+        prometheus = None
         if name == "healthy":
             status = stack_status(reg, {"vllm-dolphin": "asleep"}, alerts=[])
             first, last, routing = exposition(loads(1)), exposition(loads(2), in_flight=3), {}
@@ -75,6 +88,7 @@ def scenario(reg):
             first, last = exposition(loads(1)), exposition(loads(2), in_flight=5)
             routing = {"v": 1, "divert": {}, "hold": {"dolphin-uncensored-vllm": {
                 "seconds": 10, "fallback": "qwen-coder-vllm"}}}
+            prometheus = PROMETHEUS_DURING_SWITCH
         elif name == "gateway_down":
             status = stack_status(reg, {"vllm-dolphin": "asleep"}, gateway_up=False)
             first = last = down  # type: ignore[assignment]
@@ -86,7 +100,8 @@ def scenario(reg):
             routing = {}
         else:
             raise ValueError(name)
-        src = FakeSources(status, first, routing=routing, switches=SWITCHES, now=NOW - 30)
+        src = FakeSources(status, first, routing=routing, switches=SWITCHES, now=NOW - 30,
+                          prometheus=prometheus)
         collector = Collector(reg, src)
         collector.collect()
         src.now, src._metrics = NOW, last

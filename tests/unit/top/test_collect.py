@@ -42,8 +42,10 @@ def test_a_switch_in_progress_is_seen_from_the_held_model(scenario):
     assert [(m.name, m.state, m.held) for m in g.members] == [
         ("vllm-qwen", "asleep", False), ("vllm-dolphin", "loading", True)]
     assert g.used_gib == pytest.approx(21.6)  # the loading member claims its memory
+    assert snap.figures_from == "prometheus" and snap.window_s == 60
     dolphin = next(m for m in snap.models if m.model == "dolphin-uncensored-vllm")
-    assert dolphin.rerouted == 2
+    assert dolphin.rerouted == 6 and dolphin.p50_ms is None
+    assert [m.waiting for m in g.members] == [0, 0]
     assert [a.name for a in snap.alerts] == ["GpuGroupNoActiveMember"]
 
 

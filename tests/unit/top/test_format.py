@@ -48,7 +48,8 @@ def test_panels_of_a_switch(scenario):
     assert "◐ vllm-dolphin loading" in " ".join(groups.split())
     assert "█" in groups and "21.6/24 GiB" in groups
     models = _text(view.models(snap))
-    assert "Models (last 30s, from gateway)" in models and "qwen-coder-vllm" in models
+    assert "Models (last 60s, from prometheus)" in models and "qwen-coder-vllm" in models
+    assert "Models (last 30s, from gateway)" in _text(view.models(scenario("healthy")))
     assert "warning  GpuGroupNoActiveMember" in _text(view.alerts(snap))
     switches = _text(view.switches(snap))
     assert "1m ago" in switches and "rolled back" in switches and "stackctl top" in switches

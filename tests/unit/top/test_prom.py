@@ -12,12 +12,12 @@ from tests.monitoring_queries import problems
 ANSWERS = {"requests": {"a": 30.0, "b": 6.0}, "rps": {"a": 0.5, "b": 0.1},
            "errors": {"a": 1.0}, "p50": {"a": 0.2}, "p95": {"a": 0.9, "b": 1.5},
            "ttft": {"a": 0.05}, "tokens": {"a": 42.0}, "rerouted": {"b": 2.0},
-           "in_flight": {"": 3.0}}
+           "in_flight": {"": 3.0}, "waiting": {"vllm-qwen": 4.0}}
 
 
-@pytest.mark.parametrize("name", sorted(prom.QUERIES))
-def test_queries_use_real_names(name):
-    assert problems(prom.QUERIES[name]) == []
+@pytest.mark.parametrize("expr", [*prom.QUERIES.values(), prom.WAITING])
+def test_queries_use_real_names(expr):
+    assert problems(expr) == []
 
 
 def test_figures_from_prometheus_add_nothing_to_the_gateway(reg):
@@ -26,7 +26,9 @@ def test_figures_from_prometheus_add_nothing_to_the_gateway(reg):
     snap = Collector(reg, src).collect()
     assert snap.figures_from == "prometheus" and snap.window_s == 60
     assert not any(u.startswith(GATEWAY) for u in src.asked)
-    assert len(src.asked) == len(prom.QUERIES)
+    assert len(src.asked) == len(prom.QUERIES) + 1  # and the members' queues
+    qwen = snap.groups[0].members[0]
+    assert (qwen.name, qwen.waiting) == ("vllm-qwen", 4)
     a, b = snap.models
     assert (a.model, a.requests, a.rps, a.errors, a.p50_ms, a.p95_ms, a.ttft_p50_ms,
             a.tokens_per_s) == ("a", 30, 0.5, 1, 200, 900, 50, 42)
