@@ -61,6 +61,8 @@ class TopApp(App[None]):
         Binding("r", "reload", "reload"),
         Binding("g", "requests", "request log"),
         Binding("q", "quit_top", "quit"),
+        # Textual's own quit key: the same guard (a switch runs in this process)
+        Binding("ctrl+q", "quit_top", "quit", show=False, priority=True),
     ]
 
     def __init__(self, source: Callable[[], Snapshot], actions: Actions, interval: float = 1.0):

@@ -186,7 +186,7 @@ def test_q_waits_for_a_running_switch(scenario):
         async with app.run_test(size=SIZE) as pilot:
             await app.workers.wait_for_complete()
             app.busy = "switch to vllm-dolphin"
-            await pilot.press("q")
+            await pilot.press("q", "ctrl+q")
             await pilot.pause()
             assert app.is_running
             app.busy = None
