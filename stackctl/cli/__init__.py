@@ -35,6 +35,7 @@ COMMANDS = {
     "add": ("stackctl.cli.add", "add", "Add a provider or a model to the registry (comments kept)."),
     "models": ("stackctl.cli.models", "models", "Model files: pull into Ollama, import a GGUF."),
     "urls": ("stackctl.cli.urls", "urls", "The gateway and monitoring UIs: URL and login variable."),
+    "top": ("stackctl.cli.top", "top", "A live picture of the stack; --once --json for scripts."),
 }
 
 

@@ -28,6 +28,8 @@ class SwitchOptions(BaseModel):
     dry_run: bool = Field(False, description="decide and describe; change nothing")
     lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
                                     "up/switch; None: fail at once")
+    reason: str = Field("stackctl switch", description="what asked for the switch: kept in "
+                        "the switch journal (journal.py) that `stackctl top` shows")
 
 
 class SwitchResult(BaseModel):

@@ -23,8 +23,8 @@ from stackctl.monitoring.client import SwitchReport, pushgateway_url
 from stackctl.registry.catalog import group_settings
 from stackctl.registry.load import Registry
 from stackctl.store.envfile import compose_value
-from stackctl.store.lock import stack_lock
-from stackctl.switching import routing
+from stackctl.store.lock import stack_lock, state_dir
+from stackctl.switching import journal, routing
 from stackctl.switching.effects import COMPOSE_WORDS, Timings, confirm_routable
 from stackctl.switching.loop import SwitchOptions, SwitchResult, ensure_active
 from stackctl.switching.members import Member, group_members, members_of
@@ -304,6 +304,16 @@ class ComposeEffects:
                         success: bool, rolled_back: bool) -> None:
         assert self.report is not None
         self.report.finished(active, timings, success=success, rolled_back=rolled_back)
+        if not plan.noop:  # a check of the running member is no switch
+            problem = journal.append(
+                journal.journal_path(state_dir(), self.reg.stack.project),
+                journal.SwitchRecord(at=journal.now(), group=plan.group, previous=plan.previous,
+                                     target=plan.target, active=active, success=success,
+                                     rolled_back=rolled_back,
+                                     seconds=round(timings.get("total", 0.0), 2),
+                                     reason=self.opts.reason))
+            if problem:
+                self.say(problem)
         if success and self.report.problem and self._pushgateway_runs():
             self.say(f"switch record not pushed: {self.report.problem}")
 

@@ -7,6 +7,7 @@
   twice; a test module is then no longer free to change.
 - tests/unit/<package>/ exists only for a package stackctl/<package>/ (tests/unit/scripts/
   and tests/unit/benchmarks/ mirror the repository's scripts/ and benchmarks/ folders).
+  A `__snapshots__` folder holds a test module's expected screens (data, not a package).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def test_the_import_check_sees_every_form_of_import():
 
 def test_unit_test_packages_mirror_the_source_packages():
     strays = []
-    for folder in sorted(p for p in UNIT.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+    for folder in sorted(p for p in UNIT.rglob("*")
+                         if p.is_dir() and p.name not in ("__pycache__", "__snapshots__")):
         rel = folder.relative_to(UNIT)
         mirror = MIRRORS.get(rel.parts[0])
         source = (mirror.joinpath(*rel.parts[1:]) if mirror is not None

@@ -14,7 +14,7 @@ import pytest
 
 from tests.paths import REPO
 
-HEAVY = ("litellm", "python_on_whales", "rich", "requests", "httpx", "openai")
+HEAVY = ("litellm", "python_on_whales", "rich", "requests", "httpx", "openai", "textual")
 MAIN = "import sys; from stackctl.cli import main; sys.argv = ['stackctl', *sys.argv[1:]]; main()"
 
 
@@ -36,8 +36,9 @@ def top_level(modules: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("args", [("--help",), ("validate",),
-                                  ("validate", "-C", "examples/offline/config", "--json")],
-                         ids=["help", "validate", "validate-json"])
+                                  ("validate", "-C", "examples/offline/config", "--json"),
+                                  ("top", "--help")],
+                         ids=["help", "validate", "validate-json", "top-help"])
 def test_no_heavy_imports(args):
     modules, p = imported_modules(*args)
     assert p.returncode == 0, p.stdout + p.stderr[-2000:]
