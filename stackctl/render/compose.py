@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from stackctl.registry.catalog import (
@@ -131,12 +132,13 @@ def cache_service(reg: Registry) -> dict[str, Any]:
     }
 
 
-def _source(reg: Registry, volume: str) -> str:
-    """A named volume as it is; a host path as Compose reads it from the compose file's
-    folder (the registry's paths are relative to the config folder)."""
+def host_source(reg: Registry, volume: str, base: Path) -> str:
+    """A named volume as it is; a host path relative to `base`, the folder of the file that
+    names it (Compose and `docker stack deploy` read it from there; the registry's paths are
+    relative to the config folder)."""
     if named_volume(volume) or volume.startswith(("/", "~")):
         return volume
-    rel = os.path.relpath(host_folder(reg, volume), reg.output_dir)
+    rel = os.path.relpath(host_folder(reg, volume), base)
     return rel if rel.startswith("..") else f"./{rel}"
 
 
@@ -165,7 +167,8 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
     if env:
         svc["environment"] = env
     if c.volumes:
-        svc["volumes"] = [f"{_source(reg, vol)}:{path}" for vol, path in c.volumes.items()]
+        svc["volumes"] = [f"{host_source(reg, vol, reg.output_dir)}:{path}"
+                          for vol, path in c.volumes.items()]
     svc["ports"] = _port(reg.stack.bind_address, prov.host_port, c.port)
     svc["healthcheck"] = compose_healthcheck(test, health.interval, health.timeout,
                                              health.retries, health.start_period)
