@@ -16,8 +16,15 @@ from stackctl.registry.catalog import (
 )
 from stackctl.registry.load import Registry
 from stackctl.registry.models import MonitoringService, Provider
-from stackctl.registry.vocabulary import CACHE, GATEWAY, LABEL, MONITORING, MONITORING_VOLUMES
-from stackctl.render.alertmanager import start_script, webhook_variables
+from stackctl.registry.vocabulary import (
+    CACHE,
+    GATEWAY,
+    LABEL,
+    MONITORING,
+    MONITORING_VOLUMES,
+    RELAY_FILE,
+)
+from stackctl.render.alertmanager import relayed, start_script, webhook_variables
 from stackctl.render.litellm import served_backend
 from stackctl.render.probes import compose_healthcheck, provider_probe, python_http
 
@@ -190,7 +197,6 @@ MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "pushgateway": 909
 PROMETHEUS_DIR = "/etc/prometheus/stackctl"
 PROMETHEUS_RULES = "/etc/prometheus/rules/alerts.yml"
 ALERTMANAGER_DIR = "/etc/alertmanager/stackctl"
-ALERTMANAGER_RUNTIME = "/run/alertmanager"  # tmpfs: the config with the webhook URLs in it
 
 
 def _ready(comp: MonitoringService, service: str, path: str) -> dict:
@@ -201,18 +207,20 @@ def _ready(comp: MonitoringService, service: str, path: str) -> dict:
 
 
 def _alertmanager(reg: Registry) -> dict[str, Any]:
-    """Run on the generated file; with webhooks, on a copy holding their URLs (alertmanager.py)."""
-    flags = ["--storage.path=/alertmanager",
-             "--cluster.listen-address="]  # one instance: no gossip port, no peers to find
+    """On the generated file; the webhook URLs as secret files, read by Alertmanager itself
+    (url_file) or by the relay started before it (alertmanager.py)."""
+    svc: dict[str, Any] = {}
     variables = webhook_variables(reg)
-    if not variables:
-        return {"command": [f"--config.file={ALERTMANAGER_DIR}/alertmanager.yml", *flags]}
-    script = start_script(f"{ALERTMANAGER_DIR}/alertmanager.yml",
-                          f"{ALERTMANAGER_RUNTIME}/alertmanager.yml")
-    return {"entrypoint": [*_shell(script), "alertmanager"],  # "$@" after it: the flags
-            "command": [f"--config.file={ALERTMANAGER_RUNTIME}/alertmanager.yml", *flags],
-            "tmpfs": [ALERTMANAGER_RUNTIME],
-            "secrets": variables}
+    if relayed(reg):
+        relay = f"{ALERTMANAGER_DIR}/{os.path.basename(RELAY_FILE)}"
+        # "$@" after the script: the command (the flags)
+        svc["entrypoint"] = [*_shell(start_script(relay, variables)), "alertmanager"]
+    svc["command"] = [f"--config.file={ALERTMANAGER_DIR}/alertmanager.yml",
+                      "--storage.path=/alertmanager",
+                      "--cluster.listen-address="]  # one instance: no gossip port, no peers
+    if variables:
+        svc["secrets"] = variables
+    return svc
 
 
 def _monitoring_service(reg: Registry, service: str, comp: MonitoringService,
