@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from stackctl.registry.catalog import monitoring_components
+from stackctl.registry.catalog import alertmanager_image, monitoring_components, reads_url_file
 from stackctl.registry.load import PROVIDERS, STACK, Registry
 from stackctl.registry.models import MONITORING_DEFAULTS, Cache, Gateway
 from stackctl.registry.problems import Problem
@@ -118,15 +118,14 @@ def _images(reg: Registry) -> list[Problem]:
 def _webhook_relay(reg: Registry) -> list[Problem]:
     """Alertmanager < 0.26 gets its webhooks through stackctl's relay, which runs on the
     image's python3 (render/alertmanager.py): an image without one could not start."""
-    from stackctl.render.alertmanager import alertmanager_image, relayed
-
     running = monitoring_components(reg)
-    if "alertmanager" not in running or not relayed(reg):
+    image = alertmanager_image(reg)
+    if "alertmanager" not in running or not reg.stack.monitoring.alerts.receivers \
+            or reads_url_file(image):
         return []
     key, comp = running["alertmanager"]
     if comp.via == "python":
         return []
-    image = alertmanager_image(reg)
     loc: Loc = ("images", "alertmanager") if "alertmanager" in reg.stack.images else \
         ("monitoring", key, "image")
     return [_stack(reg, "error", loc, f"{image} is an Alertmanager older than 0.26: it would "

@@ -17,11 +17,11 @@ and reaches Alertmanager one of two ways, chosen by the image's version:
 
 from __future__ import annotations
 
-import re
 import shlex
 from importlib.resources import files
 from typing import Any
 
+from stackctl.registry.catalog import alertmanager_image, reads_url_file
 from stackctl.registry.load import Registry
 
 SECRETS = "/run/secrets"
@@ -29,30 +29,16 @@ RELAY_PORT = 9095  # inside the Alertmanager container only (its loopback)
 NULL = "null"  # the receiver that notifies no one
 GATEWAY_DOWN = "LiteLLMGatewayDown"  # alert rule (monitoring/prometheus/alerts.yml)
 GROUP_BY = ["alertname", "gpu_group", "provider", "requested_model"]
-_VERSION = re.compile(r"v?(\d+)\.(\d+)")
-
-
-def alertmanager_image(reg: Registry) -> str:
-    return reg.stack.images.get("alertmanager", reg.stack.monitoring.alertmanager.image)
-
-
-def reads_url_file(image: str) -> bool:
-    """Whether this Alertmanager image has `url_file` (0.26+), from its tag; a tag that names
-    no version (a digest) is taken as recent: an old one then refuses the config at start,
-    which is loud, rather than showing the URL."""
-    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
-    version = _VERSION.match(tag)
-    return version is None or (int(version[1]), int(version[2])) >= (0, 26)
-
-
-def relayed(reg: Registry) -> bool:
-    """The webhooks go through the relay: there are some, and the image has no url_file."""
-    return bool(webhook_variables(reg)) and not reads_url_file(alertmanager_image(reg))
 
 
 def webhook_variables(reg: Registry) -> list[str]:
     """Names of the variables holding the receivers' URLs (each a compose secret), in order."""
     return list(dict.fromkeys(r.webhook_url_env for r in reg.stack.monitoring.alerts.receivers))
+
+
+def relayed(reg: Registry) -> bool:
+    """The webhooks go through the relay: there are some, and the image has no url_file."""
+    return bool(webhook_variables(reg)) and not reads_url_file(alertmanager_image(reg))
 
 
 def relay_text() -> str:

@@ -23,9 +23,10 @@ from ruamel.yaml import YAML
 
 from stackctl.cli import cli
 from stackctl.images.specs import ALERTMANAGER_TAG
+from stackctl.registry.catalog import reads_url_file
 from stackctl.registry.load import load_registry
 from stackctl.registry.vocabulary import RELAY_FILE
-from stackctl.render.alertmanager import RELAY_PORT, reads_url_file, start_script
+from stackctl.render.alertmanager import RELAY_PORT, start_script
 from stackctl.render.compose import ALERTMANAGER_DIR, PROMETHEUS_RULES
 from stackctl.render.prometheus import KEY_FILE
 from tests.paths import REPO
