@@ -22,7 +22,6 @@ from stackctl.cli.common import (
     verbosity_options,
 )
 from stackctl.cli.ui import Ui
-from stackctl.docker import adapter  # the module: tests replace adapter.Docker
 from stackctl.targets.compose_up import UpOptions
 from stackctl.targets.factory import target_for
 
@@ -62,11 +61,6 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
     """
     ui = Ui(quiet, verbose, as_json)
     reg = load_or_fail(config_dir)
-    if reg.stack.deploy.target == "compose":
-        with ops_errors():  # no engine: fail before .env or a generated file is written
-            adapter.Docker(None, reg.stack.project).ping()
-    with ops_errors():  # a .env that cannot be completed safely is a user error
-        files = prepare_files(reg, ui.rich)
     marks = {"ready": "[green]✓[/]", "failed": "[red]✗[/]", "waiting": "[yellow]…[/]"}
     waiting: dict[str, str] = {}
 
@@ -82,6 +76,10 @@ def up(config_dir: Path, profiles: tuple[str, ...], timeout: float, lock_wait: f
         return Watched(adapter, ui.detail, waiting=lambda: waiting) if verbose else adapter
 
     target = target_for(reg, docker=docker)
+    with ops_errors():  # no engine (exit 4), or none fit: fail before a file is written
+        target.before_up()
+    with ops_errors():  # a .env that cannot be completed safely is a user error
+        files = prepare_files(reg, ui.rich)
     opts = UpOptions(profiles=list(profiles), timeout=timeout, lock_wait=lock_wait, pull=pull)
     with ops_errors():
         report = target.up(opts, files, ui, on_change)

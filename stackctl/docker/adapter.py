@@ -39,7 +39,7 @@ class EngineUnreachable(DockerError):
     """No Docker engine answers (or no docker CLI): nothing about the stack can be known."""
 
 
-_UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect",
+UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect",
                 "Is the docker daemon running")
 
 
@@ -55,7 +55,7 @@ def docker_errors(what: str) -> Iterator[None]:
             from None
     except DockerException as exc:
         text = (exc.stderr or exc.stdout or "").strip()
-        if any(marker in text for marker in _UNREACHABLE):
+        if any(marker in text for marker in UNREACHABLE):
             raise EngineUnreachable(f"no Docker engine answers ({text.splitlines()[-1]}); "
                                     "scripts/ensure-docker.sh starts one") from None
         lines = [line for line in text.splitlines() if line.strip()]
@@ -358,7 +358,7 @@ def _stream_lines(cmd: list[str], what: str) -> Iterator[str]:
                 proc.wait()
     if code != 0:
         text = "\n".join(errors)
-        if any(marker in text for marker in _UNREACHABLE):
+        if any(marker in text for marker in UNREACHABLE):
             raise EngineUnreachable(f"no Docker engine answers ({errors[-1]}); "
                                     "scripts/ensure-docker.sh starts one")
         last = next((e for e in reversed(errors) if e.strip()), f"exit {code}")

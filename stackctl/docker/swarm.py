@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from stackctl.docker.adapter import UNREACHABLE, EngineUnreachable
 from stackctl.errors import PlanError
 from stackctl.registry.load import Registry
 from stackctl.registry.vocabulary import GATEWAY
@@ -81,6 +82,30 @@ class Swarm:
             raise SwarmError(f"{what}: {detail[-1] if detail else exc}") from None
 
     # -- reading ------------------------------------------------------------------------
+    def ping(self) -> None:
+        """EngineUnreachable unless the manager's engine answers; SwarmError unless it is a
+        Swarm manager (a deploy anywhere else fails only after the secrets step)."""
+        from python_on_whales.exceptions import DockerException
+
+        where = self.reg.stack.deploy.manager or "the local engine"
+        try:
+            info = self.client.system.info()
+        except FileNotFoundError:
+            raise EngineUnreachable("the docker CLI is not installed: run "
+                                    "scripts/ensure-docker.sh") from None
+        except DockerException as exc:
+            lines = (exc.stderr or exc.stdout or "").strip().splitlines() or [str(exc)]
+            if any(marker in lines[-1] for marker in UNREACHABLE):
+                raise EngineUnreachable(f"no Docker engine answers at the Swarm manager "
+                                        f"({where}): {lines[-1]}") from None
+            raise SwarmError(f"docker info at {where}: {lines[-1]}") from None
+        swarm = info.swarm
+        if swarm is None or swarm.local_node_state != "active" or not swarm.control_available:
+            state = swarm.local_node_state if swarm is not None else "unknown"
+            raise SwarmError(f"{where} is not a Swarm manager (swarm state: {state}): "
+                             "`docker swarm init` makes it one, or set deploy.manager to a "
+                             "manager's address")
+
     def services(self) -> dict[str, ServiceState]:
         """The stack's services (registry names) with their tasks, from two CLI calls: a
         python-on-whales Task inspects itself again on access, and fails once a task

@@ -2,6 +2,8 @@
 
 - routing_callback.py, trace_callback.py: copied byte for byte beside the gateway's config
   (stackctl.render.files), imported there by LiteLLM;
+- webhook_relay.py: copied beside Alertmanager 0.25's config (stackctl.render.alertmanager),
+  run there first by its start script (standard library only);
 - gateway_check.py: run in the gateway's image by `stackctl reload` (stackctl.gateway.reload);
 - verify_image.py: run by the LiteLLM image's build (copied into its context);
 - inference_stub/: the stdlib-only stand-in for vLLM and Ollama (copied into the

@@ -150,3 +150,20 @@ def monitoring_components(reg: Registry) -> dict[str, tuple[str, MonitoringServi
         if comp.enabled and (key != "redis_exporter" or reg.stack.cache.enabled):
             out[service] = (key, comp)
     return out
+
+
+# Alertmanager's version in an image tag ("v0.29.0", Debian's "0.25.0")
+_AM_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def alertmanager_image(reg: Registry) -> str:
+    return reg.stack.images.get("alertmanager", reg.stack.monitoring.alertmanager.image)
+
+
+def reads_url_file(image: str) -> bool:
+    """Whether this Alertmanager image has `url_file` (0.26+), from its tag; a tag that names
+    no version (a digest) is taken as recent: an old one then refuses the config at start,
+    which is loud, rather than showing the URL."""
+    tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    version = _AM_VERSION.match(tag)
+    return version is None or (int(version[1]), int(version[2])) >= (0, 26)

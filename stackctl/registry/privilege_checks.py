@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from stackctl.registry.catalog import monitoring_components
+from stackctl.registry.catalog import alertmanager_image, monitoring_components, reads_url_file
 from stackctl.registry.load import PROVIDERS, STACK, Registry
 from stackctl.registry.models import MONITORING_DEFAULTS, Cache, Gateway
 from stackctl.registry.problems import Problem
@@ -46,7 +46,8 @@ KUBE_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 
 
 def check_privileges(reg: Registry) -> list[Problem]:
-    return [*_reserved_names(reg), *_images(reg), *_folders(reg), *_deploy(reg)]
+    return [*_reserved_names(reg), *_images(reg), *_webhook_relay(reg), *_folders(reg),
+            *_deploy(reg)]
 
 
 def _stack(reg: Registry, severity: str, loc: Loc, message: str, hint: str) -> Problem:
@@ -112,6 +113,26 @@ def _images(reg: Registry) -> list[Problem]:
                 f"use {repo} (any tag, from any registry) or the local {LOCAL_IMAGES} set; "
                 f"keep it only if you built or audited {_repository(image)}"))
     return out
+
+
+def _webhook_relay(reg: Registry) -> list[Problem]:
+    """Alertmanager < 0.26 gets its webhooks through stackctl's relay, which runs on the
+    image's python3 (render/alertmanager.py): an image without one could not start."""
+    running = monitoring_components(reg)
+    image = alertmanager_image(reg)
+    if "alertmanager" not in running or not reg.stack.monitoring.alerts.receivers \
+            or reads_url_file(image):
+        return []
+    key, comp = running["alertmanager"]
+    if comp.via == "python":
+        return []
+    loc: Loc = ("images", "alertmanager") if "alertmanager" in reg.stack.images else \
+        ("monitoring", key, "image")
+    return [_stack(reg, "error", loc, f"{image} is an Alertmanager older than 0.26: it would "
+                   "show the webhook URLs on its status API, so stackctl relays them from "
+                   "inside its container with python3, which this image lacks (via: "
+                   f"{comp.via})", "use prom/alertmanager:v0.26.0 or later (url_file), or an "
+                   "image with python3 and via: python (the local stackctl-local/alertmanager)")]
 
 
 def _repository(image: str) -> str:

@@ -64,5 +64,6 @@ TRACE_FILE = f"litellm/{TRACE_MODULE}.py"
 ROUTING_FILE = f"litellm/{ROUTING_MODULE}.py"
 PROMETHEUS_FILE = "prometheus/prometheus.yml"
 ALERTMANAGER_FILE = "alertmanager/alertmanager.yml"
+RELAY_FILE = "alertmanager/stackctl_webhook_relay.py"  # beside it, for Alertmanager 0.25
 SWARM_FILE = "swarm/stack.yaml"  # the Swarm configs it names are relative to its folder
 KUBERNETES_DIR = "kubernetes"  # a kustomize folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from stackctl.registry.catalog import (
@@ -15,8 +16,15 @@ from stackctl.registry.catalog import (
 )
 from stackctl.registry.load import Registry
 from stackctl.registry.models import MonitoringService, Provider
-from stackctl.registry.vocabulary import CACHE, GATEWAY, LABEL, MONITORING, MONITORING_VOLUMES
-from stackctl.render.alertmanager import start_script, webhook_variables
+from stackctl.registry.vocabulary import (
+    CACHE,
+    GATEWAY,
+    LABEL,
+    MONITORING,
+    MONITORING_VOLUMES,
+    RELAY_FILE,
+)
+from stackctl.render.alertmanager import relayed, start_script, webhook_variables
 from stackctl.render.litellm import served_backend
 from stackctl.render.probes import compose_healthcheck, provider_probe, python_http
 
@@ -131,12 +139,13 @@ def cache_service(reg: Registry) -> dict[str, Any]:
     }
 
 
-def _source(reg: Registry, volume: str) -> str:
-    """A named volume as it is; a host path as Compose reads it from the compose file's
-    folder (the registry's paths are relative to the config folder)."""
+def host_source(reg: Registry, volume: str, base: Path) -> str:
+    """A named volume as it is; a host path relative to `base`, the folder of the file that
+    names it (Compose and `docker stack deploy` read it from there; the registry's paths are
+    relative to the config folder)."""
     if named_volume(volume) or volume.startswith(("/", "~")):
         return volume
-    rel = os.path.relpath(host_folder(reg, volume), reg.output_dir)
+    rel = os.path.relpath(host_folder(reg, volume), base)
     return rel if rel.startswith("..") else f"./{rel}"
 
 
@@ -165,7 +174,8 @@ def provider_service(reg: Registry, name: str, prov: Provider) -> dict[str, Any]
     if env:
         svc["environment"] = env
     if c.volumes:
-        svc["volumes"] = [f"{_source(reg, vol)}:{path}" for vol, path in c.volumes.items()]
+        svc["volumes"] = [f"{host_source(reg, vol, reg.output_dir)}:{path}"
+                          for vol, path in c.volumes.items()]
     svc["ports"] = _port(reg.stack.bind_address, prov.host_port, c.port)
     svc["healthcheck"] = compose_healthcheck(test, health.interval, health.timeout,
                                              health.retries, health.start_period)
@@ -187,7 +197,6 @@ MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "pushgateway": 909
 PROMETHEUS_DIR = "/etc/prometheus/stackctl"
 PROMETHEUS_RULES = "/etc/prometheus/rules/alerts.yml"
 ALERTMANAGER_DIR = "/etc/alertmanager/stackctl"
-ALERTMANAGER_RUNTIME = "/run/alertmanager"  # tmpfs: the config with the webhook URLs in it
 
 
 def _ready(comp: MonitoringService, service: str, path: str) -> dict:
@@ -198,18 +207,20 @@ def _ready(comp: MonitoringService, service: str, path: str) -> dict:
 
 
 def _alertmanager(reg: Registry) -> dict[str, Any]:
-    """Run on the generated file; with webhooks, on a copy holding their URLs (alertmanager.py)."""
-    flags = ["--storage.path=/alertmanager",
-             "--cluster.listen-address="]  # one instance: no gossip port, no peers to find
+    """On the generated file; the webhook URLs as secret files, read by Alertmanager itself
+    (url_file) or by the relay started before it (alertmanager.py)."""
+    svc: dict[str, Any] = {}
     variables = webhook_variables(reg)
-    if not variables:
-        return {"command": [f"--config.file={ALERTMANAGER_DIR}/alertmanager.yml", *flags]}
-    script = start_script(f"{ALERTMANAGER_DIR}/alertmanager.yml",
-                          f"{ALERTMANAGER_RUNTIME}/alertmanager.yml")
-    return {"entrypoint": [*_shell(script), "alertmanager"],  # "$@" after it: the flags
-            "command": [f"--config.file={ALERTMANAGER_RUNTIME}/alertmanager.yml", *flags],
-            "tmpfs": [ALERTMANAGER_RUNTIME],
-            "secrets": variables}
+    if relayed(reg):
+        relay = f"{ALERTMANAGER_DIR}/{os.path.basename(RELAY_FILE)}"
+        # "$@" after the script: the command (the flags)
+        svc["entrypoint"] = [*_shell(start_script(relay, variables)), "alertmanager"]
+    svc["command"] = [f"--config.file={ALERTMANAGER_DIR}/alertmanager.yml",
+                      "--storage.path=/alertmanager",
+                      "--cluster.listen-address="]  # one instance: no gossip port, no peers
+    if variables:
+        svc["secrets"] = variables
+    return svc
 
 
 def _monitoring_service(reg: Registry, service: str, comp: MonitoringService,

@@ -15,9 +15,10 @@ from stackctl.registry.vocabulary import (
     KUBERNETES_DIR,
     LITELLM_FILE,
     PROMETHEUS_FILE,
+    RELAY_FILE,
     SWARM_FILE,
 )
-from stackctl.render.alertmanager import render_alertmanager
+from stackctl.render.alertmanager import relay_text, relayed, render_alertmanager
 from stackctl.render.callbacks import callback_files
 from stackctl.render.compose import render_compose
 from stackctl.render.kubernetes import kubernetes_texts
@@ -78,4 +79,6 @@ def _compose_set(reg: Registry) -> list[Generated]:
     if "alertmanager" in running:
         files.append(Generated(out / ALERTMANAGER_FILE,
                                to_yaml(render_alertmanager(reg), names)))
+        if relayed(reg):
+            files.append(Generated(out / RELAY_FILE, relay_text()))
     return files

@@ -25,7 +25,7 @@ from typing import Any
 from stackctl.registry.catalog import exclusive_groups, named_volume, profile_of, sleep_members
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
-from stackctl.registry.vocabulary import CACHE, GATEWAY, LITELLM_FILE
+from stackctl.registry.vocabulary import CACHE, GATEWAY, LITELLM_FILE, SWARM_FILE
 from stackctl.render.callbacks import callback_files
 from stackctl.render.compose import (
     DEV_MODE,
@@ -34,6 +34,7 @@ from stackctl.render.compose import (
     _shell,
     cache_service,
     gateway_service,
+    host_source,
     provider_service,
     redis_start,
 )
@@ -174,6 +175,10 @@ def _provider(reg: Registry, name: str, prov: Provider) -> dict[str, Any]:
     assert c is not None
     deploy = reg.stack.deploy
     svc = _base(reg, provider_service(reg, name, prov))
+    if c.volumes:  # host paths from the stack file's folder, not the compose file's
+        base = (reg.output_dir / SWARM_FILE).parent
+        svc["volumes"] = [f"{host_source(reg, vol, base)}:{path}"
+                          for vol, path in c.volumes.items()]
     if name in sleep_members(reg):
         # a Swarm switch scales the members 0/1: no sleep mode, and no dev-mode endpoints
         # (/sleep, /collective_rpc) open to the attachable network

@@ -65,6 +65,10 @@ class Target(Protocol):
 
     kind: str  # compose, swarm, kubernetes
 
+    def before_up(self) -> None:
+        """What `up` checks before it writes `.env` or a generated file: the engine answers
+        (EngineUnreachable otherwise: exit 4) and can run the stack (PlanError)."""
+
     def up(self, opts: UpOptions, files: dict[str, list[str]], ui: Ui,
            on_change: OnChange) -> Report:
         """Start the stack and wait until it is healthy. `files`: what `prepare_files` did

@@ -39,6 +39,12 @@ class ComposeTarget:
         self.reg = reg
         self._docker = docker  # the adapter, made when first needed (the CLI's: checked, -v)
 
+    def before_up(self) -> None:
+        from stackctl.docker import adapter  # the module: tests replace adapter.Docker
+
+        # not self._docker(): that adapter needs the compose file `up` has yet to write
+        adapter.Docker(None, self.reg.stack.project).ping()
+
     def up(self, opts: UpOptions, files: dict[str, list[str]], ui: Ui,
            on_change: OnChange) -> Report:
         from stackctl.targets import compose_up  # requests: see the module's docstring

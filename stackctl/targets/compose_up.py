@@ -114,7 +114,7 @@ def bring_up(reg: Registry, docker: Docker, opts: UpOptions,
         running = next((s.name for s in observed if s.service == GATEWAY and s.running), None)
         stale = {s.service: s.name for s in observed if s.running and s.service in
                  configs_changed and s.service in plan.services}
-        if "alertmanager" in stale:  # its start writes the webhook URLs into the config: rerun
+        if "alertmanager" in stale:  # its start hands the webhook relay its URLs: rerun
             docker.stop(stale["alertmanager"], 10)  # `up` starts it again, health-gated
         docker.up(plan.profiles, plan.services)
         gate: Gate = wait_healthy(plan.services, docker.containers, opts.timeout,

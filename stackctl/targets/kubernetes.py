@@ -114,6 +114,9 @@ class KubernetesTarget:
             f"(up), `kubectl delete -k {folder}` (down), `kubectl get all -n "
             f"{self.reg.stack.deploy.namespace}` (status); `stackctl switch` works")
 
+    def before_up(self) -> None:
+        self.not_here("up")  # before `up` writes anything: it would be for nothing
+
     def up(self, opts: Any, files: dict[str, list[str]], ui: Ui, on_change: OnChange) -> Report:
         self.not_here("up")
 

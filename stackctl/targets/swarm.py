@@ -225,6 +225,9 @@ class SwarmTarget:
         self._swarm = swarm or (lambda: Swarm(reg))
         self._routable = routable
 
+    def before_up(self) -> None:
+        self._swarm().ping()
+
     def up(self, opts: Any, files: dict[str, list[str]], ui: Ui, on_change: OnChange) -> Report:
         def say(text: str) -> None:
             ui.rich(f"  {text}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stackctl.docker.swarm import NodeState, ServiceState, TaskState
+from stackctl.docker.adapter import EngineUnreachable
+from stackctl.docker.swarm import NodeState, ServiceState, SwarmError, TaskState
 
 
 class FakeSwarm:
@@ -19,6 +20,21 @@ class FakeSwarm:
         self.deployed = dict(deployed or {})
         self.log: list[tuple] = []
         self.left: dict[str, list[str]] = {"services": [], "secrets": [], "networks": []}
+
+    # `ping`: None → no engine answers; "inactive" → an engine that is no Swarm manager
+    engine: str | None = "active"
+
+    def ping(self) -> None:
+        self.log.append(("ping",))
+        if self.engine is None:
+            raise EngineUnreachable("no Docker engine answers at the Swarm manager "
+                                    "(tcp://10.0.0.9:2376): Cannot connect to the Docker "
+                                    "daemon at tcp://10.0.0.9:2376. Is the docker daemon "
+                                    "running?")
+        if self.engine != "active":
+            raise SwarmError(f"tcp://10.0.0.9:2376 is not a Swarm manager (swarm state: "
+                             f"{self.engine}): `docker swarm init` makes it one, or set "
+                             "deploy.manager to a manager's address")
 
     def services(self) -> dict[str, ServiceState]:
         out = {}

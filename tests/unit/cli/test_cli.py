@@ -624,3 +624,50 @@ def test_validate_locates_an_unreadable_env_line_without_its_value(runner, offli
     assert (error["file"], error["line"], error["path"]) == \
         ("examples/offline/.env", 2, "LITELLM_MASTER_KEY")
     assert "invalid reference" in error["message"]
+
+
+def _deploy_to(cfg: Path, target: str) -> None:
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text() + f"\ndeploy:\n  target: {target}\n")
+
+
+@pytest.mark.parametrize("engine, code, message", [
+    (None, 4, "no Docker engine answers at the Swarm manager (tcp://10.0.0.9:2376)"),
+    ("inactive", 1, "tcp://10.0.0.9:2376 is not a Swarm manager (swarm state: inactive)"),
+])
+def test_up_on_a_swarm_without_a_manager_writes_nothing(runner, registry_dir, monkeypatch,
+                                                        engine, code, message):
+    """The Swarm target asks its manager before .env gets a secret or a file is generated."""
+    from tests.fakes.swarm import FakeSwarm
+
+    cfg = registry_dir("offline")
+    _deploy_to(cfg, "swarm")
+    swarm = FakeSwarm({})
+    swarm.engine = engine
+    monkeypatch.setattr("stackctl.targets.swarm.Swarm", lambda reg: swarm)
+    monkeypatch.setattr("stackctl.docker.adapter.Docker",
+                        lambda *a, **k: pytest.fail("the local engine was asked"))
+    before = _tree(cfg.parent)
+    r = run(runner, "-C", OFFLINE, "up")
+    assert r.exit_code == code, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert swarm.log == [("ping",)]  # no secret created, nothing deployed
+    assert _tree(cfg.parent) == before
+    assert not (cfg.parent / "compose").exists() and not (cfg.parent / ".env").exists()
+
+
+def test_up_on_kubernetes_refuses_before_it_writes(runner, registry_dir, monkeypatch):
+    """`up` does not drive Kubernetes: it says so before .env or a file is written (and asks
+    neither kubectl nor the local engine)."""
+    cfg = registry_dir("offline")
+    _deploy_to(cfg, "kubernetes")
+    monkeypatch.setattr("stackctl.targets.kubernetes.kubectl",
+                        lambda *a, **k: pytest.fail("kubectl was run"))
+    monkeypatch.setattr("stackctl.docker.adapter.Docker",
+                        lambda *a, **k: pytest.fail("the local engine was asked"))
+    before = _tree(cfg.parent)
+    r = run(runner, "-C", OFFLINE, "up")
+    assert r.exit_code == 1, r.output
+    assert "`stackctl up` does not drive Kubernetes" in r.output and "Traceback" not in r.output
+    assert _tree(cfg.parent) == before
+    assert not (cfg.parent / "compose").exists() and not (cfg.parent / ".env").exists()

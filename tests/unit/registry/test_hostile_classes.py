@@ -13,7 +13,20 @@ import pytest
 
 from stackctl.cli import cli
 from stackctl.registry.value_checks import control_character, template_problem
-from tests.hostile_cases import CASES, VQ, Case, M, P, S, both, build, judge, none, put
+from tests.hostile_cases import (
+    CASES,
+    RECEIVER,
+    VQ,
+    Case,
+    M,
+    P,
+    S,
+    both,
+    build,
+    judge,
+    none,
+    put,
+)
 
 LC = ("providers", "llama_cpp")
 
@@ -58,6 +71,10 @@ FINE = [
     Case("mirror-of-upstream", "ok",
          put(S, "monitoring", "alertmanager", "image", "mirror.local:5000/prom/alertmanager:v0.29.0"),
          S, ""),
+    Case("alertmanager-025-relayed", "ok", RECEIVER, S, ""),  # the local image: python3
+    Case("alertmanager-029-url-file", "ok",
+         both(RECEIVER, put(S, "monitoring", "alertmanager",
+                            {"image": "prom/alertmanager:v0.29.0", "via": "wget"})), S, ""),
     Case("upstream-prometheus", "ok", put(S, "images", {"prometheus": "prom/prometheus:v3.7.3"}),
          S, ""),
     Case("local-manager-and-registry", "ok",

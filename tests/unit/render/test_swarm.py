@@ -338,3 +338,42 @@ def test_images_from_the_deploy_registry(name, registry_dir, yaml_edit):
         "stack.yaml", lambda d: d.__setitem__("deploy", {"registry": "registry.lab:5000"})))
     for svc_name, svc in pushed["services"].items():
         assert svc["image"] == "registry.lab:5000/" + compose[svc_name]["image"]
+
+
+# -- host paths --------------------------------------------------------------------------------
+
+def _host_volumes(d: Any) -> Any:
+    """The offline example's llama_cpp with host-path mounts (relative to the config folder,
+    as every registry path) and a named volume."""
+    d["providers"]["llama_cpp"]["container"]["volumes"] = {
+        "./models": "/models", "../data": "/data", "llama-cache": "/cache"}
+    return d
+
+
+def test_host_paths_resolve_from_the_stack_files_folder(registry_dir, yaml_edit):
+    """`docker stack deploy` reads a relative bind source from the stack file's folder
+    (swarm/), not from the compose file's: each must land on the registry's folder."""
+    reg, doc = render_copy(registry_dir, yaml_edit, "offline", ("providers.yaml", _host_volumes))
+    stack_dir = (reg.output_dir / SWARM_FILE).parent
+    mounts = doc["services"]["llama_cpp"]["volumes"]
+    assert mounts[2] == "llama-cache:/cache"  # a named volume is as it was
+    resolved = [os.path.normpath(stack_dir / m.rsplit(":", 1)[0]) for m in mounts[:2]]
+    assert resolved == [str(reg.config_dir.resolve() / "models"),
+                        str(reg.config_dir.resolve().parent / "data")]
+
+
+def test_docker_stack_config_resolves_host_paths(registry_dir, yaml_edit):
+    """The same through the docker CLI's own loader (it makes bind sources absolute)."""
+    docker = require_docker()
+    reg, _ = render_copy(registry_dir, yaml_edit, "offline", ("providers.yaml", _host_volumes))
+    stack = reg.output_dir / SWARM_FILE
+    for f in render_all(reg, ("swarm",)):
+        f.path.parent.mkdir(parents=True, exist_ok=True)
+        f.path.write_text(f.text, encoding="utf-8")
+    r = subprocess.run([docker, "stack", "config", "-c", str(stack)], cwd="/",
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    binds = {v["target"]: v["source"] for v in
+             load_yaml(r.stdout)["services"]["llama_cpp"]["volumes"] if v["type"] == "bind"}
+    assert binds == {"/models": str(reg.config_dir.resolve() / "models"),
+                     "/data": str(reg.config_dir.resolve().parent / "data")}

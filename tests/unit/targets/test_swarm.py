@@ -120,3 +120,54 @@ def test_services_and_tasks_are_read_from_the_cli_json(reg, monkeypatch):
     qwen = services["vllm-qwen"].tasks
     assert [(t.node, t.state, t.desired) for t in qwen] == [("node3", "running", "shutdown")]
     assert services["vllm-dolphin"].tasks[0].error.startswith("no suitable node")
+
+
+
+def _info(state: str | None = None, manager: bool = False, stderr: str | None = None,
+          missing: bool = False):
+    """A python-on-whales client whose `system.info()` reports a Swarm node state, or fails
+    with `stderr` (the docker CLI's), or finds no docker CLI."""
+    from types import SimpleNamespace
+
+    from python_on_whales.exceptions import DockerException
+
+    def info():
+        if missing:
+            raise FileNotFoundError("docker")
+        if stderr is not None:
+            raise DockerException(["docker", "info"], 1, b"", stderr.encode())
+        return SimpleNamespace(swarm=SimpleNamespace(local_node_state=state,
+                                                     control_available=manager))
+    return SimpleNamespace(system=SimpleNamespace(info=info))
+
+
+@pytest.mark.parametrize("client, error, message", [
+    (_info("active", manager=True), None, ""),
+    (_info(missing=True), "EngineUnreachable", "the docker CLI is not installed"),
+    (_info(stderr="Cannot connect to the Docker daemon at tcp://10.0.0.9:2376. Is the docker "
+           "daemon running?"), "EngineUnreachable",
+     "no Docker engine answers at the Swarm manager (tcp://10.0.0.9:2376): Cannot connect"),
+    (_info(stderr="permission denied"), "SwarmError",
+     "docker info at tcp://10.0.0.9:2376: permission denied"),
+    (_info("inactive"), "SwarmError", "tcp://10.0.0.9:2376 is not a Swarm manager (swarm "
+     "state: inactive): `docker swarm init` makes it one"),
+    (_info("active", manager=False), "SwarmError", "is not a Swarm manager (swarm state: "
+     "active)"),
+], ids=["manager", "no-cli", "no-engine", "refused", "no-swarm", "worker"])
+def test_ping_tells_no_engine_from_no_manager(reg, client, error, message):
+    """`up` asks the manager first (before it writes anything): no engine answers →
+    EngineUnreachable (exit 4); an engine that is no manager → SwarmError (exit 1)."""
+    import dataclasses
+
+    from stackctl.docker.swarm import Swarm
+
+    deploy = reg.stack.deploy.model_copy(update={"target": "swarm",
+                                                 "manager": "tcp://10.0.0.9:2376"})
+    sw = Swarm(dataclasses.replace(reg, stack=reg.stack.model_copy(update={"deploy": deploy})),
+               client=client)
+    if error is None:
+        sw.ping()
+        return
+    with pytest.raises(Exception) as exc:
+        sw.ping()
+    assert type(exc.value).__name__ == error and message in str(exc.value)
