@@ -98,7 +98,7 @@ def test_extra_fixture_items():
 
 @pytest.mark.parametrize(("files", "where", "words"), [
     ({"providers.yaml": "providers:\n\tx: 1\n", "model-mappings.yaml": "{}\n"},
-     "providers.yaml:2:1", "'\\t'"),
+     "providers.yaml:2:1", "indented with a tab"),
     ({"providers.yaml": "providers: {}\n", "model-mappings.yaml": "a: [\n"},
      "model-mappings.yaml:2", "invalid YAML"),
     ({"providers.yaml": "providers: {}\n"}, "model-mappings.yaml", "file not found"),
