@@ -1,8 +1,8 @@
 """The container sections `init` writes, per provider type, and the old format's server
 settings as command-line arguments (pure: tested as data).
 
-Images are the ones of the shipped registry (config/providers.yaml; a test keeps them in
-step), so a migrated or detected registry runs what stackctl is tested with.
+Images, ports, volumes and health settings are `add provider`'s (registry.templates.DEFAULTS,
+the shipped registry's), so a migrated or detected registry runs what stackctl is tested with.
 """
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ from typing import Any, Literal
 from ruamel.yaml.comments import CommentedMap
 
 from stackctl.onboarding.yamltext import comment_after, flow, mapping
+from stackctl.registry.templates import DEFAULTS
 
-IMAGES = {
-    "ollama": "ollama/ollama:0.12.10",
-    "llama_cpp": "ghcr.io/ggml-org/llama.cpp:server-b6990",
-    "llama_cpp_gpu": "ghcr.io/ggml-org/llama.cpp:server-cuda-b6990",
-    "vllm": "vllm/vllm-openai:v0.11.0",
-}
-CONTAINER_PORTS = {"ollama": 11434, "llama_cpp": 8080, "vllm": 8000}
 ALL_LAYERS = "999"  # llama.cpp offloads at most the model's layers: "all" for any model
 
 Kind = Literal["value", "switch", "negswitch", "onoff", "layers", "join", "lower"]
@@ -125,34 +119,36 @@ def gpu_section(group: str | None = None, weights_gib: float | None = None,
 
 
 def ollama_container(profile: str, gpu: bool) -> CommentedMap:
-    c = mapping({"image": IMAGES["ollama"], "port": CONTAINER_PORTS["ollama"],
-                 "volumes": mapping({"ollama-models": "/root/.ollama"}),
+    d = DEFAULTS["ollama"]
+    c = mapping({"image": d["image"], "port": d["port"],
+                 "volumes": mapping({d["volume"]: d["mount"]}),
                  "env": mapping({"OLLAMA_KEEP_ALIVE": "30m"})})
     if gpu:
         c["gpu"] = gpu_section()
     c["profile"] = profile
-    c["health"] = mapping({"via": "ollama-cli", "start_period": 30})
+    c["health"] = mapping({"via": "ollama-cli", "start_period": d["start_period"]})
     comment_after(c["health"], "via", "the image has no curl")
     return c
 
 
 def llama_cpp_container(profile: str, model_file: str, alias: str, extra: list[str],
-                        gpu: CommentedMap | None, volume: str = "llamacpp-models") -> CommentedMap:
+                        gpu: CommentedMap | None) -> CommentedMap:
     """llama.cpp's own server; `extra` are the mapped settings. --port is explicit (the
     server's default is moving away from 8080), --metrics lets Prometheus scrape it."""
-    port = str(CONTAINER_PORTS["llama_cpp"])
-    command = ["--model", f"/models/{model_file}", "--alias", alias, "--host", "0.0.0.0",
-               "--port", port, *extra]
+    d = DEFAULTS["llama_cpp"]
+    command = ["--model", f"{d['mount']}/{model_file}", "--alias", alias, "--host", "0.0.0.0",
+               "--port", str(d["port"]), *extra]
     if gpu is not None and "--n-gpu-layers" not in extra:
         command += ["--n-gpu-layers", ALL_LAYERS]
     command.append("--metrics")
-    c = mapping({"image": IMAGES["llama_cpp_gpu" if gpu is not None else "llama_cpp"],
-                 "command": flow(command), "port": CONTAINER_PORTS["llama_cpp"],
-                 "volumes": mapping({volume: "/models"})})
+    c = mapping({"image": d["image"] if gpu is not None else d["cpu_image"],
+                 "command": flow(command), "port": d["port"],
+                 "volumes": mapping({d["volume"]: d["mount"]})})
     if gpu is not None:
         c["gpu"] = gpu
     c["profile"] = profile
-    c["health"] = mapping({"endpoint": "/health", "via": "curl", "start_period": 120})
+    c["health"] = mapping({"endpoint": d["health_endpoint"], "via": "curl",
+                           "start_period": d["start_period"]})
     comment_after(c["health"], "endpoint", "503 while the model loads")
     return c
 
@@ -160,16 +156,16 @@ def llama_cpp_container(profile: str, model_file: str, alias: str, extra: list[s
 def vllm_container(profile: str, hf_model: str, served: list[str], extra: list[str],
                    gpu: CommentedMap) -> CommentedMap:
     """vLLM's OpenAI server; it answers under --served-model-name, the registry's names."""
+    d = DEFAULTS["vllm"]
     command = ["--model", hf_model, "--served-model-name", *served, *extra]
     if "--port" not in extra:
-        command += ["--port", str(CONTAINER_PORTS["vllm"])]
-    c = mapping({"image": IMAGES["vllm"], "command": flow(command),
-                 "port": CONTAINER_PORTS["vllm"],
-                 "volumes": mapping({"hf-cache": "/root/.cache/huggingface"}),
+        command += ["--port", str(d["port"])]
+    c = mapping({"image": d["image"], "command": flow(command), "port": d["port"],
+                 "volumes": mapping({d["volume"]: d["mount"]}),
                  "env": mapping({"HF_TOKEN": "${HF_TOKEN:-}"}), "gpu": gpu, "profile": profile,
                  "stop_grace_period": 20,
-                 "health": mapping({"endpoint": "/v1/models", "via": "python",
-                                    "start_period": 300})})
+                 "health": mapping({"endpoint": d["health_endpoint"], "via": "python",
+                                    "start_period": d["start_period"]})})
     comment_after(c["env"], "HF_TOKEN", "gated models: put the token in .env")
     comment_after(c["health"], "endpoint", "ready = the model is listed")
     return c

@@ -26,11 +26,9 @@ from stackctl.onboarding.containers import (
 from stackctl.onboarding.detect import Machine, slug
 from stackctl.onboarding.stackfile import GroupPlan, MonitoringDirs, stack_tree
 from stackctl.onboarding.yamltext import comment_before, flow, mapping
+from stackctl.registry.templates import DEFAULTS, free_port
 
 GROUP = "gpu0"
-OLLAMA_PORT = 11434
-LLAMA_CPP_PORTS = 8080  # first host port; the next files count up
-VLLM_PORTS = 8001
 KV_GUESS_GIB = 1.0  # a llama.cpp member's KV cache beside its weights, until the user says
 FIT = 0.9  # a model file larger than this share of the GPU's memory runs on the CPU
 
@@ -63,7 +61,7 @@ def plan_fresh(machine: Machine, monitoring: MonitoringDirs | None,
 
     if machine.ollama and machine.ollama.models:
         found = machine.ollama
-        port = OLLAMA_PORT + 1 if found.port == OLLAMA_PORT else OLLAMA_PORT
+        port = free_port(DEFAULTS["ollama"]["host_port"], {found.port})
         name = unique("ollama")
         prov = mapping({"type": "ollama", "base_url": f"http://127.0.0.1:{port}",
                         "status": "active",
@@ -89,7 +87,8 @@ def plan_fresh(machine: Machine, monitoring: MonitoringDirs | None,
         on_gpu = gpu is not None and f.size_gib + KV_GUESS_GIB <= gpu.memory_gib * FIT
         # weights_gib must be > 0: a file of a few MiB rounds to 0.0 GiB
         gpu_map = gpu_section(GROUP, max(f.size_gib, 0.01), KV_GUESS_GIB) if on_gpu else None
-        prov = mapping({"type": "llama_cpp", "base_url": f"http://127.0.0.1:{LLAMA_CPP_PORTS + i}",
+        port = DEFAULTS["llama_cpp"]["host_port"] + i  # the next files count up
+        prov = mapping({"type": "llama_cpp", "base_url": f"http://127.0.0.1:{port}",
                         "status": "active",
                         "description": f"llama.cpp serving {f.path.name} ({f.size_gib:g} GiB)",
                         "models": [mapping({"name": public})],
@@ -112,7 +111,8 @@ def plan_fresh(machine: Machine, monitoring: MonitoringDirs | None,
     for i, hf in enumerate(machine.hf_models if gpu is not None else []):
         public = unique(slug(hf.repo_id.split("/", 1)[1]))
         name = unique(f"vllm-{public}"[:48].rstrip("-_."))
-        prov = mapping({"type": "vllm", "base_url": f"http://127.0.0.1:{VLLM_PORTS + i}",
+        port = DEFAULTS["vllm"]["host_port"] + i
+        prov = mapping({"type": "vllm", "base_url": f"http://127.0.0.1:{port}",
                         "status": "active",
                         "description": f"vLLM serving {hf.repo_id}",
                         "models": [mapping({"name": public, "hf_model": hf.repo_id})],

@@ -31,6 +31,7 @@ from stackctl.onboarding.report import Recorder, line_of
 from stackctl.onboarding.stackfile import GroupPlan
 from stackctl.onboarding.yamltext import append_key, comment_before, remove_key, rename_key
 from stackctl.registry.models import LOCAL_TYPES, MONITORING_DEFAULTS, Cache, Gateway, Provider
+from stackctl.registry.templates import free_port
 
 GROUP = "gpu0"
 SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # registry/checks.py: a Compose service name
@@ -298,9 +299,7 @@ def _ports(root: CommentedMap, rec: Recorder, out: ProvidersResult) -> None:
         if port is None or port not in used:
             used.add(port) if port else None
             continue
-        new = FIRST_FREE_PORT
-        while new in used:
-            new += 1
+        new = free_port(FIRST_FREE_PORT, used)
         used.add(new)
         c = p["container"]
         c.insert(list(c).index("port") + 1, "host_port", new)

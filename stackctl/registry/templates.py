@@ -15,16 +15,18 @@ from stackctl.registry.catalog import monitoring_components
 from stackctl.registry.load import Registry
 from stackctl.registry.models import LOCAL_TYPES, ProviderType
 
-# What each local type's container needs; images as the shipped registry pins them
+# What each local type's container needs, as the shipped registry has it (a test keeps
+# them in step): `add provider` and `init` both write these. host_port: the first one tried
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ollama": {"image": "ollama/ollama:0.12.10", "port": 11434, "host_port": 11434,
-               "mount": "/root/.ollama", "start_period": 30, "health_endpoint": "/api/version"},
+               "mount": "/root/.ollama", "volume": "ollama-models", "start_period": 30,
+               "health_endpoint": "/api/version"},
     "llama_cpp": {"image": "ghcr.io/ggml-org/llama.cpp:server-cuda-b6990",
                   "cpu_image": "ghcr.io/ggml-org/llama.cpp:server-b6990", "port": 8080,
-                  "host_port": 8080, "mount": "/models", "start_period": 120,
-                  "health_endpoint": "/health"},
+                  "host_port": 8080, "mount": "/models", "volume": "llamacpp-models",
+                  "start_period": 120, "health_endpoint": "/health"},
     "vllm": {"image": "vllm/vllm-openai:v0.11.0", "port": 8000, "host_port": 8001,
-             "mount": "/root/.cache/huggingface", "start_period": 300,
+             "mount": "/root/.cache/huggingface", "volume": "hf-cache", "start_period": 300,
              "health_endpoint": "/v1/models"},
 }
 CLOUD_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
@@ -122,8 +124,7 @@ def _image(spec: NewProvider) -> str:
 def _volume(spec: NewProvider) -> str:
     # Ollama's and vLLM's caches are shared between providers of the type (one download);
     # a llama.cpp server loads one file from its own
-    return {"ollama": "ollama-models", "vllm": "hf-cache"}.get(spec.type,
-                                                               f"{spec.name}-models")
+    return f"{spec.name}-models" if spec.type == "llama_cpp" else DEFAULTS[spec.type]["volume"]
 
 
 def _command(spec: NewProvider) -> CommentedSeq | None:

@@ -1,19 +1,17 @@
-"""Old settings → server arguments (as data), and the images init writes."""
+"""Old settings → server arguments (as data), and the containers init writes."""
 
 from __future__ import annotations
 
 import pytest
-from ruamel.yaml import YAML
 
 from stackctl.onboarding.containers import (
-    IMAGES,
     LLAMA_CPP_FLAGS,
     VLLM_FLAGS,
     llama_cpp_container,
     settings_to_args,
     vllm_container,
 )
-from tests.paths import CONFIGS
+from stackctl.registry.templates import DEFAULTS
 
 
 @pytest.mark.parametrize(("settings", "args", "left"), [
@@ -49,23 +47,14 @@ def test_vllm_settings(settings, args, left):
     assert rest == left
 
 
-def test_images_are_the_shipped_registrys():
-    """What init writes runs what config/ is tested with: one version per image name."""
-    shipped = YAML(typ="safe").load((CONFIGS["shipped"] / "providers.yaml").read_text())
-    used = {p["container"]["image"] for p in shipped["providers"].values() if "container" in p}
-    assert used == set(IMAGES.values()) - {IMAGES["llama_cpp"]}
-    # the CPU build (the shipped registry has none) is the same llama.cpp release
-    assert IMAGES["llama_cpp"] == IMAGES["llama_cpp_gpu"].replace("server-cuda-", "server-")
-
-
 def test_llama_cpp_command_has_port_metrics_and_all_layers_on_gpu():
     from stackctl.onboarding.containers import gpu_section
     c = llama_cpp_container("p", "m.gguf", "alias", [], gpu_section())
     assert list(c["command"]) == ["--model", "/models/m.gguf", "--alias", "alias", "--host",
                                   "0.0.0.0", "--port", "8080", "--n-gpu-layers", "999", "--metrics"]
-    assert c["image"] == IMAGES["llama_cpp_gpu"]
+    assert c["image"] == DEFAULTS["llama_cpp"]["image"]
     cpu = llama_cpp_container("p", "m.gguf", "alias", ["--n-gpu-layers", "0"], None)
-    assert "gpu" not in cpu and cpu["image"] == IMAGES["llama_cpp"]
+    assert "gpu" not in cpu and cpu["image"] == DEFAULTS["llama_cpp"]["cpu_image"]
     assert list(cpu["command"]).count("--n-gpu-layers") == 1
 
 

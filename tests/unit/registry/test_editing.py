@@ -9,7 +9,13 @@ from ruamel.yaml import YAML
 from stackctl.registry.additions import NewModel, add_model, add_provider
 from stackctl.registry.editing import EditError, add_entry, append_item
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, load_registry
-from stackctl.registry.templates import NewProvider, free_port, provider_entry, used_ports
+from stackctl.registry.templates import (
+    DEFAULTS,
+    NewProvider,
+    free_port,
+    provider_entry,
+    used_ports,
+)
 from tests.paths import CONFIGS
 
 
@@ -134,6 +140,23 @@ def test_provider_defaults_follow_the_shipped_registry():
     assert provider_entry(NewProvider(type="anthropic", name="claude", models=["c"]), used) == {
         "type": "anthropic", "base_url": "https://api.anthropic.com/v1", "status": "active",
         "requires_api_key": True, "env_var": "ANTHROPIC_API_KEY", "models": ["c"]}
+
+
+def test_defaults_are_the_shipped_registrys():
+    """What `add provider` and `init` write runs what config/ is tested with: its providers
+    of each local type have the table's container; the first one its host port."""
+    shipped = YAML(typ="safe").load((CONFIGS["shipped"] / PROVIDERS).read_text())["providers"]
+    for kind, d in DEFAULTS.items():
+        found = [p for p in shipped.values() if p["type"] == kind and "container" in p]
+        assert found[0]["base_url"] == f"http://127.0.0.1:{d['host_port']}", kind
+        for p in found:
+            c = p["container"]
+            assert (c["image"], c["port"], c["volumes"], c["health"]["start_period"],
+                    p["health_endpoint"]) == (d["image"], d["port"], {d["volume"]: d["mount"]},
+                                              d["start_period"], d["health_endpoint"]), kind
+    # the CPU build (the shipped registry has none) is the same llama.cpp release
+    d = DEFAULTS["llama_cpp"]
+    assert d["cpu_image"] == d["image"].replace("server-cuda-", "server-")
 
 
 def test_add_model_lists_it_on_its_provider_and_routes_it():
