@@ -10,7 +10,7 @@ import click
 from stackctl.cli.common import FAILED, OK, Failed, Folder, display, env_problems, exit_codes
 from stackctl.errors import PlanError
 from stackctl.onboarding.detect import Machine, detect
-from stackctl.onboarding.files import backup, existing, monitoring_dirs, write_registry
+from stackctl.onboarding.files import existing, monitoring_dirs, write_registry
 from stackctl.onboarding.fresh import gguf_folders, plan_fresh
 from stackctl.onboarding.migrate import migrate
 from stackctl.onboarding.offline import offline_texts
@@ -19,6 +19,7 @@ from stackctl.onboarding.yamltext import dump
 from stackctl.registry.checks import check
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, load_registry
 from stackctl.registry.problems import Problem, RegistryError
+from stackctl.store.registry_files import take_backup
 
 
 @click.command(epilog=exit_codes({
@@ -75,7 +76,7 @@ def init(ctx: click.Context, directory: Path | None, old: Path | None,
                      STACK: dump(plan.stack)}
     try:
         if present:
-            saved = backup(target, datetime.now(UTC))
+            saved = take_backup(target, [p.name for p in present], datetime.now(UTC))
             click.echo(f"backed up {', '.join(p.name for p in present)} to {display(saved)}")
         written = write_registry(target, texts)
     except PlanError as exc:

@@ -3,7 +3,8 @@
 replace them as one set (store.writer: a crash leaves the old set or the new one).
 
 Backups are folders `<config dir>/.backups/<ID>/` (ID: the UTC time) holding the files as
-they were before the edit, pruned like the gateway's (store.retention)."""
+they were before the edit (or before `init --force`), pruned like the gateway's
+(store.retention)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def apply_edit(config_dir: Path, old: dict[str, str], new: dict[str, str], now: 
                         warnings=[p for p in problems if p.severity == "warning"])
     if dry_run or not changed:
         return result
-    result.backup = str(take_backup(config_dir, {n: old[n] for n in FILES if old[n]}, now))
+    result.backup = str(take_backup(config_dir, [n for n in FILES if old[n]], now))
     modes = {n: os.stat(config_dir / n).st_mode & 0o7777 for n in changed
              if (config_dir / n).is_file()}
     try:
@@ -145,17 +146,18 @@ def diff(config_dir: Path, old: dict[str, str], new: dict[str, str]) -> str:
     return "".join(out)
 
 
-def take_backup(config_dir: Path, texts: dict[str, str], now: datetime) -> Path:
-    """A new backup folder holding `texts`; older ones pruned. PlanError when it cannot be
-    written (then nothing was changed)."""
+def take_backup(config_dir: Path, names: list[str], now: datetime) -> Path:
+    """A new backup folder holding copies of the files `names` of `config_dir` (`add` before
+    an edit, `init --force` before replacing them); older ones pruned. PlanError when it
+    cannot be written (then nothing was changed)."""
     root = config_dir / BACKUPS
     taken = {p.name for p in root.iterdir()} if root.is_dir() else set()
     backup_id = new_id(now, taken)
     staging = root / f".{backup_id}.tmp"
     try:
         staging.mkdir(parents=True)
-        for name, text in texts.items():
-            (staging / name).write_text(text, encoding="utf-8")
+        for name in names:
+            shutil.copy2(config_dir / name, staging / name)
         staging.rename(root / backup_id)  # a backup is whole or absent
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from ruamel.yaml import YAML
 
 from stackctl.cli import cli
+from stackctl.errors import PlanError
 from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK
 from stackctl.store.registry_files import BACKUPS, take_backup
+
+NOW = datetime(2026, 12, 6, 17, 0, 0, tzinfo=UTC)
 
 
 def run(runner, *args):
@@ -97,10 +101,33 @@ def test_add_model_creates_a_missing_mappings_file(runner, registry_dir):
 def test_backups_are_pruned_like_the_gateways(tmp_path):
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     for i in range(15):
-        take_backup(tmp_path, {PROVIDERS: f"v{i}\n"}, now + timedelta(seconds=i))
+        (tmp_path / PROVIDERS).write_text(f"v{i}\n")
+        take_backup(tmp_path, [PROVIDERS], now + timedelta(seconds=i))
     kept = sorted(p.name for p in (tmp_path / BACKUPS).iterdir())
     assert len(kept) == 10 and kept[-1] == "20261206T120014Z"
     assert (tmp_path / BACKUPS / kept[-1] / PROVIDERS).read_text() == "v14\n"
+
+
+def test_a_backup_holds_the_files_named_and_a_tie_gets_2(tmp_path):
+    (tmp_path / PROVIDERS).write_text("p")
+    (tmp_path / STACK).write_text("s")
+    first, second = (take_backup(tmp_path, [PROVIDERS, STACK], NOW) for _ in range(2))
+    assert first.name == "20261206T170000Z" and second.name == "20261206T170000Z-2"
+    assert sorted(p.name for p in first.iterdir()) == [PROVIDERS, STACK]
+    assert (first / PROVIDERS).read_text() == "p"
+    assert not [p for p in first.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failed_backup_leaves_nothing(tmp_path, monkeypatch):
+    (tmp_path / PROVIDERS).write_text("p")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("stackctl.store.registry_files.shutil.copy2", full)
+    with pytest.raises(PlanError, match="No space left on device; nothing was changed"):
+        take_backup(tmp_path, [PROVIDERS], NOW)
+    assert list((tmp_path / BACKUPS).iterdir()) == []
 
 
 def test_edits_hold_the_folders_lock_and_dry_runs_do_not(runner, registry_dir, monkeypatch):
