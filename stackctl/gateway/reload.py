@@ -39,7 +39,7 @@ from stackctl.render.files import Generated, render_all
 from stackctl.store.envfile import compose_value
 from stackctl.store.generated import write_all
 from stackctl.store.lock import stack_lock
-from stackctl.store.retention import ID_FORMAT, parse_id, retained  # noqa: F401  (re-exported)
+from stackctl.store.retention import new_id, parse_id, retained
 
 GATEWAY_DIR = "litellm"  # the gateway's config folder inside output_dir (mounted whole)
 
@@ -106,11 +106,7 @@ def take_backup(reg: Registry, now: datetime) -> str | None:
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     root = backups_dir(reg)
-    backup_id = now.strftime(ID_FORMAT)
-    n = 1
-    while (root / backup_id).exists():
-        n += 1
-        backup_id = f"{now.strftime(ID_FORMAT)}-{n}"
+    backup_id = new_id(now, {p.name for p in root.iterdir()} if root.is_dir() else set())
     staging = root / f".{backup_id}.tmp"
     try:
         shutil.copytree(folder, staging)
