@@ -10,7 +10,7 @@ from pathlib import Path
 
 import stackctl
 from stackctl.onboarding.stackfile import MonitoringDirs
-from stackctl.store.registry_files import FILES
+from stackctl.registry.load import FILES
 from stackctl.store.writer import write_set
 
 

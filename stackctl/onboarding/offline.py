@@ -9,8 +9,7 @@ from importlib import resources
 
 from stackctl.onboarding.stackfile import NO_MONITORING_FOLDERS, MonitoringDirs, monitoring_section
 from stackctl.onboarding.yamltext import comment_before, dump, load_text
-
-FILES = ("providers.yaml", "model-mappings.yaml", "stack.yaml")
+from stackctl.registry.load import FILES
 
 
 def packaged() -> dict[str, str]:

@@ -18,6 +18,7 @@ from stackctl.registry.source import Source, load_source
 PROVIDERS = "providers.yaml"
 MAPPINGS = "model-mappings.yaml"
 STACK = "stack.yaml"
+FILES = (PROVIDERS, MAPPINGS, STACK)  # the registry
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -21,13 +21,12 @@ from pydantic import BaseModel, Field
 
 from stackctl.errors import PlanError
 from stackctl.registry.checks import check
-from stackctl.registry.load import MAPPINGS, PROVIDERS, STACK, Registry, load_registry
+from stackctl.registry.load import FILES, MAPPINGS, Registry, load_registry
 from stackctl.registry.problems import Problem, RegistryError
 from stackctl.store.lock import Busy, stack_lock
 from stackctl.store.retention import new_id, parse_id, retained
 from stackctl.store.writer import WriteError, write_set
 
-FILES = (PROVIDERS, MAPPINGS, STACK)
 BACKUPS = ".backups"
 
 
