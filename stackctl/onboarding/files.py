@@ -10,6 +10,7 @@ from pathlib import Path
 
 import stackctl
 from stackctl.onboarding.stackfile import MonitoringDirs
+from stackctl.registry.checks import MONITORING_FILES
 from stackctl.registry.load import FILES
 from stackctl.store.writer import write_set
 
@@ -30,6 +31,6 @@ def monitoring_dirs(folder: Path) -> MonitoringDirs | None:
     target = folder.resolve()
     for base in (target.parent, Path(stackctl.__file__).resolve().parents[1]):
         mon, dash = base / "monitoring", base / "grafana-dashboards"
-        if (mon / "prometheus" / "alerts.yml").is_file() and dash.is_dir():
+        if (mon / MONITORING_FILES["prometheus"]).is_file() and dash.is_dir():
             return MonitoringDirs(os.path.relpath(mon, target), os.path.relpath(dash, target))
     return None

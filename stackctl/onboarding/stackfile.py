@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from ruamel.yaml.comments import CommentedMap
 
 from stackctl.onboarding.yamltext import comment_after, comment_before, flow, mapping
+from stackctl.registry.checks import MONITORING_FILES
 
-# what the monitoring profile mounts from the monitoring folder (registry/checks.py)
-NEEDS_FILES = ("prometheus", "grafana", "loki", "alloy")
 NO_MONITORING_FOLDERS = ("stackctl's monitoring/ and grafana-dashboards/ folders were not "
                          "found: Prometheus, Grafana,\nLoki and Alloy need them. Point "
                          "config_dir and dashboards_dir at them, then enable these.")
@@ -36,8 +35,8 @@ def monitoring_section(dirs: MonitoringDirs | None) -> CommentedMap:
     installed wheel ships none) the services that mount them are off, not half-configured."""
     if dirs is not None:
         return mapping({"config_dir": dirs.config_dir, "dashboards_dir": dirs.dashboards_dir})
-    mon = mapping({key: mapping({"enabled": False}, flow_style=True) for key in NEEDS_FILES})
-    comment_before(mon, NEEDS_FILES[0], NO_MONITORING_FOLDERS, 2)
+    mon = mapping({key: mapping({"enabled": False}, flow_style=True) for key in MONITORING_FILES})
+    comment_before(mon, next(iter(MONITORING_FILES)), NO_MONITORING_FOLDERS, 2)
     return mon
 
 

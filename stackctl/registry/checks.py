@@ -40,6 +40,11 @@ FORBIDDEN_MOUNTS = {"/var/run/docker.sock", "/run/docker.sock", "/"}
 # Longer patterns are refused unread: the `re` compiler recurses and can take seconds
 MAX_PATTERN = 1000
 ENFORCEABLE_STRATEGIES = {None, "direct", "simple-shuffle", "weighted_round_robin", "weighted"}
+# What each monitoring service mounts from the monitoring folder (`init` turns them off when
+# it finds none). A missing file is mounted as an empty directory: Prometheus would run
+# without a single rule, and say nothing.
+MONITORING_FILES = {"prometheus": "prometheus/alerts.yml", "grafana": "grafana/provisioning",
+                    "loki": "loki/loki.yaml", "alloy": "alloy/config.alloy"}
 
 
 class Checker:
@@ -382,12 +387,8 @@ class Checker:
                             "alloy ships logs to loki, which is disabled",
                             "enable monitoring.loki or set monitoring.alloy.enabled: false")
         mon = self.reg.stack.monitoring
-        # What each service mounts from the monitoring folder. A missing file is mounted as
-        # an empty directory: Prometheus would run without a single rule, and say nothing.
-        needs = {"prometheus": "prometheus/alerts.yml", "grafana": "grafana/provisioning",
-                 "loki": "loki/loki.yaml", "alloy": "alloy/config.alloy"}
         folder = self.reg.resolve(mon.config_dir)
-        missing = [rel for svc, rel in needs.items() if svc in running
+        missing = [rel for svc, rel in MONITORING_FILES.items() if svc in running
                    and not (folder / rel).exists()]
         if "grafana" in running and not self.reg.resolve(mon.dashboards_dir).is_dir():
             missing.append(f"the dashboards folder {mon.dashboards_dir}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from stackctl.onboarding.files import monitoring_dirs
 from stackctl.onboarding.offline import FILES, offline_texts, packaged
-from stackctl.onboarding.stackfile import NEEDS_FILES
 from stackctl.onboarding.yamltext import load_text
+from stackctl.registry.checks import MONITORING_FILES
 from tests.paths import CONFIGS, REPO
 
 
@@ -31,7 +31,7 @@ def test_without_monitoring_folders_their_services_are_off(tmp_path, check_dir):
     texts = offline_texts(None)
     mon = load_text(texts["stack.yaml"])["monitoring"]
     assert "config_dir" not in mon
-    assert all(mon[key]["enabled"] is False for key in NEEDS_FILES)
+    assert all(mon[key]["enabled"] is False for key in MONITORING_FILES)
     assert mon["alertmanager"]["image"].startswith("stackctl-local/")
     target = tmp_path / "config"
     target.mkdir()
