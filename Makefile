@@ -25,17 +25,20 @@ up: install engine
 down: install
 	$(STACKCTL) down -C $(CONFIG)
 
+# Every test, spread over $(WORKERS) pytest-xdist workers: the modules that share the stack on one,
+# the Swarm's on one, each other contract or integration module on one (its containers start
+# once), unit tests wherever a worker is free.
+WORKERS ?= auto
 test: install-dev engine tools images
 	@$(STEP) "validate + generate --check: config" --log $(LOGS)/check-config.log -- bash -c \
 	  '$(STACKCTL) validate -C config --strict && $(STACKCTL) generate -C config --check'
 	@$(STEP) "validate + generate --check: examples/offline/config" --log $(LOGS)/check-offline.log -- bash -c \
 	  '$(STACKCTL) validate -C examples/offline/config --strict && $(STACKCTL) generate -C examples/offline/config --check'
 	@$(STEP) "ruff" --log $(LOGS)/ruff.log -- $(BIN)/ruff check stackctl tests benchmarks scripts
-	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider
+	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
+	  -n $(WORKERS) --dist loadgroup
 
-# Unit + contract tests, spread over $(WORKERS) pytest-xdist workers (a contract module stays on one
-# worker: its containers start once). Same skip rules as `make test`; no lint, no integration.
-WORKERS ?= auto
+# Unit + contract tests only. Same skip rules as `make test`; no lint, no integration.
 test-fast: install-dev engine tools images
 	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
 	  -n $(WORKERS) --dist loadgroup tests/unit tests/contract

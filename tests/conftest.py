@@ -124,16 +124,19 @@ class _CollectSkips:
 _ONE_WORKER_PER_MODULE = ("contract", "integration")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (after tests/integration's)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist with `--dist loadgroup` (`make test-fast`), each contract or
-    integration module runs on one worker, so its module-scoped containers start once; the
-    unit tests are spread test by test."""
+    """Under pytest-xdist with `--dist loadgroup` (`make test`, `make test-fast`), each
+    contract or integration module runs on one worker, so its module-scoped containers start
+    once (tests/integration/conftest.py groups the modules that share a stack); the unit
+    tests are spread test by test."""
     tests = REPO / "tests"
     for item in items:
         if not item.path.is_relative_to(tests):
             continue
         rel = item.path.relative_to(tests).parts
-        if len(rel) > 1 and rel[0] in _ONE_WORKER_PER_MODULE:
+        if len(rel) > 1 and rel[0] in _ONE_WORKER_PER_MODULE \
+                and not item.get_closest_marker("xdist_group"):  # a group of several modules
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 

@@ -312,18 +312,22 @@ def swarm(docker_ready: None) -> Iterator[object]:
 
 # -- order --------------------------------------------------------------------------------------
 
+# the modules that use the shared stack (up at the first of them, down after the last) and
+# those that use the test Swarm
+SHARED_STACK = ("test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py",
+                "test_cache.py", "test_bench.py", "test_switch.py", "test_faults.py",
+                "test_reload.py", "test_monitoring.py")
+SWARM = ("test_swarm_cluster.py", "test_swarm.py")
+
 # the modules of tests/integration in the order they run; "module::test" entries move one
 # test to that place (the shared stack's down test, after every other user of it)
 MODULE_ORDER = (
     "test_images.py",
-    # the shared stack: up at the first of these, down after the last
-    "test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py", "test_cache.py",
-    "test_bench.py", "test_switch.py", "test_faults.py", "test_reload.py", "test_monitoring.py",
+    *SHARED_STACK,
     "test_stack.py::test_down_with_volumes_leaves_nothing",
     # stacks of their own
     "test_plain_compose.py",
-    # the test Swarm
-    "test_swarm_cluster.py", "test_swarm.py",
+    *SWARM,
     # last: its time windows (a hold in place 1 s after `switch` starts) do not survive a
     # machine whose cores are both busy (e.g. with other tests run side by side)
     "test_sleep_switch.py",
@@ -339,9 +343,20 @@ def _rank(item: pytest.Item) -> int:
     return len(MODULE_ORDER)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Integration items in MODULE_ORDER (stable within a module), in the slots they had."""
+    """Integration items in MODULE_ORDER (stable within a module), in the slots they had.
+    Under pytest-xdist (`--dist loadgroup`) the users of the shared stack run on one worker,
+    those of the test Swarm on one worker; tests/conftest.py gives every other module its
+    own (their stacks never share a host port: AT_ONCE)."""
     here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.parent == here:
+            module = item.path.name
+            group = "shared-stack" if module in SHARED_STACK else \
+                "swarm" if module in SWARM else None
+            if group:
+                item.add_marker(pytest.mark.xdist_group(group))
     slots = [i for i, item in enumerate(items) if item.path.parent == here]
     ordered = sorted((items[i] for i in slots), key=_rank)
     for slot, item in zip(slots, ordered, strict=True):

@@ -27,10 +27,12 @@ def test_healthy_machine_exits_0_and_counts_its_own_ports(stack):
     lines = {line.split(":", 1)[0][2:]: line for line in r.stdout.splitlines()
              if line[:1] in "✓!✗"}
     assert list(lines) == ["engine", "compose", "nvidia", "disk", "registry", "ports", "images",
-                           "env"]
+                           "models", "env"]
     assert lines["engine"].startswith("✓ engine: Docker Engine ")
     assert lines["compose"].startswith("✓ compose: Docker Compose v2.")
     assert lines["images"].startswith("✓ images: all 4 image(s)")
+    # llama.cpp's GGUF is in its volume (a missing one is named here, not found at `up`)
+    assert lines["models"].startswith("✓ models:"), lines["models"]
     # litellm, redis, llama_cpp, ollama and vllm-qwen run (the default profiles): their
     # ports are the stack's own, not conflicts
     assert lines["ports"].startswith("✓ ports:") and "5 used by this stack" in lines["ports"], \
