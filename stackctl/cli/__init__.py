@@ -53,7 +53,7 @@ EXIT_CODES: dict[int, str] = {
     USAGE: "usage error: unknown command or option, bad value (click)",
     GATEWAY_DOWN: "status: the gateway does not answer",
     NO_ENGINE: "no Docker engine answers (the commands that need one)",
-    UNRESTORED: "switch or reload failed and so did its rollback",
+    UNRESTORED: "switch, load or reload failed and so did its rollback",
     INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
