@@ -50,6 +50,8 @@ class ChangeOptions(BaseModel):
     dry_run: bool = Field(False, description="decide and describe; change nothing")
     lock_wait: float | None = Field(None, description="seconds to wait for a concurrent "
                                     "up/switch/load; None: fail at once")
+    reason: str | None = Field(None, description="kept in the switch journal; default: "
+                               "`stackctl load` / `stackctl unload`")
 
 
 class Change(BaseModel):
@@ -154,7 +156,7 @@ class LocalClient:
         self._local_engine("load")
         group, member = resolve(self.reg, self.members, opts.model)
         spec = group_spec(self.reg, group, pins=frozenset(self.pinned()))
-        sopts = self._switch_options(member, opts, "stackctl load")
+        sopts = self._switch_options(member, opts, opts.reason or "stackctl load")
         result = ensure_active(self._effects_for(sopts), sopts,
                                choose=lambda state, target: load_plan(spec, state, target))
         plan = result.plan
@@ -171,7 +173,7 @@ class LocalClient:
         if member in self.pinned():
             raise PlanError(f"{member} is pinned: it is not unloaded; `stackctl unpin "
                             f"{member}` first")
-        sopts = self._switch_options(member, opts, "stackctl unload")
+        sopts = self._switch_options(member, opts, opts.reason or "stackctl unload")
         result = put_away_member(self._effects_for(sopts), sopts)
         plan = result.plan
         return Change(action="unload", member=member, group=group, noop=plan.noop,
