@@ -145,9 +145,11 @@ def _pushed_by_switch() -> dict[str, set[str]]:
     from prometheus_client.parser import text_string_to_metric_families
 
     from stackctl.monitoring.client import switch_metrics, switch_started
+    from stackctl.monitoring.switch_counts import GroupCounts
 
     text = switch_started("g") + switch_metrics("g", ["a", "b"], "a", {
-        "total": 1, "stop": 1, "start": 1, "ready": 1, "routable": 1}, True, False)
+        "total": 1, "stop": 1, "start": 1, "ready": 1, "routable": 1}, True, False,
+        counts=GroupCounts().add("manual", 1.0, False))
     out: dict[str, set[str]] = {}
     for fam in text_string_to_metric_families(text):
         for sample in fam.samples:
@@ -164,11 +166,20 @@ def _rerouted_by_the_gateway() -> dict[str, set[str]]:
     registry = CollectorRegistry()
     import unittest.mock as mock
 
+    from prometheus_client import Gauge, Histogram
+
     with mock.patch("prometheus_client.Counter",
-                    lambda *a, **k: Counter(*a, registry=registry, **k)):
+                    lambda *a, **k: Counter(*a, registry=registry, **k)), \
+            mock.patch("prometheus_client.Gauge",
+                       lambda *a, **k: Gauge(*a, registry=registry, **k)), \
+            mock.patch("prometheus_client.Histogram",
+                       lambda *a, **k: Histogram(*a, registry=registry, **k)):
         routing_callback._counter()("a", "f", "diverted")
+        holding, held_for = routing_callback._hold_meters()
+        holding("a", 1)
+        held_for("a", "held", 0.3)
     return {s.name: set(s.labels) for fam in registry.collect() for s in fam.samples
-            if s.name.endswith("_total")}
+            if not s.name.endswith("_created")}
 
 
 SOURCES: dict[str, Source] = {
@@ -230,7 +241,8 @@ SOURCES: dict[str, Source] = {
     ),
     "stackctl routing callback": Source(
         "Registered by the gateway's routing callback (stackctl/incontainer/routing_callback.py "
-        "_counter) in the gateway's multiprocess registry: read from what it registers.",
+        "_counter, _hold_meters) in the gateway's multiprocess registry: read from what it "
+        "registers.",
         _rerouted_by_the_gateway(),
     ),
     "stackctl switch": Source(

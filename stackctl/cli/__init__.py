@@ -36,6 +36,11 @@ COMMANDS = {
     "models": ("stackctl.cli.models", "models", "Model files: pull into Ollama, import a GGUF."),
     "urls": ("stackctl.cli.urls", "urls", "The gateway and monitoring UIs: URL and login variable."),
     "top": ("stackctl.cli.top", "top", "A live picture of the stack; --once --json for scripts."),
+    "ps": ("stackctl.cli.ps", "ps", "GPU group members: state, memory, idle, last used, waiting."),
+    "load": ("stackctl.cli.load", "load", "Load a GPU group member (beside others if they fit)."),
+    "unload": ("stackctl.cli.unload", "unload", "Unload a GPU group member: sleep or stop it."),
+    "pin": ("stackctl.cli.pin", "pin", "Pin a GPU group member: never evicted."),
+    "unpin": ("stackctl.cli.pin", "unpin", "Remove a pin `stackctl pin` made."),
 }
 
 
@@ -48,7 +53,7 @@ EXIT_CODES: dict[int, str] = {
     USAGE: "usage error: unknown command or option, bad value (click)",
     GATEWAY_DOWN: "status: the gateway does not answer",
     NO_ENGINE: "no Docker engine answers (the commands that need one)",
-    UNRESTORED: "switch or reload failed and so did its rollback",
+    UNRESTORED: "switch, load or reload failed and so did its rollback",
     INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

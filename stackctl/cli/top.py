@@ -45,8 +45,9 @@ def top(config_dir: Path, interval: float, once: bool, as_json: bool) -> None:
     minute; requests held or diverted during switches; the recent switches and why; the
     alerts firing when Prometheus runs. A banner says when the engine or the gateway is down.
 
-    Keys: s switch a GPU group to a member; l load a member (a switch: stackctl has no
-    separate load yet); u unload (not available yet); r `stackctl reload`; g follow
+    Keys: s switch a GPU group to a member; l load a member (`stackctl load`: beside the
+    others when they fit the group's memory); u unload one (`stackctl unload`); r
+    `stackctl reload`; g follow
     `stackctl logs --requests`; q quit.
     """
     if as_json and not once:

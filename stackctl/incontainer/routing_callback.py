@@ -248,12 +248,16 @@ class Routing:
 
     def __init__(self, state_file: StateFile, poll: float = POLL_INTERVAL,
                  clock: Callable[[], float] = time.monotonic,
-                 count: Callable[[str, str, str], None] = lambda asked, to, action: None
+                 count: Callable[[str, str, str], None] = lambda asked, to, action: None,
+                 holding: Callable[[str, int], None] = lambda model, delta: None,
+                 held_for: Callable[[str, str, float], None] = lambda model, action, s: None
                  ) -> None:
         self.state_file = state_file
         self.poll = poll
         self.clock = clock
         self.count = count  # (model asked, model that answers, action): the gateway's metric
+        self.holding = holding  # (model, +1 | -1): requests held now (queue depth)
+        self.held_for = held_for  # (model, action, seconds): how long a held request waited
         self._errors: set[str] = set()  # hook errors already logged
 
     async def pre_call(self, data: Any, call_type: Any) -> None:
@@ -276,14 +280,23 @@ class Routing:
     async def _route(self, data: dict[str, Any], model: str, state: State) -> None:
         arrived = self.clock()
         held = False
-        while True:
-            elapsed = self.clock() - arrived
-            action, target = decide(state, model, elapsed)
-            if action != WAIT:
-                break
-            held = True
-            await asyncio.sleep(self.poll)
-            state = self.state_file.current()
+        try:
+            while True:
+                elapsed = self.clock() - arrived
+                action, target = decide(state, model, elapsed)
+                if action != WAIT:
+                    break
+                if not held:
+                    held = True
+                    self.holding(model, 1)
+                await asyncio.sleep(self.poll)
+                state = self.state_file.current()
+        finally:  # also when the client goes away (cancelled): it waits no more
+            if held:
+                self.holding(model, -1)
+        if held:
+            self.held_for(model, {DIVERT: "diverted", EXPIRED: "hold_expired"}.get(
+                action, "held"), elapsed)
         if action == DIVERT:
             data["model"] = target
             record = "diverted"
@@ -324,6 +337,35 @@ def _counter() -> Callable[[str, str, str], None]:
     return count
 
 
+HELD_METRIC = "stackctl_gateway_held_requests"
+HOLD_METRIC = "stackctl_gateway_hold_seconds"
+# seconds: a vLLM wake (~0.3 s) up to a cold start held for a long `hold`
+HOLD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def _hold_meters() -> tuple[Callable[[str, int], None], Callable[[str, str, float], None]]:
+    """The queue: requests held now (a gauge summed over the live workers: each holds its
+    own) and how long each held request waited, by how it left (held: released to its own
+    model; hold_expired: its fallback after `hold` seconds; diverted: the switch ended
+    without it)."""
+    try:
+        from prometheus_client import Gauge, Histogram
+    except ImportError:
+        return (lambda model, delta: None), (lambda model, action, s: None)
+    gauge = Gauge(HELD_METRIC, "Requests the gateway holds now for a member being loaded, "
+                  "summed over its workers", ["requested_model"], multiprocess_mode="livesum")
+    hist = Histogram(HOLD_METRIC, "Seconds a held request waited, by how it left (held, "
+                     "hold_expired, diverted)", ["requested_model", "action"],
+                     buckets=HOLD_BUCKETS)
+
+    def holding(model: str, delta: int) -> None:
+        gauge.labels(model).inc(delta)
+
+    def held_for(model: str, action: str, seconds: float) -> None:
+        hist.labels(model, action).observe(seconds)
+    return holding, held_for
+
+
 def _make_callback() -> Any:
     from litellm.integrations.custom_logger import CustomLogger
 
@@ -333,7 +375,9 @@ def _make_callback() -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.routing = Routing(StateFile(default_path()), count=_counter())
+            holding, held_for = _hold_meters()
+            self.routing = Routing(StateFile(default_path()), count=_counter(),
+                                   holding=holding, held_for=held_for)
 
         async def async_pre_call_hook(self, user_api_key_dict, cache, data, call_type,  # type: ignore[no-untyped-def]
                                       **kwargs):

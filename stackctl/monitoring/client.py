@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from stackctl.monitoring.switch_counts import GroupCounts, counts_metrics
 from stackctl.registry.load import Registry
 
 SWITCH_JOB = "stackctl_switch"
@@ -47,12 +48,16 @@ def switch_started(group: str, now: float | None = None) -> str:
 
 def switch_metrics(group: str, members: list[str], active: str | None,
                    timings: dict[str, float], success: bool, rolled_back: bool,
-                   now: float | None = None) -> str:
+                   now: float | None = None, counts: GroupCounts | None = None,
+                   loaded: list[str] | None = None) -> str:
     """The Prometheus text exposition of one finished switch of `group` (pure).
 
-    The Pushgateway replaces a group's previous push: gauges, not counters; dashboards
-    count switches with changes() of the timestamp.
+    The Pushgateway replaces a group's previous push: its record is gauges; the counters
+    (`counts`: switches by reason, their durations) are cumulative in the state folder
+    (switch_counts.py) and pushed whole each time. `loaded`: the members active after it
+    (a load keeps co-residents beside `active`; default: `active` alone).
     """
+    loaded = [active] if loaded is None and active else loaded or []
     g = _label(group)
     lines = [
         "# TYPE stackctl_switch_in_progress gauge",
@@ -70,7 +75,9 @@ def switch_metrics(group: str, members: list[str], active: str | None,
               for k, v in timings.items() if k in PHASES]
     lines.append("# TYPE stackctl_gpu_group_active gauge")
     lines += [f'stackctl_gpu_group_active{{gpu_group="{g}",provider="{_label(m)}"}} '
-              f"{int(m == active)}" for m in members]
+              f"{int(m in loaded)}" for m in members]
+    if counts is not None:
+        lines += counts_metrics(g, counts)
     return "\n".join(lines) + "\n"
 
 
@@ -111,13 +118,14 @@ class SwitchReport:
         self._start.start()
 
     def finished(self, active: str | None, timings: dict[str, float], success: bool,
-                 rolled_back: bool) -> None:
+                 rolled_back: bool, counts: GroupCounts | None = None,
+                 loaded: list[str] | None = None) -> None:
         if self.url is None:
             return
         if self._start is not None:
             self._start.join(self.timeout)  # the final record must land after the first
         self._push(switch_metrics(self.group, self.members, active, timings, success,
-                                  rolled_back))
+                                  rolled_back, counts=counts, loaded=loaded))
 
     def _push(self, body: str, replace: bool = True) -> None:
         assert self.url is not None

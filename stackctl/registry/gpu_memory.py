@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
+from stackctl.registry.catalog import group_settings
+from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
 
 VLLM_UTILIZATION = "--gpu-memory-utilization"
@@ -82,3 +84,18 @@ def fitting_sets(sizes: dict[str, float], memory_gib: float | None) -> list[tupl
             if fits(sizes, combo, memory_gib) and not any(set(combo) <= set(f) for f in found):
                 found.append(combo)
     return sorted(found, key=lambda s: [names.index(m) for m in s])
+
+
+def may_run_together(reg: Registry, group: str, names: list[str]) -> bool:
+    """Whether `names` may be loaded (awake) together in `group`: at most one in an
+    exclusive group; in one with a memory budget, when their footprints fit it (`load` puts
+    them there). More than that only an interrupted switch leaves."""
+    budget = group_settings(reg, group).memory_gib
+    if len(names) <= 1:
+        return True
+    if budget is None:
+        return False
+    sizes = {n: footprint(reg.providers.providers[n], budget).gib for n in names}
+    if any(v is None for v in sizes.values()):
+        return False
+    return fits({n: float(v or 0.0) for n, v in sizes.items()}, names, budget)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from stackctl.switching.members import Member
-from stackctl.switching.policy import GroupState, SwitchPlan
+from stackctl.switching.policy import GroupState, PutAwayPlan, SwitchPlan
 
 if TYPE_CHECKING:
     from stackctl.gateway.client import Gateway
@@ -82,7 +82,9 @@ class Effects(Protocol):
     def wake(self, member: str) -> Timings: ...
     def warm_up(self, member: str) -> Timings: ...
     def gate(self, member: str) -> Timings: ...
-    def route(self, active: str | None, held: str | None = None) -> None: ...
+    def route(self, active: str | None, held: str | None = None,
+              keep: frozenset[str] = frozenset()) -> None:
+        """Divert every member of the group but `active` and `keep`; hold `held`'s."""
     def confirm(self, member: str) -> None: ...
     def retire(self, member: str) -> None: ...
 
@@ -92,9 +94,10 @@ class Effects(Protocol):
     def logs(self, member: str) -> str:
         """Its last log lines ("" when there are none to show)."""
 
-    def report_started(self, plan: SwitchPlan) -> None: ...
-    def report_finished(self, plan: SwitchPlan, active: str | None, timings: Timings,
-                        success: bool, rolled_back: bool) -> None: ...
+    # a put-away (unload) is recorded like a switch: its `target` and `previous` are the member
+    def report_started(self, plan: SwitchPlan | PutAwayPlan) -> None: ...
+    def report_finished(self, plan: SwitchPlan | PutAwayPlan, active: str | None,
+                        timings: Timings, success: bool, rolled_back: bool) -> None: ...
 
 
 def confirm_routable(gw: Gateway, model: str, deployment_id: str, timeout: float,

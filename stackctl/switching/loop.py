@@ -8,16 +8,31 @@ design.md beside this file.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from pydantic import BaseModel, Field
 
 from stackctl.health.gate import GateFailure
 from stackctl.switching.effects import Effects, Timings
 from stackctl.switching.members import resolve_member
-from stackctl.switching.policy import Action, Activate, SwitchPlan, decide, rollback_actions
+from stackctl.switching.policy import (
+    Action,
+    Activate,
+    GroupState,
+    PutAwayPlan,
+    SwitchPlan,
+    decide,
+    put_away,
+    rollback_actions,
+)
+
+# (the group as observed, the target) → the plan: `switch`'s decide by default; `load`
+# passes the scheduler's, which keeps co-residents that fit (scheduler.load_plan)
+Chooser = Callable[[GroupState, str], SwitchPlan]
+Cause = Literal["manual", "demand", "idle"]
 
 
 class SwitchOptions(BaseModel):
@@ -30,6 +45,8 @@ class SwitchOptions(BaseModel):
                                     "up/switch; None: fail at once")
     reason: str = Field("stackctl switch", description="what asked for the switch: kept in "
                         "the switch journal (journal.py) that `stackctl top` shows")
+    cause: Cause = Field("manual", description="why, as the switch counter's `reason` label: "
+                         "manual (a command), demand (requests for it), idle (put away)")
 
 
 class SwitchResult(BaseModel):
@@ -47,7 +64,8 @@ class SwitchFailed(Exception):
         self.restored = restored
 
 
-def ensure_active(effects: Effects, opts: SwitchOptions) -> SwitchResult:
+def ensure_active(effects: Effects, opts: SwitchOptions,
+                  choose: Chooser | None = None) -> SwitchResult:
     """Make `opts.member` the one running (awake) member of its group; roll back if it fails.
 
     Under the target's lock: hold the target's requests (the gateway follows while the group
@@ -58,7 +76,8 @@ def ensure_active(effects: Effects, opts: SwitchOptions) -> SwitchResult:
         if not opts.dry_run:
             effects.hold(group, target)
         try:
-            plan = decide(effects.observe(group), Activate(target))
+            state = effects.observe(group)
+            plan = choose(state, target) if choose else decide(state, Activate(target))
         except BaseException:  # nothing changed but the routing: as it was
             effects.unhold()
             raise
@@ -109,7 +128,7 @@ def perform(actions: list[Action], effects: Effects, timings: Timings,
                 assert member is not None
                 created[member] = pool.submit(effects.create, member)
             elif verb == "route":
-                effects.route(member, action.held)
+                effects.route(member, action.held, action.keep)
             elif verb == "confirm":
                 assert member is not None
                 t = time.monotonic()
@@ -156,3 +175,34 @@ def _tail(logs: str) -> str:
         return ""
     return "\n  last log lines of the target:\n" + "\n".join(
         "    " + line for line in logs.rstrip().splitlines()[-20:])
+
+
+class PutAwayResult(BaseModel):
+    plan: PutAwayPlan
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds: drain, "
+                                      "sleep, total")
+
+
+def put_away_member(effects: Effects, opts: SwitchOptions) -> PutAwayResult:
+    """Unload `opts.member` (policy.put_away): its model goes to its fallback, then it sleeps
+    or stops; the group's other members are left as they are. The second way a group
+    changes, under the same lock and through the same Effects as `ensure_active`; nothing
+    to roll back (a member that will not sleep is stopped: Effects.sleep)."""
+    with nullcontext() if opts.dry_run else effects.lock(opts.lock_wait):
+        group, member = resolve_member(effects.members, opts.member)
+        plan = put_away(effects.observe(group), member)
+        result = PutAwayResult(plan=plan)
+        if opts.dry_run or plan.noop:
+            return result
+        effects.report_started(plan)
+        t0 = time.monotonic()
+        try:
+            perform(plan.actions, effects, result.timings)
+        except BaseException:
+            result.timings["total"] = time.monotonic() - t0
+            effects.report_finished(plan, None, result.timings, success=False,
+                                    rolled_back=False)
+            raise
+        result.timings["total"] = time.monotonic() - t0
+        effects.report_finished(plan, None, result.timings, success=True, rolled_back=False)
+        return result

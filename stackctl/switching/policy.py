@@ -38,6 +38,8 @@ class Action:
     verb: Verb
     member: str | None = None  # route: the active member (None: none is)
     held: str | None = None  # route: the member whose requests are held
+    # route: co-resident members left serving (a memory budget): not diverted
+    keep: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class SwitchPlan(BaseModel):
                              "drain and put to sleep")
     wake: bool = Field(False, description="sleep mode: the target sleeps and is woken (else "
                        "its container is started)")
+    keep: list[str] = Field(default_factory=list, description="loaded members left as they "
+                            "are beside the target (they fit its group's memory budget)")
     # what the run loop does, in order (decide's; not part of the plan's JSON)
     _actions: list[Action] = PrivateAttr(default_factory=list)
 
@@ -97,6 +101,7 @@ class SwitchPlan(BaseModel):
             return [f"{self.target} is already the active member of GPU group {self.group!r}: "
                     "nothing to stop or start", *check]
         steps = [f"stop {m} (graceful)" for m in self.stop]
+        steps += [f"keep {m} serving beside {self.target}" for m in self.keep]
         if self.mode == "restart":
             return [*steps, f"start {self.target}", *check]
         steps += [f"let {m}'s requests finish, then put it to sleep (level {self.level})"
@@ -128,19 +133,23 @@ def decide(state: GroupState, demand: Activate) -> SwitchPlan:
         stop = [m for m in others if members[m] in ("unknown", "running")]
         wake = here == "asleep"
         noop = here == "awake" and not sleep and not stop
+    keep = [m for m in running if m != target and m in demand.keep]
     plan = SwitchPlan(group=state.group, target=target, stop=stop, sleep=sleep, wake=wake,
-                      noop=noop, mode=state.mode,
+                      noop=noop, mode=state.mode, keep=keep,
                       level=state.level if state.mode == "sleep" else 1)
     plan._actions = _actions(plan, target_runs=here != "stopped")
     return plan
 
 
 def _actions(plan: SwitchPlan, target_runs: bool) -> list[Action]:
-    t = plan.target
-    finish = [Action("route", t), Action("confirm", t)]
+    t, keep = plan.target, frozenset(plan.keep)
+    finish = [Action("route", t, keep=keep), Action("confirm", t)]
     if plan.noop:
         return [Action("start", t), Action("gate", t), *finish]
-    out = [] if target_runs else [Action("prepare", t)]
+    # `hold` diverted the whole group before it was read: the kept members serve again at
+    # once, not only once the target is routable
+    out = [Action("route", None, held=t, keep=keep)] if keep else []
+    out += [] if target_runs else [Action("prepare", t)]
     out += [Action("stop", m) for m in plan.stop]
     out += [Action("sleep", m) for m in plan.sleep]
     if plan.wake:
@@ -159,17 +168,69 @@ def rollback_actions(plan: SwitchPlan, previous_runs: bool) -> list[Action]:
     routable. `previous_runs`: the previous member's process still runs (it was put to sleep,
     not stopped). Without a previous member (or when the target was the one running) the
     group is left with no active member."""
-    previous, t = plan.previous, plan.target
-    out = [Action("route", None, held=previous), Action("retire", t)]
+    previous, t, keep = plan.previous, plan.target, frozenset(plan.keep)
+    out = [Action("route", None, held=previous, keep=keep), Action("retire", t)]
     if plan.noop or previous is None:
-        return [*out, Action("route", None)]
+        return [*out, Action("route", None, keep=keep)]
     if previous in plan.sleep and previous_runs:
         out.append(Action("wake", previous))
     else:
         out += [Action("start", previous), Action("gate", previous)]
         if plan.mode == "sleep":
             out.append(Action("warm_up", previous))
-    return [*out, Action("route", previous), Action("confirm", previous)]
+    return [*out, Action("route", previous, keep=keep), Action("confirm", previous)]
+
+
+class PutAwayPlan(BaseModel):
+    """Unloading one member (`stackctl unload`; the scheduler's idle members): it sleeps in
+    a sleep-mode group, else it stops; the group's other loaded members go on serving."""
+
+    group: str
+    member: str = Field(description="the member put away")
+    verb: Literal["sleep", "stop"] = Field(description="how: sleep (an awake member of a "
+                                           "sleep-mode group) or stop")
+    noop: bool = Field(description="it was not loaded (stopped, or asleep): nothing to do")
+    mode: Mode = "restart"
+    level: int = 1
+    keep: list[str] = Field(default_factory=list, description="loaded members left serving")
+    _actions: list[Action] = PrivateAttr(default_factory=list)
+
+    @property
+    def actions(self) -> list[Action]:
+        return self._actions
+
+    # what the switch's record (journal, Pushgateway) reads of a plan
+    @property
+    def target(self) -> str:
+        return self.member
+
+    @property
+    def previous(self) -> str | None:
+        return self.member
+
+    def describe(self) -> list[str]:
+        if self.noop:
+            return [f"{self.member} is not loaded: nothing to do"]
+        how = (f"let {self.member}'s requests finish, then put it to sleep (level "
+               f"{self.level})" if self.verb == "sleep" else f"stop {self.member} (graceful)")
+        return [f"send {self.member}'s requests to their fallback", how]
+
+
+def put_away(state: GroupState, member: str) -> PutAwayPlan:
+    """(group state, the member to unload) → the plan; pure. Its model is diverted first (no
+    new request reaches it), then it sleeps — an awake member of a sleep-mode group — or
+    stops (restart mode; or its engine cannot say whether it sleeps: it may hold the GPU)."""
+    if member not in state.members:
+        raise ValueError(f"{member!r} is not a member of GPU group {state.group!r}")
+    here = state.members[member]
+    verb: Literal["sleep", "stop"] = "sleep" if here == "awake" else "stop"
+    noop = here in ("stopped", "asleep")
+    keep = [m for m in state.running if m != member and state.members[m] != "asleep"]
+    plan = PutAwayPlan(group=state.group, member=member, verb=verb, noop=noop, mode=state.mode,
+                       level=state.level if state.mode == "sleep" else 1, keep=keep)
+    if not noop:
+        plan._actions = [Action("route", None, keep=frozenset(keep)), Action(verb, member)]
+    return plan
 
 
 def observed_state(group: str, members: list[str], observed: list[ContainerState],

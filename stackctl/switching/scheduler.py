@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from stackctl.errors import PlanError
 from stackctl.registry.catalog import exclusive_groups, group_settings
 from stackctl.registry.gpu_memory import fits, footprint
 from stackctl.registry.load import Registry
@@ -224,10 +225,35 @@ def preload(spec: GroupSpec) -> list[str]:
     return chosen
 
 
-def group_spec(reg: Registry, group: str, load_s: dict[str, float] | None = None) -> GroupSpec:
+def load_plan(spec: GroupSpec, state: GroupState, target: str) -> SwitchPlan:
+    """`stackctl load`'s plan, pure: what the scheduler would do for one request for
+    `target` now — in an exclusive group `switch`'s plan; in a budgeted one, load it beside
+    the loaded members that fit, evicting the least recently used that are not pinned. A
+    command is not a request in flight: nobody is protected by `min_residency`. A member
+    already loaded is checked (a no-op plan) and its co-residents kept. PlanError when the
+    pinned members leave no room."""
+    loaded = frozenset(m for m, s in state.members.items() if s in LOADED and m != target)
+    if state.members.get(target) in SERVABLE:
+        return decide(state, Activate(target, keep=loaded))
+    now = Snapshot({m: Residency(s) for m, s in state.members.items()},
+                   (Held("load", target, 0.0),))
+    plan, _ = _load(spec, now, target)
+    if plan is None:
+        pinned = [m for m in loaded if spec.members[m].pinned]
+        budget = f"{spec.memory_gib:g} GiB" if spec.memory_gib is not None else "one member"
+        raise PlanError(f"{target} does not fit beside the pinned {', '.join(sorted(pinned))} "
+                        f"in GPU group {spec.name!r} ({budget}): `stackctl unpin` one, or "
+                        "`stackctl switch` to override")
+    return plan
+
+
+def group_spec(reg: Registry, group: str, load_s: dict[str, float] | None = None,
+               pins: frozenset[str] = frozenset()) -> GroupSpec:
     """A checked registry's on-demand settings of `group` (validate has refused a member
     that has no footprint in a budgeted group, or does not fit alone). `load_s`: member →
-    seconds its last load took, for Retry-After (default: a wake 1 s, a start 60 s)."""
+    seconds its last load took, for Retry-After (default: a wake 1 s, a start 60 s).
+    `pins`: members pinned by `stackctl pin` (the state folder's pins.py) beside the
+    registry's `gpu.pinned`."""
     settings = group_settings(reg, group)
     load = 1.0 if settings.switch == "sleep" else 60.0
     members = {}
@@ -236,7 +262,8 @@ def group_spec(reg: Registry, group: str, load_s: dict[str, float] | None = None
         assert prov.container is not None and prov.container.gpu is not None  # a member
         gpu = prov.container.gpu
         members[name] = MemberSpec(footprint(prov, settings.memory_gib).gib, gpu.priority,
-                                   gpu.pinned, gpu.preload, (load_s or {}).get(name, load))
+                                   gpu.pinned or name in pins, gpu.preload,
+                                   (load_s or {}).get(name, load))
     return GroupSpec(group, members, settings.switch, settings.sleep_level,
                      settings.memory_gib,
                      seconds(settings.idle_sleep) if settings.idle_sleep else None,

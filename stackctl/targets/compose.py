@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stackctl.docker.adapter import Docker
 from stackctl.errors import PlanError
 from stackctl.health.gate import GateFailure
+from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.targets.base import OnChange, Report, SwitchOutcome, Ui
 
@@ -82,7 +83,7 @@ class ComposeTarget:
     def status(self) -> Report:
         from stackctl.targets import compose_status  # requests: see the module's docstring
 
-        return ComposeStatus(compose_status.collect_status(self.reg, self._docker()))
+        return ComposeStatus(compose_status.collect_status(self.reg, self._docker()), self.reg)
 
     def switch(self, opts: SwitchOptions, ui: Ui) -> Report:
         def say(text: str) -> None:
@@ -154,8 +155,8 @@ class ComposeDown(Report):
 
 
 class ComposeStatus(Report):
-    def __init__(self, st: StackStatus):
-        self.st = st
+    def __init__(self, st: StackStatus, reg: Registry | None = None):
+        self.st, self.reg = st, reg
 
     @property
     def exit_code(self) -> int:
@@ -190,7 +191,9 @@ class ComposeStatus(Report):
                 ui.rich(f"[yellow]{s.name} restarted {s.restarts}x[/] (it died; the "
                         f"restart policy brought it back{up})")
         for group, g in st.gpu_groups.items():
-            if len(g.awake) > 1:  # only an interrupted switch leaves this
+            # only an interrupted switch leaves this (or `load`, within a memory budget)
+            if len(g.awake) > 1 and (self.reg is None
+                                     or not may_run_together(self.reg, group, g.awake)):
                 others = "puts the others to sleep" if g.mode == "sleep" else "stops the others"
                 ui.rich(f"[red]GPU group {group}: {len(g.awake)} members running "
                         f"({', '.join(g.awake)}), it must be one[/]: `stackctl switch "

@@ -8,6 +8,7 @@ from stackctl.docker.models import ContainerState
 from stackctl.errors import PlanError
 from stackctl.hints import did_you_mean
 from stackctl.registry.catalog import deployments, exclusive_groups, profile_of, profiles
+from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
 from stackctl.render.compose import monitoring_services
@@ -52,7 +53,7 @@ def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState],
         if wanted and wanted[0] in running and wanted[0] not in active:
             raise PlanError(f"{wanted[0]} sleeps in GPU group {group!r}: `stackctl switch "
                             f"{wanted[0]}` wakes it")
-        if len(active) > 1:  # only an interrupted switch leaves this; `up` would keep it
+        if not may_run_together(reg, group, active):  # an interrupted switch; `up` keeps it
             keep = wanted[0] if wanted else active[0]
             raise PlanError(f"{' and '.join(active)} run together in exclusive GPU group {group!r} "
                             f"(an interrupted switch?): `stackctl switch {keep}` keeps {keep} "

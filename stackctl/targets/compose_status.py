@@ -22,6 +22,7 @@ from stackctl.registry.catalog import (
     profile_of,
     sleep_members,
 )
+from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
 from stackctl.switching.vllm import EngineError, VllmEngine
@@ -199,7 +200,8 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
                             latency_ms=gw_latency)
     present_ok = all(s.ok for s in services if s.state != "absent")
     core_ok = all(s.state != "absent" for s in services if s.profile is None)
-    exclusive = all(len(g.awake) <= 1 for g in groups.values())
+    # several awake only as `load` leaves them within a memory budget
+    exclusive = all(may_run_together(reg, name, g.awake) for name, g in groups.items())
     firing = alerts.result() if alerts else None
     return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
                        gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok and exclusive,

@@ -19,6 +19,7 @@ from typing import Protocol
 from stackctl.docker.adapter import Docker, DockerError
 from stackctl.docker.models import ContainerState
 from stackctl.health.gate import GateFailure, wait_healthy
+from stackctl.monitoring import switch_counts
 from stackctl.monitoring.client import SwitchReport, pushgateway_url
 from stackctl.registry.catalog import group_settings
 from stackctl.registry.load import Registry
@@ -28,7 +29,7 @@ from stackctl.switching import journal, routing
 from stackctl.switching.effects import COMPOSE_WORDS, Timings, confirm_routable
 from stackctl.switching.loop import SwitchOptions, SwitchResult, ensure_active
 from stackctl.switching.members import Member, group_members, members_of
-from stackctl.switching.policy import GroupState, SwitchPlan, observed_state
+from stackctl.switching.policy import GroupState, PutAwayPlan, SwitchPlan, observed_state
 from stackctl.targets.compose_groups import SleepStates, inactive_members, sleep_states
 
 ROUTING_SEEN = 0.06  # seconds until every gateway worker follows a new routing state
@@ -89,6 +90,7 @@ class ComposeEffects:
         self.observed: list[ContainerState] = []
         self.stopped: set[str] = set()  # members this switch stopped (their containers kept)
         self.elsewhere: set[str] = set()  # other groups' members that cannot answer
+        self.elsewhere_read = False
         self.before: str | None = None  # the routing state before `hold`, to put back
         self.routed = 0.0  # monotonic time from which no gateway worker sends new requests out
         self.report: SwitchReport | None = None
@@ -108,23 +110,33 @@ class ComposeEffects:
         to follow; this is it)."""
         self.group = group
         # the other groups' inactive members stay diverted while this one changes
-        if any(i.group != group for i in self.members.values()):
-            self.elsewhere = inactive_members(self.reg, self.members, self.docker.containers(),
-                                              self.read_states, skip=group)
+        self._read_elsewhere(group)
         routed_at = time.monotonic()
         self.routed = routed_at + ROUTING_SEEN
         self.before = None if self._route else routing.read_routing(self.reg)
         self.route(None, held=target)
 
+    def _read_elsewhere(self, group: str) -> None:
+        # the other groups' inactive members stay diverted while this one changes
+        if self.elsewhere_read:
+            return
+        self.elsewhere_read = True
+        if any(i.group != group for i in self.members.values()):
+            self.elsewhere = inactive_members(self.reg, self.members, self.docker.containers(),
+                                              self.read_states, skip=group)
+
     def unhold(self) -> None:
         if self.before is not None:
             routing.restore_routing(self.reg, self.before)
 
-    def route(self, active: str | None, held: str | None = None) -> None:
-        """Divert every member of the group but `active`; hold `held`'s requests."""
+    def route(self, active: str | None, held: str | None = None,
+              keep: frozenset[str] = frozenset()) -> None:
+        """Divert every member of the group but `active` and `keep` (co-residents left
+        serving); hold `held`'s requests."""
         assert self.group is not None
         inactive = self.elsewhere | {m for m in group_members(self.members, self.group)
-                                     if m not in (active, held)}
+                                     if m not in (active, held) and m not in keep}
+        self.routed = max(self.routed, time.monotonic() + ROUTING_SEEN)
         hold = {held: group_settings(self.reg, self.group).hold} if held else None
         try:
             state = routing.routing_state(self.reg, inactive, hold)
@@ -138,6 +150,7 @@ class ComposeEffects:
     # -- reading ------------------------------------------------------------------------------
     def observe(self, group: str) -> GroupState:
         self.group = group
+        self._read_elsewhere(group)  # an unload routes without `hold`
         settings = group_settings(self.reg, group)
         self.level, self.drain = settings.sleep_level, settings.drain
         self.observed = self.docker.containers(group=group)
@@ -294,17 +307,28 @@ class ComposeEffects:
         return VllmEngine(m.name, m.url)
 
     # -- the switch's record ------------------------------------------------------------------
-    def report_started(self, plan: SwitchPlan) -> None:
+    def report_started(self, plan: SwitchPlan | PutAwayPlan) -> None:
         # a target found running is checked, not switched: nothing to record
         self.report = SwitchReport(None if plan.noop else pushgateway_url(self.reg),
                                    plan.group, group_members(self.members, plan.group))
         self.report.started()
 
-    def report_finished(self, plan: SwitchPlan, active: str | None, timings: Timings,
-                        success: bool, rolled_back: bool) -> None:
+    def report_finished(self, plan: SwitchPlan | PutAwayPlan, active: str | None,
+                        timings: Timings, success: bool, rolled_back: bool) -> None:
         assert self.report is not None
-        self.report.finished(active, timings, success=success, rolled_back=rolled_back)
+        counted = None
         if not plan.noop:  # a check of the running member is no switch
+            # under the lock, like the journal: one writer at a time
+            counted, problem = switch_counts.count(
+                switch_counts.counts_path(state_dir(), self.reg.stack.project), plan.group,
+                self.opts.cause, timings.get("total", 0.0), rolled_back)
+            if problem:
+                self.say(problem)
+        # the co-residents a load kept stay active beside it (a memory budget)
+        loaded = [m for m in [active, *plan.keep] if m] if success else None
+        self.report.finished(active, timings, success=success, rolled_back=rolled_back,
+                             counts=counted, loaded=loaded)
+        if not plan.noop:
             problem = journal.append(
                 journal.journal_path(state_dir(), self.reg.stack.project),
                 journal.SwitchRecord(at=journal.now(), group=plan.group, previous=plan.previous,

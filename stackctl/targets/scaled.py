@@ -72,7 +72,8 @@ class ScaledEffects:
     def unhold(self) -> None:
         pass
 
-    def route(self, active: str | None, held: str | None = None) -> None:
+    def route(self, active: str | None, held: str | None = None,
+              keep: frozenset[str] = frozenset()) -> None:
         pass
 
     def observe(self, group: str) -> GroupState:

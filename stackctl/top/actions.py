@@ -5,8 +5,9 @@ hold, rollback and journal included), so the screen keeps refreshing while it ru
 and the request log are whole commands with their own output: the app suspends and runs
 them as `stackctl` subprocesses in the terminal.
 
-There is no load/unload operation in stackctl yet: `load` makes a member the active one of
-its group (a switch); `unload` is refused with that explanation.
+Load and unload go through the same residency client as `stackctl load`/`unload`
+(residency/client.py): a load in an exclusive group is a switch; in a group with a memory
+budget it keeps the members that fit.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from typing import Any, Protocol
 
 Say = Callable[[str], None]
 
-NO_UNLOAD = ("no unload operation exists yet (a GPU group always keeps one member "
-             "loaded): switch the group to another member with s")
-
-
 class Actions(Protocol):
     def switch(self, member: str, say: Say) -> str:
         """Make `member` its group's active member; the result line. Raises on failure
         (the message says what happened, rollback included)."""
+
+    def change(self, verb: str, member: str, say: Say) -> str:
+        """`load` or `unload` `member`; the result line. Raises on failure."""
 
     def command(self, verb: str) -> list[str]:
         """The argv of `stackctl VERB …` for reload ('reload') and the request log
@@ -49,6 +49,20 @@ class LiveActions:
         lines: list[str] = []
         report.show(_Lines(lines.append))
         return "; ".join(lines)
+
+    def change(self, verb: str, member: str, say: Say) -> str:
+        from stackctl.errors import PlanError
+        from stackctl.residency.client import ChangeOptions, client_for
+
+        client = client_for(self.reg, self.docker, say)
+        try:
+            done = getattr(client, verb)(ChangeOptions(model=member, reason="stackctl top"))
+        except PlanError as exc:
+            raise RuntimeError(str(exc)) from None
+        if done.noop:
+            return f"{member}: nothing to do ({'already loaded' if verb == 'load' else 'not loaded'})"
+        return f"{verb}ed {member} in GPU group {done.group!r} " \
+            f"({done.timings.get('total', 0.0):.1f}s)"
 
     def command(self, verb: str) -> list[str]:
         base = [sys.executable, "-m", "stackctl", "-C", str(self.config_dir)]

@@ -16,8 +16,10 @@ from textual.widgets import Footer, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from stackctl.top import view
-from stackctl.top.actions import NO_UNLOAD, Actions
+from stackctl.top.actions import Actions
 from stackctl.top.snapshot import Snapshot
+
+DOING = {"switch": "switching to", "load": "loading", "unload": "unloading"}
 
 
 class MemberPicker(ModalScreen[str | None]):
@@ -133,46 +135,50 @@ class TopApp(App[None]):
         log.write(text)
 
     # -- keys -------------------------------------------------------------------------------
-    def _choices(self, current: bool) -> list[tuple[str, str]]:
-        """(member, label) of every member; `current`: also the awake ones."""
+    def _choices(self, loaded: bool) -> list[tuple[str, str]]:
+        """(member, label) of the members not awake; `loaded`: of the awake and loading
+        ones instead (what `unload` can put away)."""
         snap = self.snapshot
         if snap is None:
             return []
         return [(m.name, f"{g.name}: {m.name} ({m.state})")
-                for g in snap.groups for m in g.members if current or m.state != "awake"]
+                for g in snap.groups for m in g.members
+                if (m.state in ("awake", "loading")) == loaded]
 
-    def _pick(self, title: str, current: bool) -> None:
+    def _pick(self, title: str, verb: str, loaded: bool = False) -> None:
         if self.busy:
             self.notify(f"{self.busy} is running; wait for it", severity="warning")
             return
-        choices = self._choices(current)
+        choices = self._choices(loaded)
         if not choices:
-            self.notify("no member to choose (no GPU group, or all awake)", severity="warning")
+            none = "none is loaded" if loaded else "all awake"
+            self.notify(f"no member to choose (no GPU group, or {none})", severity="warning")
             return
-        self.push_screen(MemberPicker(title, choices), self._switch_to)
+        self.push_screen(MemberPicker(title, choices),
+                         lambda member: self._act(verb, member))
 
     def action_switch(self) -> None:
-        self._pick("switch a GPU group to", current=False)
+        self._pick("switch a GPU group to", "switch")
 
     def action_load(self) -> None:
-        # no load operation yet: loading a member makes it its group's active one
-        self._pick("load (switch its group to it)", current=False)
+        self._pick("load (beside the others if they fit)", "load")
 
     def action_unload(self) -> None:
-        self.notify(NO_UNLOAD, severity="warning", timeout=6)
+        self._pick("unload (sleep or stop)", "unload", loaded=True)
 
-    def _switch_to(self, member: str | None) -> None:
+    def _act(self, verb: str, member: str | None) -> None:
         if member:
-            self.busy = f"switch to {member}"
-            self.say(f"switching to {member}…")
-            self.run_switch(member)
+            self.busy = f"{verb} {member}"
+            self.say(f"{DOING[verb]} {member}…")
+            self.run_switch(member, verb)
 
     @work(thread=True, exclusive=True, group="switch")
-    def run_switch(self, member: str) -> None:
+    def run_switch(self, member: str, verb: str = "switch") -> None:
         def say(text: str) -> None:
             self.call_from_thread(self.say, text)
         try:
-            done = self.actions.switch(member, say)
+            done = self.actions.switch(member, say) if verb == "switch" else \
+                self.actions.change(verb, member, say)
             self.call_from_thread(self._switched, done, None)
         except Exception as exc:  # the switch's own message: rollback included
             self.call_from_thread(self._switched, None, str(exc))

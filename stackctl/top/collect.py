@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stackctl.docker.adapter import DockerError, EngineUnreachable
 from stackctl.registry.catalog import exclusive_groups, group_settings, models_of_provider
-from stackctl.registry.gpu_memory import footprint
+from stackctl.registry.gpu_memory import footprint, may_run_together
 from stackctl.registry.load import Registry
 from stackctl.switching.journal import SwitchRecord
 from stackctl.top import metrics, prom
@@ -135,7 +135,7 @@ def collect(reg: Registry, src: Sources, history: History, window: float = WINDO
     groups = _groups(reg, st, held, figures.waiting)
     for g in groups:
         awake = [m.name for m in g.members if m.state == "awake"]
-        if len(awake) > 1:
+        if not may_run_together(reg, g.name, awake):  # `load` within a budget is fine
             banners.append(f"GPU group {g.name}: {len(awake)} members awake "
                            f"({', '.join(awake)}); it must be one: `stackctl switch MEMBER`.")
     return Snapshot(

@@ -19,11 +19,12 @@ TTFT = "litellm_llm_api_time_to_first_token_metric"
 OUTPUT_TOKENS = "litellm_output_tokens_metric_total"
 IN_FLIGHT = "litellm_in_flight_requests"
 REROUTED = "stackctl_gateway_rerouted_requests_total"  # incontainer/routing_callback.py
+HELD = "stackctl_gateway_held_requests"  # the same: requests held now (`stackctl ps`)
 MODEL_LABELS = ("requested_model", "model_group", "model")  # the first one present names it
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([A-Za-z_]\w*)="((?:[^"\\]|\\.)*)"')
-_WANTED = (REQUESTS, FAILED, LATENCY, TTFT, OUTPUT_TOKENS, IN_FLIGHT, REROUTED)
+_WANTED = (REQUESTS, FAILED, LATENCY, TTFT, OUTPUT_TOKENS, IN_FLIGHT, REROUTED, HELD)
 
 
 def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -100,6 +101,7 @@ class Reading:
     at: float
     models: dict[str, ModelCounters] = field(default_factory=dict)
     in_flight: float | None = None
+    held: dict[str, float] = field(default_factory=dict)  # model → requests held now
 
 
 def model_of(labels: dict[str, str]) -> str | None:
@@ -114,6 +116,9 @@ def read(text: str, at: float) -> Reading:
             continue
         model = model_of(labels)
         if model is None:
+            continue
+        if name == HELD:  # a gauge, not a model's request figures
+            r.held[model] = r.held.get(model, 0.0) + value
             continue
         c = r.models.setdefault(model, ModelCounters())
         if name == REQUESTS:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from stackctl.health.gate import GateFailure
 from stackctl.switching.effects import COMPOSE_WORDS, Timings, Words
 from stackctl.switching.members import Member
-from stackctl.switching.policy import GroupState, SwitchPlan
+from stackctl.switching.policy import GroupState, PutAwayPlan, SwitchPlan
 
 
 def members_for(state: GroupState) -> dict[str, Member]:
@@ -108,8 +108,9 @@ class FakeEffects:
         self._do("gate", member)
         return {"ready": 0.0}
 
-    def route(self, active: str | None, held: str | None = None) -> None:
-        self.calls.append(("route", active, held))
+    def route(self, active: str | None, held: str | None = None,
+              keep: frozenset[str] = frozenset()) -> None:
+        self.calls.append(("route", active, held, *([keep] if keep else [])))
 
     def confirm(self, member: str) -> None:
         self._do("confirm", member)
@@ -124,9 +125,9 @@ class FakeEffects:
     def logs(self, member: str) -> str:
         return self.log_text
 
-    def report_started(self, plan: SwitchPlan) -> None:
+    def report_started(self, plan: SwitchPlan | PutAwayPlan) -> None:
         self.calls.append(("report_started", plan.target))
 
-    def report_finished(self, plan: SwitchPlan, active: str | None, timings: Timings,
+    def report_finished(self, plan: SwitchPlan | PutAwayPlan, active: str | None, timings: Timings,
                         success: bool, rolled_back: bool) -> None:
         self.calls.append(("report_finished", active, success, rolled_back))

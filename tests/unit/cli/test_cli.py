@@ -398,7 +398,7 @@ def test_switch_json_dry_run_noop_and_done(runner, offline, fake, switch_without
     assert doc["ok"] and doc["dry_run"]
     assert doc["plan"] == {"group": "gpu0", "target": "vllm-dolphin", "stop": ["vllm-qwen"],
                            "noop": False, "mode": "restart", "level": 1, "sleep": [],
-                           "wake": False}
+                           "wake": False, "keep": []}
     assert doc["steps"][0] == "stop vllm-qwen (graceful)" and doc["timings"] == {}
 
     r = run(runner, "-C", OFFLINE, "switch", "qwen", "--json")

@@ -427,3 +427,54 @@ def test_each_rerouted_request_is_counted_for_the_gateway_metric(tmp_path: Path)
 
     asyncio.run(main())
     assert counted == [("a", "f", "diverted"), ("b", "f", "hold_expired")]  # "x": untouched
+
+
+def test_held_requests_are_a_queue_depth_and_their_waits_a_histogram(tmp_path: Path) -> None:
+    """Queue depth (+1 when a request starts waiting, -1 when it leaves, also cancelled) and
+    how long each held request waited, by how it left; a diverted one never waited."""
+    path = tmp_path / "gpu-routing.json"
+    write(path, {"v": 1, "divert": {"a": "f"}, "hold": {"b": {"seconds": 0.05, "fallback": "f"},
+                                                         "c": {"seconds": 30, "fallback": None}}})
+    depth: list[tuple[str, int]] = []
+    waits: list[tuple[str, str, float]] = []
+    r = Routing(StateFile(str(path), interval=0.01, warn=lambda m: None), poll=0.01,
+                holding=lambda m, d: depth.append((m, d)),
+                held_for=lambda m, a, s: waits.append((m, a, s)))
+
+    async def main() -> None:
+        for model in ("a", "b"):
+            await r.pre_call(request(model), "acompletion")
+        task = asyncio.create_task(r.pre_call(request("c"), "acompletion"))
+        await asyncio.sleep(0.05)
+        assert depth[-1] == ("c", 1)
+        task.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert depth == [("b", 1), ("b", -1), ("c", 1), ("c", -1)]
+    assert [(m, a) for m, a, _ in waits] == [("b", "hold_expired")]
+    assert waits[0][2] >= 0.05
+
+
+def test_the_queue_meters_register_with_prometheus_client() -> None:
+    from unittest import mock
+
+    from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+    from stackctl.incontainer import routing_callback as rc
+
+    registry = CollectorRegistry()
+    with mock.patch("prometheus_client.Gauge", lambda *a, **k: Gauge(*a, registry=registry, **k)), \
+            mock.patch("prometheus_client.Histogram",
+                       lambda *a, **k: Histogram(*a, registry=registry, **k)):
+        holding, held_for = rc._hold_meters()
+    holding("m", 1)
+    holding("m", 1)
+    holding("m", -1)
+    held_for("m", "held", 0.3)
+    assert registry.get_sample_value(rc.HELD_METRIC, {"requested_model": "m"}) == 1
+    assert registry.get_sample_value(rc.HOLD_METRIC + "_count",
+                                     {"requested_model": "m", "action": "held"}) == 1
+    assert registry.get_sample_value(rc.HOLD_METRIC + "_bucket", {
+        "requested_model": "m", "action": "held", "le": "0.5"}) == 1

@@ -183,6 +183,7 @@ EXPECTED_ALERTS = {
     "ProviderDown": "provider",
     "GPUGroupNoHealthyMember": "gpu_group",
     "StackctlSwitchRolledBack": "gpu_group",
+    "StackctlSwitchThrash": "gpu_group",
     "VLLMRequestsWaiting": "provider",
     "VLLMKVCacheNearFull": "provider",
     "RedisDown": "redis",

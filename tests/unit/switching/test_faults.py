@@ -93,6 +93,39 @@ def test_up_refuses_to_keep_two_running_members_and_names_the_repair(offline):
         plan_up(offline, [], observed)
 
 
+def test_members_a_load_left_within_the_budget_are_no_fault(offline):
+    """`load` co-locates members whose footprints fit the group's memory budget: `up` keeps
+    them, one that does not fit is still an interrupted switch."""
+    import copy
+    import dataclasses
+
+    from stackctl.registry.gpu_memory import may_run_together
+    from stackctl.registry.models import GpuGroup
+    from stackctl.targets.compose_plan import plan_up
+
+    def budget(gib: float):  # type: ignore[no-untyped-def]
+        groups = {"gpu0": GpuGroup(memory_gib=gib)}
+        return dataclasses.replace(offline, stack=offline.stack.model_copy(
+            update={"gpu_groups": groups}))
+
+    both = ["vllm-qwen", "vllm-dolphin"]
+    assert not may_run_together(offline, "gpu0", both)  # exclusive
+    assert may_run_together(offline, "gpu0", both[:1])
+    # vLLM claims 0.9 of the budget by default: two never fit
+    assert not may_run_together(budget(24), "gpu0", both)
+    reg = copy.deepcopy(budget(24))  # the fixture's registry stays as it is
+    providers = reg.providers.providers
+    for name in both:  # stated footprints: weights 4 + KV 2 GiB each
+        c = providers[name].container
+        assert c is not None and c.gpu is not None
+        gpu = c.gpu.model_copy(update={"kv_gib": 2.0})
+        providers[name] = providers[name].model_copy(
+            update={"container": c.model_copy(update={"gpu": gpu})})
+    assert may_run_together(reg, "gpu0", both)
+    observed = FakeDocker(running={"vllm-qwen": GPU, "vllm-dolphin": GPU}).containers()
+    assert plan_up(reg, [], observed).services
+
+
 def test_status_tells_two_running_members_apart_and_calls_it_degraded(offline):
     from stackctl.targets.compose_status import collect_status
 

@@ -57,3 +57,9 @@ def test_every_switch_on_the_local_engine_is_journaled(offline, tmp_path):
     assert (back.target, back.active, back.success, back.rolled_back, back.reason) == (
         "vllm-qwen", "vllm-dolphin", False, True, "stackctl switch")
     assert first.seconds >= 0 and back.at >= first.at
+    # the counters the Pushgateway carries: two switches (manual), one rolled back
+    from stackctl.monitoring.switch_counts import counts_path, load
+
+    counts = load(counts_path(tmp_path / "state", offline.stack.project)).groups["gpu0"]
+    assert counts.switches == {"demand": 0, "idle": 0, "manual": 2, "rollback": 1}
+    assert counts.count == 2

@@ -80,7 +80,11 @@ def test_restart_mode_stops_the_loaded_member_and_starts_the_target():
 def test_a_member_that_fits_beside_the_loaded_ones_is_loaded_beside_them():
     d = schedule(BUDGET, Snapshot({"a": awake(), "b": ASLEEP}, held("b"), now=200))
     assert d.switch is not None and d.evict == [] and not d.switch.noop
-    assert verbs(d.switch.actions) == [("wake", "b"), ("route", "b"), ("confirm", "b")]
+    # `hold` diverted the whole group before it was read: a is routed again first
+    assert verbs(d.switch.actions) == [("route", None), ("wake", "b"), ("route", "b"),
+                                       ("confirm", "b")]
+    assert d.switch.keep == ["a"] and d.switch.actions[0].keep == {"a"}
+    assert d.switch.actions[0].held == "b" and d.switch.actions[2].keep == {"a"}
 
 
 def test_the_least_recently_used_member_makes_room():

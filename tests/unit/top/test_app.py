@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from stackctl.top.actions import NO_UNLOAD
 from stackctl.top.app import MemberPicker, TopApp
 from tests.paths import REPO
 
@@ -36,6 +35,10 @@ class FakeActions:
         if self.fail:
             raise RuntimeError(self.fail)
         return f"switched GPU group 'gpu0' to {member} in 0.4s"
+
+    def change(self, verb, member, say):
+        self.calls.append((verb, member))
+        return f"{verb}ed {member} in GPU group 'gpu0' (0.3s)"
 
     def command(self, verb):
         return ["python", "-m", "stackctl", "logs", "--requests", "-f"] \
@@ -150,16 +153,28 @@ def test_a_failed_switch_says_why(scenario):
     asyncio.run(go())
 
 
-def test_u_explains_there_is_no_unload(scenario):
-    app = _app(scenario, FakeActions())
+def test_u_unloads_an_awake_member_and_l_loads_one_that_is_not(scenario):
+    actions = FakeActions()
+    app = _app(scenario, actions)
 
     async def go():
         async with app.run_test(size=SIZE) as pilot:
             await app.workers.wait_for_complete()
             await pilot.press("u")
             await pilot.pause()
-            assert [n.message for n in app._notifications] == [NO_UNLOAD]
+            assert isinstance(app.screen, MemberPicker) and "unload" in app.screen.title_text
+            assert [m for m, _ in app.screen.choices] == ["vllm-qwen"]  # the awake one
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.said[-2:] == ["unloading vllm-qwen…",
+                                     "unloaded vllm-qwen in GPU group 'gpu0' (0.3s)"]
+            await pilot.press("l", "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.busy is None
     asyncio.run(go())
+    assert actions.calls == [("unload", "vllm-qwen"), ("load", "vllm-dolphin")]
 
 
 @pytest.mark.parametrize(("key", "shown"), [("g", "stackctl logs --requests -f"),
