@@ -74,12 +74,15 @@ engine: install
 	  env STACKCTL_PYTHON=$(BIN)/python bash scripts/ensure-docker.sh
 
 # what the tests check the generated files with (not needed to run the stack): promtool
-# comes with Debian's prometheus, whose own service must not take the stack's port 9090
+# comes with Debian's prometheus, whose own service must not take the stack's port 9090;
+# tmux is the terminal `stackctl top` is read from
 tools:
 	@command -v promtool >/dev/null || $(STEP) "promtool (apt-get install prometheus, its service not started)" \
 	  --log $(LOGS)/promtool.log -- bash scripts/apt-install.sh prometheus
 	@command -v kubectl >/dev/null || $(STEP) "kubectl (apt-get install kubernetes-client)" --log $(LOGS)/kubectl.log -- \
 	  bash scripts/apt-install.sh kubernetes-client
+	@command -v tmux >/dev/null || $(STEP) "tmux (apt-get install tmux)" --log $(LOGS)/tmux.log -- \
+	  bash scripts/apt-install.sh tmux
 
 images: install engine
 	@$(STACKCTL) images build

@@ -1,4 +1,4 @@
-"""External command-line tools some unit tests run (promtool, kubectl)."""
+"""External command-line tools some tests run (promtool, kubectl, tmux)."""
 
 from __future__ import annotations
 

@@ -315,7 +315,7 @@ def swarm(docker_ready: None) -> Iterator[object]:
 # the modules that use the shared stack (up at the first of them, down after the last) and
 # those that use the test Swarm
 SHARED_STACK = ("test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py",
-                "test_cache.py", "test_bench.py", "test_switch.py", "test_faults.py",
+                "test_cache.py", "test_bench.py", "test_switch.py", "test_top.py", "test_faults.py",
                 "test_reload.py", "test_monitoring.py")
 SWARM = ("test_swarm_cluster.py", "test_swarm.py")
 

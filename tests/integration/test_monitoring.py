@@ -42,6 +42,9 @@ EVENT_ONLY = {
     "litellm_deployment_failed_fallbacks_total": "only when every fallback fails too",
     "litellm_spend_metric_total": "only for a model with a price (local models cost 0)",
     "alertmanager_notifications_failed_total": "only once a notification fails",
+    # a request is held only by a sleep-mode switch (test_sleep_switch); this stack restarts
+    "stackctl_gateway_held_requests": "only once the gateway has held a request",
+    "stackctl_gateway_hold_seconds_bucket": "only once a held request has left the hold",
 }
 
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from tests.integration.traffic import Traffic
 
@@ -112,6 +113,17 @@ def test_sleep_switches_back_and_forth_under_load_fail_no_request(stack):
         if n:  # a wake: the stub's sleep (1 s) + wake (0.3 s), plus stackctl's own steps
             assert "waking" in out and "starting" not in out, out
     print(f"sleep-mode switch walls (s): {walls}")  # the first one starts dolphin cold
+
+    # the gateway exports the hold: how long the held requests waited, and none held now
+    metrics = requests.get(f"{stack.url}/metrics/", timeout=30,
+                           headers={"Authorization": f"Bearer {stack.key}"}).text
+    lines = metrics.splitlines()
+    counts = [line for line in lines if line.startswith("stackctl_gateway_hold_seconds_count{")]
+    for incoming in (QWEN, DOLPHIN):
+        assert any(f'requested_model="{incoming}"' in line and 'action="held"' in line
+                   for line in counts), counts
+    held = [line for line in lines if line.startswith("stackctl_gateway_held_requests{")]
+    assert held and all(float(line.rsplit(" ", 1)[1]) == 0 for line in held), held
 
     # never two members awake: neither ever failed to claim the simulated GPU
     for member in MEMBER.values():
