@@ -72,10 +72,17 @@ def test_top_shows_a_switch_as_it_happens_and_quits_on_q(top):
     assert seen == {"in progress"}, "the screen never showed the switch in progress"
 
     def newest_switch(text: str) -> str:
-        return (text.split("Recent switches\n", 1)[1:] or [""])[0].split("\n", 1)[0]
+        """The first row of Recent switches (its cells may wrap onto a second line)."""
+        section = (text.split("Recent switches", 1)[1:] or [""])[0]
+        rows = re.split(r"\d+[smhd] ago", section)
+        return rows[1] if len(rows) > 1 else ""
 
-    wait_screen(lambda t: member(t, "vllm-dolphin") == "awake" and member(t, "vllm-qwen")
-                == "stopped" and "vllm-qwen → vllm-dolphin  ok" in newest_switch(t), 10)
+    def switched(text: str) -> bool:
+        row = newest_switch(text)
+        return member(text, "vllm-dolphin") == "awake" and member(text, "vllm-qwen") == \
+            "stopped" and "vllm-qwen →" in row and "vllm-dolphin" in row and " ok " in row
+
+    wait_screen(switched, 10)
 
     tmux("send-keys", "-t", "top", "q")
     end = time.monotonic() + 10
