@@ -12,6 +12,10 @@
                       that module for every later test. Which test imports a module first
                       depends on the order, which pytest-xdist (`-n`) changes; imported up
                       front, no test is first.
+    quiet_host        (autouse) no port of the machine counts as taken: a unit test of `up`
+                      or `reload` must not fail because the developer's own stack holds
+                      4000 (tests/unit/ports tests the real observation, and tests that
+                      patch `host_listeners` themselves still win).
 """
 
 from __future__ import annotations
@@ -46,3 +50,9 @@ def isolated_state(tmp_path_factory: pytest.TempPathFactory,
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("STACKCTL_STATE_DIR", str(state))
     return state
+
+
+@pytest.fixture(autouse=True)
+def quiet_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.path.parent.name != "ports":
+        monkeypatch.setattr("stackctl.ports.check.host_listeners", lambda needs: [])
