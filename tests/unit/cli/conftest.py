@@ -5,6 +5,10 @@
     fake_nvidia_smi an `nvidia-smi` script on that PATH printing one 24 GiB GPU
     fake_ollama     a tiny HTTP server on a free 127.0.0.1 port answering /api/tags with two
                     models; OLLAMA_HOST points at it
+    offline         a copy of the offline example with its generated files, switching by
+                    restart; cwd is its tmp root
+    fake            the fake Docker adapter every command gets, the offline stack's gateway,
+                    cache and vllm-qwen running
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from stackctl.cli import cli
+from tests.fakes.docker import FakeDocker
 
 
 def _free_port() -> int:
@@ -75,3 +83,24 @@ def fake_ollama(machine: Path, monkeypatch: pytest.MonkeyPatch):
     yield port
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def offline(registry_dir) -> Path:  # type: ignore[no-untyped-def]
+    """Its GPU group switches by restart, which the CLI tests script through the fake Docker
+    (sleep mode, which also asks the engines: tests/unit/switching/test_sleep_switch.py)."""
+    cfg = registry_dir("offline", with_output=True)
+    stack = cfg / "stack.yaml"
+    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
+    r = CliRunner().invoke(cli, ["generate", "-C", str(cfg)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return cfg
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    """Constructed where the real adapter would be."""
+    docker = FakeDocker(project="stackctl-offline", running={
+        "litellm": {}, "redis": {}, "vllm-qwen": {"org.stackctl.gpu-group": "gpu0"}})
+    monkeypatch.setattr("stackctl.docker.adapter.Docker", lambda *a, **k: docker)
+    return docker

@@ -20,7 +20,6 @@ from tests.fakes.docker import FakeDocker
 from tests.paths import REPO
 
 OFFLINE = "examples/offline/config"
-GPU = {"org.stackctl.gpu-group": "gpu0"}
 COMMANDS = ("validate", "generate", "up", "down", "status", "switch")
 
 
@@ -29,29 +28,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
     for var in ("STACKCTL_CONFIG_DIR", "STACKCTL_TIMEOUT", "STACKCTL_LOCK_WAIT"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def offline(registry_dir) -> Path:
-    """A copy of the offline example with its generated files; cwd is its tmp root. Its GPU
-    group switches by restart, which these tests script through the fake Docker (sleep
-    mode, which also asks the engines: tests/unit/switching/test_sleep_switch.py)."""
-    cfg = registry_dir("offline", with_output=True)
-    stack = cfg / "stack.yaml"
-    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
-    from click.testing import CliRunner
-
-    assert run(CliRunner(), "generate", "-C", str(cfg)).exit_code == 0
-    return cfg
-
-
-@pytest.fixture
-def fake(monkeypatch) -> FakeDocker:
-    """The Docker adapter every command gets (constructed where the real one would be)."""
-    docker = FakeDocker(project="stackctl-offline",
-                        running={"litellm": {}, "redis": {}, "vllm-qwen": GPU})
-    monkeypatch.setattr("stackctl.docker.adapter.Docker", lambda *a, **k: docker)
-    return docker
 
 
 def run(runner, *args: str, env: dict | None = None):

@@ -13,7 +13,6 @@ from tests.fakes.docker import FakeDocker
 from tests.fakes.top import FakeSources, exposition, stack_status
 
 OFFLINE = "examples/offline/config"
-GPU = {"org.stackctl.gpu-group": "gpu0"}
 
 
 @pytest.fixture(autouse=True)
@@ -21,26 +20,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
     for var in ("STACKCTL_CONFIG_DIR", "STACKCTL_TIMEOUT", "STACKCTL_LOCK_WAIT"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def offline(registry_dir):
-    """The offline example (restart mode, as test_cli's), generated, cwd its tmp root."""
-    cfg = registry_dir("offline", with_output=True)
-    stack = cfg / "stack.yaml"
-    stack.write_text(stack.read_text().replace("switch: sleep", "switch: restart"))
-    from click.testing import CliRunner
-
-    assert run(CliRunner(), "generate", "-C", str(cfg)).exit_code == 0
-    return cfg
-
-
-@pytest.fixture
-def fake(monkeypatch) -> FakeDocker:
-    docker = FakeDocker(project="stackctl-offline",
-                        running={"litellm": {}, "redis": {}, "vllm-qwen": GPU})
-    monkeypatch.setattr("stackctl.docker.adapter.Docker", lambda *a, **k: docker)
-    return docker
 
 
 @pytest.fixture

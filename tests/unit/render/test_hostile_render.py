@@ -39,7 +39,7 @@ def test_ordinary_folder_names_are_written_as_they_are(registry_dir):
     assert sources(reg)[0] == "config/providers.yaml"
 
 
-HOST_VOLUMES = {"gpu0-sim": "/gpu", "./models": "/models", "../shared": "/shared",
+HOST_VOLUMES = {"gpu0-sim": "/gpu", "./models": "/models", "../elsewhere": "/shared",
                 "/srv/llm/cache": "/cache"}
 
 
@@ -56,7 +56,7 @@ def test_host_paths_are_bind_mounts_relative_to_the_config_folder(registry_dir, 
     doc = render_compose(reg)
     mounts = doc["services"]["vllm-qwen"]["volumes"]
     # the compose file lives in ../compose: ./models of the config folder is ../config/models
-    assert mounts == ["gpu0-sim:/gpu", "../config/models:/models", "../shared:/shared",
+    assert mounts == ["gpu0-sim:/gpu", "../config/models:/models", "../elsewhere:/shared",
                       "/srv/llm/cache:/cache"]
     for mount in mounts[1:]:
         source = mount.split(":")[0]
