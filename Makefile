@@ -27,7 +27,7 @@ down: install
 
 # Every test, spread over $(WORKERS) pytest-xdist workers: the modules that share the stack on one,
 # the Swarm's on one, each other contract or integration module on one (its containers start
-# once), unit tests wherever a worker is free.
+# once), unit tests wherever a worker is free; then the tests marked `alone` by themselves.
 WORKERS ?= auto
 test: install-dev engine tools images
 	@$(STEP) "validate + generate --check: config" --log $(LOGS)/check-config.log -- bash -c \
@@ -36,7 +36,8 @@ test: install-dev engine tools images
 	  '$(STACKCTL) validate -C examples/offline/config --strict && $(STACKCTL) generate -C examples/offline/config --check'
 	@$(STEP) "ruff" --log $(LOGS)/ruff.log -- $(BIN)/ruff check stackctl tests benchmarks scripts
 	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
-	  -n $(WORKERS) --dist loadgroup
+	  -n $(WORKERS) --dist loadgroup -m "not alone"
+	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider -m alone
 
 # Unit + contract tests only. Same skip rules as `make test`; no lint, no integration.
 test-fast: install-dev engine tools images

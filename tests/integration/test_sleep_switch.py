@@ -18,7 +18,8 @@ import requests
 
 from tests.integration.traffic import Traffic
 
-pytestmark = pytest.mark.integration
+# its time windows (a request held ~1 s) do not survive cores busy with other tests
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 QWEN, DOLPHIN, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vllm", "qwen2.5-coder:7b@ollama"
 MEMBER = {QWEN: "vllm-qwen", DOLPHIN: "vllm-dolphin"}
 OOM = "Free memory on device cuda:0"
