@@ -23,7 +23,9 @@ from stackctl.cli.common import (
     verbosity_options,
 )
 from stackctl.cli.ui import Ui
-from stackctl.switching.loop import SwitchFailed, SwitchOptions
+from stackctl.resident import client as scheduler
+from stackctl.switching.loop import SwitchFailed, SwitchOptions, SwitchResult
+from stackctl.targets.base import SwitchOutcome
 from stackctl.targets.factory import target_for
 
 
@@ -60,8 +62,17 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
     to their fallbacks; it is never restarted. If MEMBER fails, it is stopped, the previous
     member comes back and the exit code is non-zero. A switched-out member is kept (stopped,
     or asleep: `status` shows it as standby), so switching back is quick.
+
+    When the stack's scheduler runs (on-demand groups), it performs the switch: the same
+    steps, in a process that has the registry and its clients loaded already.
     """
     ui = Ui(quiet, verbose, as_json)
+    if not dry_run:
+        answer = scheduler.switch(config_dir, member, timeout, lock_wait,
+                                  say=ui.detail if verbose else lambda s: ui.progress(f"  {s}"))
+        if answer is not None:
+            _scheduled(answer, member, as_json, ui)
+            return
     reg = load_or_fail(config_dir)
 
     def docker():  # type: ignore[no-untyped-def]
@@ -78,6 +89,21 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
         code = FAILED if restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
                                           "restored": restored, "exit_code": code}) from None
+    if as_json:
+        click.echo(report.json_text())
+        return
+    report.show(ui)
+
+
+def _scheduled(answer: dict, member: str, as_json: bool, ui: Ui) -> None:
+    """The scheduler's answer, shown as this command shows its own switch."""
+    if not answer.get("ok"):
+        restored = bool(answer.get("restored"))
+        code = FAILED if restored else UNRESTORED
+        error = str(answer.get("error"))
+        raise Failed(error, code, doc={"ok": False, "member": member, "error": error,
+                                       "restored": restored, "exit_code": code})
+    report = SwitchOutcome(SwitchResult.model_validate(answer["result"]), False)
     if as_json:
         click.echo(report.json_text())
         return

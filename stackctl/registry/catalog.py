@@ -97,6 +97,12 @@ def group_settings(reg: Registry, group: str) -> GpuGroup:
     return reg.stack.gpu_groups.get(group) or GpuGroup()
 
 
+def on_demand_groups(reg: Registry) -> dict[str, list[str]]:
+    """The exclusive groups whose members the resident scheduler loads on demand."""
+    return {g: ms for g, ms in exclusive_groups(reg).items()
+            if group_settings(reg, g).on_demand}
+
+
 def sleep_members(reg: Registry) -> set[str]:
     """Members of the exclusive groups that switch with vLLM's sleep mode."""
     return {m for g, names in exclusive_groups(reg).items()

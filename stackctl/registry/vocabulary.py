@@ -31,6 +31,9 @@ GENERATED_ENV = frozenset({
     "LITELLM_LOCAL_MODEL_COST_MAP", "PROMETHEUS_MULTIPROC_DIR", "AIOHTTP_TTL_DNS_CACHE",
     "VLLM_SERVER_DEV_MODE", "STACKCTL_COMPOSE_PROJECT", "REDIS_ADDR",
     "GF_SECURITY_ADMIN_PASSWORD__FILE", "GF_USERS_ALLOW_SIGN_UP"})
+# the resident scheduler's socket for the gateway, beside the routing state in the folder the
+# gateway mounts (the state file's `scheduler` key names it; stackctl/resident/)
+SCHEDULER_SOCKET = "stackctl-scheduler.sock"
 # images of the local set (`stackctl images build`)
 LOCAL_IMAGES = "stackctl-local/"
 

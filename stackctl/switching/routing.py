@@ -7,6 +7,12 @@ below to `<output_dir>/litellm/gpu-routing.json`; the gateway's routing callback
 (incontainer/routing_callback.py) reads it: it sends a diverted model's requests straight to its
 fallback, and holds a request for the model being switched in until the switch is over (or
 `hold` seconds, then its fallback).
+
+The models of on-demand groups (`gpu_groups.NAME.on_demand`) are not diverted: they are in
+`ask`, and the callback asks the resident scheduler (stackctl/resident/) over the unix socket
+`scheduler` names, in the same folder. The entry says what the gateway does when no
+scheduler answers (as it did before there was one): `awake` models go on, the others to
+`fallback`; `seconds` bounds the wait for the scheduler's answer (the group's `hold`).
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ import json
 import os
 from pathlib import Path
 
-from stackctl.registry.catalog import deployments, fallbacks
+from stackctl.registry.catalog import deployments, fallbacks, group_settings, on_demand_groups
 from stackctl.registry.load import Registry
-from stackctl.registry.vocabulary import LITELLM_FILE
+from stackctl.registry.vocabulary import LITELLM_FILE, SCHEDULER_SOCKET
 from stackctl.render.litellm import gateway_aliases
 
 ROUTING_FILE = "gpu-routing.json"
@@ -43,10 +49,14 @@ def routing_state(reg: Registry, inactive: set[str], held: dict[str, float] | No
     aliases: dict[str, list[str]] = {}
     for alias, model in gateway_aliases(reg, deps).items():
         aliases.setdefault(model, []).append(alias)
+    on_demand = {m: group_settings(reg, g).hold
+                 for g, ms in on_demand_groups(reg).items() for m in ms}
     divert: dict[str, str] = {}
     hold: dict[str, dict] = {}
+    ask: dict[str, dict] = {}
     for model, members in deps.items():
-        if serves(model):
+        asked = all(d.provider in on_demand for d in members)
+        if serves(model) and not asked:
             continue
         chain = chains.get(model, []) + (default.chain if default else [])
         fallback = next((m for m in chain if m != model and serves(m)), None)
@@ -54,9 +64,15 @@ def routing_state(reg: Registry, inactive: set[str], held: dict[str, float] | No
         for name in [model, *aliases.get(model, [])]:
             if seconds > 0:
                 hold[name] = {"seconds": seconds, "fallback": fallback}
+            elif asked:
+                ask[name] = {"seconds": max(on_demand[d.provider] for d in members),
+                             "fallback": fallback, "awake": serves(model)}
             elif fallback is not None:
                 divert[name] = fallback
-    return {"v": VERSION, "divert": divert, "hold": hold}
+    state: dict = {"v": VERSION, "divert": divert, "hold": hold}
+    if on_demand:
+        state.update(ask=ask, scheduler=SCHEDULER_SOCKET)
+    return state
 
 
 def routing_path(reg: Registry) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from stackctl.docker.adapter import Docker
 from stackctl.errors import PlanError
 from stackctl.health.gate import GateFailure
+from stackctl.registry.catalog import on_demand_groups
 from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.targets.base import OnChange, Report, SwitchOutcome, Ui
@@ -64,6 +65,13 @@ class ComposeTarget:
         except (GateFailure, compose_up.GatewayCheckFailed) as exc:
             raise UpFailed(str(exc) + "\n(`stackctl status` shows the rest; "
                            "`stackctl down` removes the stack)") from None
+        if on_demand_groups(self.reg):
+            from stackctl.resident import process
+
+            ui.progress("scheduler: starting (on-demand GPU groups)")
+            sched = process.ensure(self.reg)
+            ui.progress(f"scheduler: {'started' if sched.started else 'running'}, pid "
+                        f"{sched.pid} (log {sched.log})")
         return ComposeUp(self.reg, result, time.monotonic() - started, files)
 
     def down(self, profiles: list[str], volumes: bool, ui: Ui) -> Report:
@@ -74,6 +82,11 @@ class ComposeTarget:
             f"stack {self.reg.stack.project!r}"
         ui.progress(f"stopping {what}" + (" and removing its volumes" if volumes else ""))
         started = time.monotonic()
+        if not profiles:
+            from stackctl.resident import process
+
+            if process.stop(self.reg):
+                ui.progress("scheduler: stopped")
         left = bring_down(self.reg, docker, profiles, volumes)
         # bring_down returns the services removed (with profiles), else the containers left
         removed, left = (left, []) if profiles else ([], left)

@@ -71,3 +71,28 @@ def test_hold_without_fallback_still_holds_with_none(sleepy):
     out = routing_state(sleepy, {"ollama"}, {QWEN: 5})
     assert out["hold"] == {QWEN_MODEL: {"seconds": 5, "fallback": None}}
     assert QWEN_MODEL not in out["divert"]
+
+
+def on_demand(data):
+    data["gpu_groups"]["gpu0"].update(on_demand=True, hold=20)
+
+
+def test_on_demand_models_are_asked_about_not_diverted(edited):
+    """The gateway asks the scheduler for an on-demand group's models; what it does when
+    none answers is in the entry: a sleeping member's model to its fallback, an awake one's
+    on."""
+    out = routing_state(edited("stack.yaml", on_demand), {QWEN})
+    assert out["divert"] == {} and out["hold"] == {}
+    assert out["scheduler"] == "stackctl-scheduler.sock"
+    assert out["ask"][QWEN_MODEL] == {"seconds": 20, "fallback": FALLBACK, "awake": False}
+    assert out["ask"][DOLPHIN_MODEL]["awake"] is True
+
+
+def test_a_switch_holds_an_on_demand_model_as_before(edited):
+    out = routing_state(edited("stack.yaml", on_demand), {QWEN}, {DOLPHIN: 20})
+    assert out["hold"] == held(DOLPHIN_MODEL, 20)
+    assert DOLPHIN_MODEL not in out["ask"] and out["ask"][QWEN_MODEL]["awake"] is False
+
+
+def test_no_ask_keys_without_on_demand_groups(sleepy):
+    assert set(routing_state(sleepy, {QWEN})) == {"v", "divert", "hold"}

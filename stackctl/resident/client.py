@@ -1,0 +1,71 @@
+"""`stackctl switch` through a running scheduler: the standard library only, so that the
+command reaches it without loading the registry (the scheduler has it loaded, and the
+engine's and the gateway's clients warm). None when no scheduler answers: the command then
+switches by itself, as it did before there was one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from stackctl.store.lock import state_dir
+
+
+def control_socket(config_dir: Path) -> Path:
+    """Named after the config folder: found without reading the registry."""
+    digest = hashlib.sha256(str(config_dir.resolve()).encode()).hexdigest()[:16]
+    return state_dir() / f"scheduler-{digest}.sock"
+
+
+def connect(path: Path, timeout: float | None) -> socket.socket | None:
+    """A connection to the socket at `path` (also past the 108 bytes of an address, through
+    its folder's descriptor); None when nothing listens."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        if len(str(path)) < 100:
+            s.connect(str(path))
+        else:
+            fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+            try:
+                s.connect(f"/proc/self/fd/{fd}/{path.name}")
+            finally:
+                os.close(fd)
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def switch(config_dir: Path, member: str, timeout: float, lock_wait: float | None,
+           say: Callable[[str], None]) -> dict | None:
+    """The scheduler's answer (`ok`, then `result` or `error` and `restored`), its progress
+    lines passed to `say`; None when none runs for this config folder."""
+    path = control_socket(config_dir)
+    if not path.exists():
+        return None
+    s = connect(path, 2.0)
+    if s is None:
+        return None
+    with s:
+        message = {"op": "switch", "member": member, "timeout": timeout,
+                   "lock_wait": lock_wait}
+        try:
+            s.sendall(json.dumps(message).encode() + b"\n")
+            s.settimeout(None)  # a switch takes as long as its timeouts allow
+            reader = s.makefile("rb")
+            for line in reader:
+                doc = json.loads(line)
+                if "say" in doc:
+                    say(str(doc["say"]))
+                    continue
+                return doc
+        except (OSError, ValueError):
+            pass
+    return {"ok": False, "restored": False,
+            "error": "the scheduler stopped answering during the switch; `stackctl status` "
+                     "shows the group"}

@@ -1,0 +1,371 @@
+"""The resident scheduler's event loop: the gateway's questions and the commands come in on
+two unix sockets, `schedule` decides (through the Book), and one worker thread performs the
+decisions with the same run loop and Effects as `stackctl switch`. See design.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackctl.errors import PlanError
+from stackctl.registry.catalog import deployments, on_demand_groups
+from stackctl.registry.load import Registry
+from stackctl.render.litellm import gateway_aliases
+from stackctl.residency.pins import pinned_members, pins_path, read_pins
+from stackctl.resident.book import Book
+from stackctl.resident.paths import short
+from stackctl.resident.process import fingerprint
+from stackctl.store.lock import Busy, state_dir
+from stackctl.switching import routing
+from stackctl.switching.loop import SwitchFailed, SwitchOptions, ensure_active, put_away_member
+from stackctl.switching.members import group_members, members_of, resolve_member
+from stackctl.switching.policy import GroupState, SwitchPlan
+from stackctl.switching.scheduler import LOADED, GroupSpec, group_spec, load_plan, preload
+
+if TYPE_CHECKING:
+    from stackctl.docker.adapter import Docker
+    from stackctl.residency.client import EffectsMaker
+
+OBSERVE_EVERY = 10.0  # seconds between two looks at the groups (a change made elsewhere)
+LOCK_WAIT = 120.0  # seconds a change waits for a concurrent up/switch to end
+READ_TIMEOUT = 5.0  # seconds a client may take to send its one line
+
+
+def log(text: str) -> None:
+    sys.stderr.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + text + "\n")
+    sys.stderr.flush()
+
+
+def asked_models(reg: Registry, group_of: dict[str, str]) -> dict[str, str]:
+    """Model or alias → the on-demand member that serves it: the names the gateway asks
+    about (every deployment of the model is on an on-demand member)."""
+    deps = deployments(reg)
+    out = {model: ds[0].provider for model, ds in deps.items()
+           if ds and all(d.provider in group_of for d in ds)}
+    for alias, model in gateway_aliases(reg, deps).items():
+        if model in out:
+            out[alias] = out[model]
+    return out
+
+
+def build_book(reg: Registry, clock: Callable[[], float] = time.monotonic) -> Book:
+    pins = frozenset(pinned_members(reg, read_pins(pins_path(state_dir(), reg.stack.project))))
+    specs = {g: group_spec(reg, g, pins=pins) for g in on_demand_groups(reg)}
+    group_of = {m: g for g, spec in specs.items() for m in spec.members}
+    ask = routing.routing_state(reg, set(group_of)).get("ask", {})
+    fallback = {name: entry["fallback"] for name, entry in ask.items()}
+    return Book(specs, asked_models(reg, group_of), fallback, clock)
+
+
+class Daemon:
+    """One stack's scheduler. `docker` makes the adapter, `effects` the Effects of a change
+    (compose_effects; tests inject theirs)."""
+
+    def __init__(self, reg: Registry, docker: Callable[[], Docker],
+                 effects: EffectsMaker | None = None, book: Book | None = None,
+                 observe_every: float = OBSERVE_EVERY):
+        from stackctl.residency.client import compose_effects
+
+        self.reg, self._docker = reg, docker
+        self.effects = effects or compose_effects
+        self.book = book or build_book(reg)
+        self.members = members_of(reg)
+        self.observe_every = observe_every
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change")
+        self.to_preload = {g: preload(spec) for g, spec in self.book.specs.items()}
+        self.changes = 0  # changes performed (switches and put-aways)
+        self.started = time.time()
+        self.fingerprint = fingerprint(reg.config_dir)
+        self._adapter: Docker | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tick_pending = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def docker(self) -> Docker:
+        if self._adapter is None:
+            self._adapter = self._docker()
+        return self._adapter
+
+    # -- serving --------------------------------------------------------------------------
+    async def run(self, gateway_path: Path, control_path: Path, stop: asyncio.Event) -> None:
+        self.loop = asyncio.get_running_loop()
+        for g in self.book.specs:  # what runs now, before the first question is answered
+            self._observed(g, await self.loop.run_in_executor(self.pool, self._observe, g))
+        servers = []
+        for path, handler, mode in ((gateway_path, self._gateway_client, 0o666),
+                                    (control_path, self._control_client, 0o600)):
+            path.unlink(missing_ok=True)
+            with short(path) as where:
+                servers.append(await asyncio.start_unix_server(handler, path=where))
+            # the gateway may run as another user than stackctl; the control socket is
+            # the user's alone (it switches the GPU)
+            os.chmod(path, mode)
+        log(f"scheduler of {self.reg.stack.project!r} serving: groups "
+            f"{', '.join(self.book.specs) or '(none on demand)'}; pid {os.getpid()}")
+        self._tick()
+        watcher = asyncio.ensure_future(self._watch())
+        try:
+            await stop.wait()
+        finally:
+            watcher.cancel()
+            for server in servers:
+                server.close()
+            self.book.release_all()  # the gateway decides without us, as it did before
+            for path in (gateway_path, control_path):
+                path.unlink(missing_ok=True)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            log("scheduler stopped")
+
+    async def _watch(self) -> None:
+        """Every few seconds, the groups no change is under way in, as the engine shows them
+        (a `switch` or `up` made elsewhere); then decide again (idle members)."""
+        assert self.loop is not None
+        while True:
+            await asyncio.sleep(self.observe_every)
+            for g in self.book.specs:
+                if g in self.book.moving:
+                    continue
+                try:
+                    states = await self.loop.run_in_executor(self.pool, self._observe, g)
+                except Exception as exc:  # the engine away for a moment: next round
+                    log(f"could not read group {g}: {exc}")
+                    continue
+                if g not in self.book.moving:
+                    self._observed(g, states)
+            self._tick()
+
+    def _observe(self, group: str) -> dict[str, str]:
+        opts = SwitchOptions(member=next(iter(self.book.specs[group].members)))
+        return dict(self.effects(self.reg, self.docker(), opts, log).observe(group).members)
+
+    def _observed(self, group: str, states: dict[str, Any]) -> None:
+        self.book.observed(group, states)
+
+    async def _gateway_client(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        """One request's question: `{"v": 1, "model", "id", "stream"}` → one answer line,
+        when its member is loaded (go), it cannot be (divert) or past the queue (reject).
+        The gateway closes the connection when it stops waiting: the request is dropped."""
+        assert self.loop is not None
+        rid = None
+        try:
+            msg = json.loads(await asyncio.wait_for(reader.readline(), READ_TIMEOUT))
+            model, rid = str(msg["model"]), str(msg["id"])
+            answer: asyncio.Future[dict] = self.loop.create_future()
+
+            def reply(doc: dict) -> None:
+                if not answer.done():
+                    answer.set_result(doc)
+
+            if self.book.want(model, rid, reply) is not None:
+                self._tick_soon()
+            if not answer.done():
+                gone = asyncio.ensure_future(reader.read(1))
+                done, _ = await asyncio.wait({answer, gone},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                gone.cancel()
+                if answer not in done:
+                    self.book.drop(rid)
+                    self._tick_soon()
+                    return
+            writer.write(json.dumps(answer.result()).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ValueError, KeyError, TypeError, OSError):
+            if rid is not None:
+                self.book.drop(rid)
+        finally:
+            writer.close()
+
+    # -- deciding -------------------------------------------------------------------------
+    def _tick_soon(self) -> None:
+        """Decide once for every arrival of the same loop turn (a burst is one round)."""
+        if not self._tick_pending and self.loop is not None:
+            self._tick_pending = True
+            self.loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._tick_pending = False
+        wake_at: list[float] = []
+        for g in self.book.specs:
+            decision = self.book.decide(g)
+            if decision.next_at is not None:
+                wake_at.append(decision.next_at)
+            if g in self.book.moving or self.pool_busy:
+                continue
+            if decision.switch is not None:
+                self._change(g, "demand", decision.switch)
+            elif decision.put_away:
+                self._change(g, "idle", decision.put_away[0].member)
+            elif (member := self._next_preload(g)) is not None:
+                self._change(g, "preload", member)
+        if wake_at and self.loop is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+            delay = max(0.05, min(wake_at) - self.book.clock())
+            self._timer = self.loop.call_later(delay, self._tick)
+
+    @property
+    def pool_busy(self) -> bool:
+        return bool(self.book.moving)  # one change at a time, whatever its group
+
+    def _next_preload(self, group: str) -> str | None:
+        wanted = self.to_preload.get(group, [])
+        while wanted and self.book.residency[wanted[0]].state in LOADED:
+            wanted.pop(0)
+        return wanted.pop(0) if wanted else None
+
+    # -- doing ----------------------------------------------------------------------------
+    def _change(self, group: str, cause: str, what: SwitchPlan | str) -> None:
+        """Perform a load (the plan `schedule` made, or a preload) or a put-away in the
+        worker thread; the group's questions wait meanwhile; decide again when it ends."""
+        assert self.loop is not None
+        spec = self.book.specs[group]
+        if isinstance(what, SwitchPlan):
+            plan, member = what, what.target
+            moving = frozenset([member, *plan.sleep, *plan.stop])
+        else:
+            plan, member, moving = None, what, frozenset(spec.members)
+        self.book.moving[group] = moving
+        expected = {m: self.book.residency[m].state for m in spec.members}
+        log(f"{cause}: {'putting away' if cause == 'idle' else 'loading'} {member}")
+        future = self.loop.run_in_executor(
+            self.pool, self._perform, group, spec, cause, member, plan, expected)
+        future.add_done_callback(lambda f: self._changed(group, member, cause, f))
+
+    def _perform(self, group: str, spec: GroupSpec, cause: str, member: str,
+                 plan: SwitchPlan | None, expected: dict[str, str]
+                 ) -> tuple[bool | None, dict[str, str]]:
+        opts = SwitchOptions(member=member, lock_wait=LOCK_WAIT,
+                             cause="idle" if cause == "idle" else "demand",
+                             reason=f"scheduler: {cause}")
+        effects = self.effects(self.reg, self.docker(), opts, log)
+        ok: bool | None = True
+        try:
+            if cause == "idle":
+                put_away_member(effects, opts)
+            else:
+                def choose(state: GroupState, target: str) -> SwitchPlan:
+                    # the plan decided on, unless the group changed since
+                    if plan is not None and dict(state.members) == expected:
+                        return plan
+                    return load_plan(spec, state, target)
+
+                ensure_active(effects, opts, choose=choose)
+        except SwitchFailed as exc:
+            log(f"{member}: {exc}")
+            ok = False
+        except (Busy, PlanError) as exc:
+            log(f"{member} not loaded: {exc}")
+            ok = None
+        except Exception as exc:  # the engine away: the next look at the group tells
+            log(f"{member}: {type(exc).__name__}: {exc}")
+            ok = None
+        return ok, dict(effects.observe(group).members)
+
+    def _changed(self, group: str, member: str, cause: str, future: Any) -> None:
+        self.book.moving.pop(group, None)
+        self.changes += 1
+        try:
+            ok, states = future.result()
+        except Exception as exc:
+            log(f"could not read group {group} after the change: {exc}")
+            ok, states = None, None
+        if states:
+            self._observed(group, states)
+        if ok is False and cause != "idle":
+            self.book.failed(member)
+        elif ok is None:
+            self.book.release_all([member])  # not loaded now: the fallback, not a hang
+        self._tick()
+
+    # -- commands -------------------------------------------------------------------------
+    async def _control_client(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        """`{"op": "ping" | "state" | "switch", …}` → progress lines `{"say": …}`, then one
+        answer with `ok`."""
+        try:
+            msg = json.loads(await asyncio.wait_for(reader.readline(), READ_TIMEOUT))
+            op = msg.get("op")
+            if op == "ping":
+                answer = {"ok": True, "pid": os.getpid(), "project": self.reg.stack.project,
+                          "config_dir": str(self.reg.config_dir),
+                          "groups": list(self.book.specs), "changes": self.changes,
+                          "fingerprint": self.fingerprint}
+            elif op == "state":
+                answer = {"ok": True, "members": self.state()}
+            elif op == "switch":
+                answer = await self._switch(msg, writer)
+            else:
+                answer = {"ok": False, "error": f"unknown op {op!r}"}
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ValueError, TypeError, AttributeError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def state(self) -> dict[str, dict]:
+        held = self.book.held_by_member()
+        now = self.book.clock()
+        return {m: {"group": g, "state": r.state, "waiting": held.get(m, 0),
+                    "idle_s": round(now - max(r.since, r.last_used), 1),
+                    "loaded_s": round(now - r.since, 1) if r.state in LOADED else None}
+                for m, g in self.book.group_of.items()
+                for r in [self.book.residency[m]]}
+
+    async def _switch(self, msg: dict, writer: asyncio.StreamWriter) -> dict:
+        """`stackctl switch` through the scheduler: the run loop it would run itself,
+        performed here (no start-up of its own), after the change under way."""
+        assert self.loop is not None
+        try:
+            opts = SwitchOptions(member=str(msg["member"]), lock_wait=msg.get("lock_wait"),
+                                 timeout=float(msg.get("timeout", 300)),
+                                 routable_timeout=float(msg.get("routable_timeout", 30)))
+            group, member = resolve_member(self.members, opts.member)
+        except (PlanError, ValueError, KeyError) as exc:
+            return {"ok": False, "error": str(exc), "restored": True}
+        opts.member = member
+        while self.pool_busy:  # after the change under way (its own group's included)
+            await asyncio.sleep(0.02)
+        on_demand = group in self.book.specs
+        if on_demand:
+            self.book.moving[group] = frozenset(group_members(self.members, group))
+        loop = self.loop
+
+        def say(text: str) -> None:
+            line = json.dumps({"say": text}).encode() + b"\n"
+            loop.call_soon_threadsafe(writer.write, line)
+
+        def work() -> tuple[dict, dict[str, str] | None]:
+            effects = self.effects(self.reg, self.docker(), opts, say)
+            try:
+                result = ensure_active(effects, opts)
+                answer = {"ok": True, "result": result.model_dump(mode="json")}
+            except SwitchFailed as exc:
+                answer = {"ok": False, "error": str(exc), "restored": exc.restored}
+            except (Busy, PlanError) as exc:
+                answer = {"ok": False, "error": str(exc), "restored": True}
+            states = dict(effects.observe(group).members) if on_demand else None
+            return answer, states
+
+        try:
+            answer, states = await loop.run_in_executor(self.pool, work)
+        except Exception as exc:
+            answer, states = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                              "restored": False, "engine": True}, None
+        finally:
+            if on_demand:
+                self.book.moving.pop(group, None)
+        if states:
+            self._observed(group, states)
+        self.changes += 1
+        self._tick()
+        return answer

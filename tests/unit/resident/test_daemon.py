@@ -1,0 +1,225 @@
+"""The resident scheduler's daemon on its real sockets, with the offline registry's gpu0 on
+demand and a fake engine (`World`): what the gateway's routing callback and `stackctl
+switch` see through the sockets, and what the daemon asks the engine to do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackctl.registry.load import load_registry
+from stackctl.resident import client
+from stackctl.resident.daemon import Daemon
+from stackctl.resident.paths import gateway_socket
+from stackctl.switching.policy import GroupState
+from tests.fakes.effects import FakeEffects
+
+QWEN, DOLPHIN = "vllm-qwen", "vllm-dolphin"
+QWEN_MODEL, DOLPHIN_MODEL, FALLBACK = "qwen-coder-vllm", "dolphin-uncensored-vllm", \
+    "qwen2.5-coder:7b"
+
+
+class World:
+    """The GPU group as the engine holds it; every change's Effects acts on it."""
+
+    def __init__(self, **states: str):
+        self.states = dict(states)
+        self.calls: list[tuple] = []
+        self.fail: dict[tuple[str, str | None], str] = {}
+        self.gate = threading.Event()  # set: changes may proceed
+        self.gate.set()
+
+    def effects(self, reg, docker, opts, say):  # type: ignore[no-untyped-def]
+        return WorldEffects(self)
+
+
+class WorldEffects(FakeEffects):
+    def __init__(self, world: World):
+        super().__init__(GroupState("gpu0", dict(world.states), "sleep"), fail=world.fail)
+        self.world, self.calls = world, world.calls
+
+    def observe(self, group: str) -> GroupState:
+        return GroupState("gpu0", dict(self.world.states), "sleep")
+
+    def sleep(self, member: str):  # type: ignore[no-untyped-def]
+        out = super().sleep(member)
+        self.world.states[member] = "asleep"
+        return out
+
+    def wake(self, member: str):  # type: ignore[no-untyped-def]
+        self.world.gate.wait(10)
+        out = super().wake(member)
+        self.world.states[member] = "awake"
+        return out
+
+
+@pytest.fixture
+def reg(registry_dir, yaml_edit, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("STACKCTL_STATE_DIR", str(tmp_path / "state"))
+    cfg = registry_dir("offline")
+
+    def on_demand(data):  # type: ignore[no-untyped-def]
+        data["gpu_groups"]["gpu0"].update(on_demand=True, hold=20, max_queue=2)
+    yaml_edit(cfg / "stack.yaml", on_demand)
+    return load_registry(cfg)
+
+
+class Running:
+    def __init__(self, reg, world: World):  # type: ignore[no-untyped-def]
+        self.reg, self.world = reg, world
+        self.daemon = Daemon(reg, lambda: None, effects=world.effects)  # type: ignore[arg-type,return-value]
+        self.gateway = gateway_socket(reg.output_dir)
+        self.gateway.parent.mkdir(parents=True, exist_ok=True)
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self.daemon.run(
+            self.gateway, client.control_socket(self.reg.config_dir), self.stop))
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not client.control_socket(self.reg.config_dir).exists():
+            assert time.monotonic() < deadline, "the daemon did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+    def ask(self, model: str, rid: str = "r1", timeout: float = 10):  # type: ignore[no-untyped-def]
+        """What the gateway's callback does: one line out, one answer back."""
+        s = client.connect(self.gateway, timeout)
+        assert s is not None, "nothing listens on the gateway's socket"
+        with s:
+            s.sendall(json.dumps({"v": 1, "model": model, "id": rid, "stream": False})
+                      .encode() + b"\n")
+            return json.loads(s.makefile("rb").readline())
+
+
+@pytest.fixture
+def running(reg) -> Iterator:  # type: ignore[no-untyped-def]
+    def make(**states: str) -> Running:
+        return Running(reg, World(**states))
+    return make
+
+
+def test_request_for_the_awake_member_goes_at_once(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        assert r.ask(QWEN_MODEL) == {"go": True}
+    assert [c for c in r.world.calls if c[0] in ("wake", "sleep")] == []
+
+
+def test_request_for_a_sleeping_member_is_held_until_it_is_awake(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        t = time.monotonic()
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+        assert time.monotonic() - t < 5
+        assert r.world.states == {QWEN: "asleep", DOLPHIN: "awake"}
+    verbs = [c[:2] for c in r.world.calls if c[0] in ("sleep", "wake", "confirm")]
+    assert verbs == [("sleep", QWEN), ("wake", DOLPHIN), ("confirm", DOLPHIN)]
+
+
+def test_requests_past_the_queue_cap_get_429_with_retry_after(running):
+    world_states = {QWEN: "awake", DOLPHIN: "asleep"}
+    with running(**world_states) as r:
+        r.world.gate.clear()  # the wake takes until the test lets it go
+        answers: dict[str, dict] = {}
+
+        def ask(rid: str) -> None:
+            answers[rid] = r.ask(DOLPHIN_MODEL, rid)
+        threads = [threading.Thread(target=ask, args=(f"r{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while len(answers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r.world.gate.set()
+        for t in threads:
+            t.join(10)
+    rejected = [a for a in answers.values() if a.get("reject")]
+    assert len(rejected) == 2  # max_queue 2: the first two wait, the others do not
+    assert all(a["retry_after"] >= 1 and DOLPHIN in a["message"] for a in rejected)
+    assert sum(a == {"go": True} for a in answers.values()) == 2
+
+
+def test_a_member_that_fails_to_load_sends_its_requests_to_the_fallback(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        r.world.fail[("wake", DOLPHIN)] = "did not wake"
+        assert r.ask(DOLPHIN_MODEL) == {"divert": FALLBACK}
+        # not tried again at once: the next request goes to the fallback straight away
+        before = len(r.world.calls)
+        assert r.ask(DOLPHIN_MODEL, "r2") == {"divert": FALLBACK}
+        assert len(r.world.calls) == before
+        assert r.world.states[QWEN] == "awake"  # rolled back
+
+
+def test_client_that_goes_away_is_dropped(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        r.world.gate.clear()
+        s = client.connect(r.gateway, 5)
+        assert s is not None
+        s.sendall(json.dumps({"v": 1, "model": DOLPHIN_MODEL, "id": "gone"}).encode() + b"\n")
+        deadline = time.monotonic() + 5
+        while "gone" not in r.daemon.book.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "gone" in r.daemon.book.waiting
+        s.close()
+        while "gone" in r.daemon.book.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "gone" not in r.daemon.book.waiting
+        r.world.gate.set()
+
+
+def test_switch_command_runs_in_the_scheduler(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        said: list[str] = []
+        answer = client.switch(r.reg.config_dir, "dolphin", 60, None, said.append)
+        assert answer is not None and answer["ok"], answer
+        assert answer["result"]["plan"]["target"] == DOLPHIN
+        assert r.world.states == {QWEN: "asleep", DOLPHIN: "awake"}
+        # the daemon knows: a request for dolphin now goes at once
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+        bad = client.switch(r.reg.config_dir, "nosuch", 60, None, said.append)
+        assert bad is not None and not bad["ok"] and "nosuch" in bad["error"]
+
+
+def test_no_scheduler_no_answer(reg):
+    assert client.switch(reg.config_dir, "dolphin", 60, None, print) is None
+
+
+def test_sockets_are_removed_when_it_stops(running):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        assert r.gateway.exists()
+        assert oct(r.gateway.stat().st_mode & 0o777) == "0o666"
+        assert oct(client.control_socket(r.reg.config_dir).stat().st_mode & 0o777) == "0o600"
+    assert not r.gateway.exists()
+    assert not client.control_socket(r.reg.config_dir).exists()
+
+
+def test_long_socket_paths_work(reg, tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("STACKCTL_STATE_DIR", str(deep))
+    assert len(str(client.control_socket(reg.config_dir))) > 108
+    r = Running(reg, World(**{QWEN: "awake", DOLPHIN: "asleep"}))
+    with r:
+        assert r.ask(QWEN_MODEL) == {"go": True}
+        answer = client.switch(reg.config_dir, "dolphin", 60, None, lambda s: None)
+        assert answer is not None and answer["ok"]
+
+
+def test_paths_are_the_ones_the_callback_uses(reg):
+    state_file_folder = reg.output_dir / "litellm"
+    assert gateway_socket(reg.output_dir) == state_file_folder / "stackctl-scheduler.sock"
+    assert isinstance(gateway_socket(reg.output_dir), Path)
