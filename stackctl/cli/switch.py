@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from stackctl.cli.common import (
-    FAILED,
-    NO_ENGINE,
-    OK,
-    UNRESTORED,
-    Failed,
-    Watched,
-    complete_members,
-    config_dir_option,
-    docker_for,
-    exit_codes,
-    json_errors,
-    load_or_fail,
-    ops_errors,
-    verbosity_options,
-)
+from stackctl.cli import FAILED, NO_ENGINE, OK, UNRESTORED, exit_codes
+from stackctl.cli.options import Failed, config_dir_option, json_errors, verbosity_options
 from stackctl.cli.ui import Ui
 from stackctl.resident import client as scheduler
-from stackctl.switching.loop import SwitchFailed, SwitchOptions, SwitchResult
-from stackctl.targets.base import SwitchOutcome
-from stackctl.targets.factory import target_for
+
+
+def _complete_members(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from stackctl.cli.common import complete_members  # the registry: on <TAB> only
+
+    return complete_members(ctx, param, incomplete)
 
 
 @click.command(epilog=exit_codes({
@@ -37,7 +27,7 @@ from stackctl.targets.factory import target_for
     UNRESTORED: "MEMBER failed AND so did the rollback: the group has no healthy member",
 }))
 @config_dir_option
-@click.argument("member", shell_complete=complete_members)
+@click.argument("member", shell_complete=_complete_members)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300,
               show_default=True, envvar="STACKCTL_TIMEOUT", show_envvar=True,
               help="Seconds the target may take to become healthy before rollback.")
@@ -73,6 +63,34 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
         if answer is not None:
             _scheduled(answer, member, as_json, ui)
             return
+    _switch_here(config_dir, member, timeout, dry_run, lock_wait, as_json, verbose, ui)
+
+
+def _scheduled(answer: dict, member: str, as_json: bool, ui: Ui) -> None:
+    """The scheduler's answer, shown as this command shows its own switch (the scheduler
+    renders it: this process need not load the switching machinery to print it)."""
+    if not answer.get("ok"):
+        restored = bool(answer.get("restored"))
+        code = NO_ENGINE if answer.get("engine") else FAILED if restored else UNRESTORED
+        error = str(answer.get("error"))
+        raise Failed(error, code, doc={"ok": False, "member": member, "error": error,
+                                       "restored": restored, "exit_code": code})
+    if as_json:
+        click.echo(json.dumps(answer["document"], indent=2))
+        return
+    for line in answer["lines"]:
+        ui.result(line)
+
+
+def _switch_here(config_dir: Path, member: str, timeout: float, dry_run: bool,
+                 lock_wait: float | None, as_json: bool, verbose: bool, ui: Ui) -> None:
+    """The switch in this process. Its modules are imported here, not at the top: with a
+    scheduler running, `switch` never needs them (benchmarks/bench_sleep.py --on-demand:
+    the wall-time overhead target, 0.5 s, has no room for their ~250 ms)."""
+    from stackctl.cli.common import Watched, docker_for, load_or_fail, ops_errors
+    from stackctl.switching.loop import SwitchFailed, SwitchOptions
+    from stackctl.targets.factory import target_for
+
     reg = load_or_fail(config_dir)
 
     def docker():  # type: ignore[no-untyped-def]
@@ -89,21 +107,6 @@ def switch(config_dir: Path, member: str, timeout: float, dry_run: bool,
         code = FAILED if restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "member": member, "error": str(exc),
                                           "restored": restored, "exit_code": code}) from None
-    if as_json:
-        click.echo(report.json_text())
-        return
-    report.show(ui)
-
-
-def _scheduled(answer: dict, member: str, as_json: bool, ui: Ui) -> None:
-    """The scheduler's answer, shown as this command shows its own switch."""
-    if not answer.get("ok"):
-        restored = bool(answer.get("restored"))
-        code = FAILED if restored else UNRESTORED
-        error = str(answer.get("error"))
-        raise Failed(error, code, doc={"ok": False, "member": member, "error": error,
-                                       "restored": restored, "exit_code": code})
-    report = SwitchOutcome(SwitchResult.model_validate(answer["result"]), False)
     if as_json:
         click.echo(report.json_text())
         return

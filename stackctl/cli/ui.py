@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackctl.cli.common import Say
+from stackctl.cli.options import Say
 
 
 class Ui(Say):

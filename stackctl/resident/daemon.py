@@ -29,6 +29,7 @@ from stackctl.switching.loop import SwitchFailed, SwitchOptions, ensure_active, 
 from stackctl.switching.members import group_members, members_of, resolve_member
 from stackctl.switching.policy import GroupState, SwitchPlan
 from stackctl.switching.scheduler import LOADED, GroupSpec, group_spec, load_plan, preload
+from stackctl.targets.base import SwitchOutcome
 
 if TYPE_CHECKING:
     from stackctl.docker.adapter import Docker
@@ -37,6 +38,34 @@ if TYPE_CHECKING:
 OBSERVE_EVERY = 10.0  # seconds between two looks at the groups (a change made elsewhere)
 LOCK_WAIT = 120.0  # seconds a change waits for a concurrent up/switch to end
 READ_TIMEOUT = 5.0  # seconds a client may take to send its one line
+
+
+class Lines:
+    """A Ui that keeps a report's result lines: the switch command prints them."""
+
+    verbose = False
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def result(self, text: str) -> None:
+        self.lines.append(text)
+
+    def progress(self, text: str) -> None:
+        pass
+
+    def detail(self, text: str) -> None:
+        pass
+
+    def rich(self, *objects: Any, **kwargs: Any) -> None:
+        pass
+
+
+def states_after(plan: SwitchPlan) -> dict[str, str]:
+    """The members a successful plan changed, as they are after it."""
+    out = {m: "asleep" for m in plan.sleep} | {m: "stopped" for m in plan.stop}
+    out[plan.target] = "awake" if plan.mode == "sleep" else "running"
+    return out
 
 
 def log(text: str) -> None:
@@ -250,7 +279,8 @@ class Daemon:
         ok: bool | None = True
         try:
             if cause == "idle":
-                put_away_member(effects, opts)
+                done = put_away_member(effects, opts).plan
+                return True, {done.member: "asleep" if done.verb == "sleep" else "stopped"}
             else:
                 def choose(state: GroupState, target: str) -> SwitchPlan:
                     # the plan decided on, unless the group changed since
@@ -258,7 +288,8 @@ class Daemon:
                         return plan
                     return load_plan(spec, state, target)
 
-                ensure_active(effects, opts, choose=choose)
+                # its held requests go as soon as it is over: no second look first
+                return True, states_after(ensure_active(effects, opts, choose=choose).plan)
         except SwitchFailed as exc:
             log(f"{member}: {exc}")
             ok = False
@@ -347,14 +378,20 @@ class Daemon:
         def work() -> tuple[dict, dict[str, str] | None]:
             effects = self.effects(self.reg, self.docker(), opts, say)
             try:
-                result = ensure_active(effects, opts)
-                answer = {"ok": True, "result": result.model_dump(mode="json")}
+                outcome = SwitchOutcome(ensure_active(effects, opts), dry_run=False)
             except SwitchFailed as exc:
                 answer = {"ok": False, "error": str(exc), "restored": exc.restored}
             except (Busy, PlanError) as exc:
                 answer = {"ok": False, "error": str(exc), "restored": True}
-            states = dict(effects.observe(group).members) if on_demand else None
-            return answer, states
+            else:
+                lines = Lines()
+                outcome.show(lines)
+                # the group as the plan left it: the command is answered without another
+                # look at the engine (the next regular look confirms it)
+                return {"ok": True, "result": outcome.result.model_dump(mode="json"),
+                        "document": outcome.document(), "lines": lines.lines}, \
+                    states_after(outcome.result.plan)
+            return answer, dict(effects.observe(group).members) if on_demand else None
 
         try:
             answer, states = await loop.run_in_executor(self.pool, work)
@@ -364,7 +401,7 @@ class Daemon:
         finally:
             if on_demand:
                 self.book.moving.pop(group, None)
-        if states:
+        if states and on_demand:
             self._observed(group, states)
         self.changes += 1
         self._tick()

@@ -177,7 +177,8 @@ _CLAIMED: dict[str, set[int]] = {}
 # every project of make_stack that may be up at one time, also across pytest processes run
 # side by side (claim_ports only sees its own), with the extra ports test_ports gives its own
 AT_ONCE = {"stackctl-it": (), "stackctl-it-never": (), "stackctl-it-images": (),
-           "stackctl-it-ports": (3000, 3100), "stackctl-it-sleep": ()}
+           "stackctl-it-ports": (3000, 3100), "stackctl-it-sleep": (),
+           "stackctl-it-ondemand": ()}
 
 
 def _host_ports(project: str, extra: tuple[int, ...] = ()) -> set[int]:

@@ -187,6 +187,9 @@ def test_switch_command_runs_in_the_scheduler(running):
         answer = client.switch(r.reg.config_dir, "dolphin", 60, None, said.append)
         assert answer is not None and answer["ok"], answer
         assert answer["result"]["plan"]["target"] == DOLPHIN
+        # rendered there, as the command renders its own switch
+        assert answer["lines"][0].startswith("switched GPU group 'gpu0' to vllm-dolphin in ")
+        assert answer["document"]["steps"][0].startswith("let vllm-qwen's requests finish")
         assert r.world.states == {QWEN: "asleep", DOLPHIN: "awake"}
         # the daemon knows: a request for dolphin now goes at once
         assert r.ask(DOLPHIN_MODEL) == {"go": True}
