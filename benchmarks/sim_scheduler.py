@@ -17,6 +17,20 @@ Profiles: the inference stub of the offline example (STUB_SLEEP_SECONDS 1,
 STUB_WAKE_SECONDS 0.3, STUB_STARTUP_DELAY 3), and a real GPU from the vLLM sleep-mode
 measurements (wake 0.26–2.58 s by model size, sleep alike, cold start ~48 s).
 
+Measured: asked% (answered by the model asked), rejections, p50/p95 of the seconds added
+before the model asked answers (of the requests it answers), p95all (over every request, one
+never answered by the model asked counting as never), switches, and goodput: the requests
+answered by the model asked within the objective, per second of trace. The objective is the
+wait of one switch for a request whose model is not loaded: the loaded member finishes a
+typical request of the trace (its median service time), the largest member sleeps, the
+largest wakes, warm-up and confirm (stub ~3.4 s, gpu ~7.2 s). The verdict also gives goodput
+at a tight objective (largest sleep + wake + 0.5 s: nothing to drain) for the record.
+
+Like with like: the scheduler on one GPU (exclusive) is judged against every request and
+manual+fallback on the same group; with a 24 GiB budget against LRU without residency on the
+same budget. manual+fallback never holds a request, so its p95 is left out of the p95
+verdict: its diverted requests count in goodput and p95all. A tie is not ahead.
+
 Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S]
 """
 
@@ -319,12 +333,39 @@ class Sim:
 
 # -- the table ---------------------------------------------------------------------------------
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     if not values:
         return 0.0
     if len(values) == 1:
         return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]  # type: ignore[index]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def p95_all(r: Result) -> float:
+    """The 95th percentile over every request, one never answered by the model asked
+    (rejected, answered by the fallback, failed) counting as never (inf); nearest rank."""
+    rank = math.ceil(0.95 * r.requests)
+    return sorted(r.waits)[rank - 1] if 0 < rank <= len(r.waits) else math.inf
+
+
+def slo(profile: Profile, trace: list[Request]) -> float:
+    """The latency objective: the wait of one switch for a request whose model is not
+    loaded — the loaded member finishes a typical request of the trace (its median service
+    time: the drain), the largest member sleeps, the largest wakes, warm-up and confirm."""
+    drain = statistics.median(r.service_s for r in trace) if trace else 0.0
+    return drain + profile.sleep_s[1] + profile.wake_s[1] + profile.warm_up_s + \
+        profile.confirm_s
+
+
+def tight(profile: Profile) -> float:
+    """A stricter objective, to show how the goodput verdict depends on it: one switch with
+    nothing to drain — the largest sleep + the largest wake + 0.5 s."""
+    return profile.sleep_s[1] + profile.wake_s[1] + 0.5
+
+
+def goodput(r: Result, objective: float) -> float:
+    """Requests answered by the model asked within the objective, per second of trace."""
+    return sum(1 for w in r.waits if w <= objective) / (r.minutes * 60)
 
 
 def compare(trace: list[Request], models: int, profile: Profile,
@@ -334,31 +375,93 @@ def compare(trace: list[Request], models: int, profile: Profile,
     runs: dict[str, tuple[GroupSpec, Policy | None]] = {
         "every request": (exclusive, every_request),
         "manual+fallback": (exclusive, None),
-        "scheduler, excl.": (exclusive, schedule),
+        EXCL: (exclusive, schedule),
         f"lru no resid., {GPU_GIB:g}G": (budget, without_residency),
-        f"scheduler, {GPU_GIB:g}G": (budget, schedule),
+        BUDGETED: (budget, schedule),
     }
     return {name: Sim(spec, profile, policy).run(trace) for name, (spec, policy) in runs.items()}
 
 
+EXCL, BUDGETED = "scheduler, excl.", f"scheduler, {GPU_GIB:g}G"
+# like with like: each scheduler row against the policies on the same group
+RIVALS = {EXCL: ("every request", "manual+fallback"),
+          BUDGETED: (f"lru no resid., {GPU_GIB:g}G",)}
+HOLDING = ("every request", f"lru no resid., {GPU_GIB:g}G")  # hold requests, never divert
+
 HEADER = (f"{'trace':<7} {'profile':<7} {'policy':<19} {'reqs':>5} {'asked%':>7} {'rej':>4} "
-          f"{'fail':>4} {'p50 s':>6} {'p95 s':>6} {'sw':>5} {'sw/min':>6} {'vs every':>8}")
+          f"{'fail':>4} {'good/s':>6} {'good%':>6} {'p50 s':>6} {'p95 s':>6} {'p95all':>6} "
+          f"{'sw':>5} {'sw/min':>6} {'vs every':>8}")
 
 
-def rows(trace_name: str, profile: Profile, results: dict[str, Result]) -> list[str]:
+def rows(trace_name: str, profile: Profile, results: dict[str, Result],
+         objective: float) -> list[str]:
     every = results["every request"].switches or 1
     out = []
     for name, r in results.items():
         asked = 100 * r.answered / r.requests if r.requests else 0
+        good = goodput(r, objective)
+        all95 = p95_all(r)
         out.append(f"{trace_name:<7} {profile.name:<7} {name:<19} {r.requests:>5} "
-                   f"{asked:>6.1f}% {r.rejected:>4} {r.failed:>4} "
+                   f"{asked:>6.1f}% {r.rejected:>4} {r.failed:>4} {good:>6.3f} "
+                   f"{100 * good * r.minutes * 60 / (r.requests or 1):>5.1f}% "
                    f"{percentile(r.waits, 50):>6.2f} {percentile(r.waits, 95):>6.2f} "
+                   f"{'never' if all95 == math.inf else f'{all95:.2f}':>6} "
                    f"{r.switches:>5} {r.switches / r.minutes:>6.2f} "
                    f"{r.switches / every:>8.2f}")
     return out
 
 
+def ahead(results: dict[str, Result], objective: float,
+          strict: float | None = None) -> dict[str, dict[str, bool]]:
+    """Each scheduler row against its rivals on the same group, strictly (a tie is not
+    ahead): goodput higher than every rival's; p95 (answered by the model asked) lower than
+    every rival's that holds requests (manual+fallback never holds: it answers with another
+    model instead, which goodput and p95 all count); p95 all lower than every rival's (never
+    ties never); with `strict`, goodput at that objective too."""
+    out = {}
+    for ours, rivals in RIVALS.items():
+        r = results[ours]
+        out[ours] = {
+            "goodput": all(goodput(r, objective) > goodput(results[x], objective)
+                           for x in rivals),
+            "p95": all(percentile(r.waits, 95) < percentile(results[x].waits, 95)
+                       for x in rivals if x in HOLDING),
+            "p95 all": all(p95_all(r) < p95_all(results[x]) for x in rivals),
+        }
+        if strict is not None:
+            out[ours]["tight"] = all(goodput(r, strict) > goodput(results[x], strict)
+                                     for x in rivals)
+    return out
+
+
+YES = {True: "yes", False: "NO"}
+
+
+def verdict(trace_name: str, profile: Profile, results: dict[str, Result],
+            objective: float) -> list[str]:
+    """One line per scheduler row: ahead of its rivals on goodput and p95 (the acceptance),
+    then p95 over every request and goodput at the tight objective (for the record)."""
+    return [f"{trace_name:<7} {profile.name:<4} {ours:<16} vs {', '.join(RIVALS[ours])}: "
+            f"ahead on goodput {YES[v['goodput']]}, p95 {YES[v['p95']]} "
+            f"(p95all {YES[v['p95 all']]}, goodput at {tight(profile):.2f} s "
+            f"{YES[v['tight']]})"
+            for ours, v in ahead(results, objective, tight(profile)).items()]
+
+
 MODELS = {"steady": 4, "bursts": 5, "day": 6}
+
+LEGEND = """\
+asked%: answered by the model asked; rej: 429 past the queue cap (10 per model); fail: never
+answered; good/s (goodput): requests answered by the model asked within the objective, per
+second of trace, good% the same as a share of the requests; the objective is the wait of one
+switch: the trace's median service time (draining the loaded member's request) + the largest
+member's sleep + wake + warm-up + confirm (stub {stub:.2f} s, gpu {gpu:.2f} s on steady);
+p50/p95: seconds added before the model asked answers, of the requests it answers; p95all:
+over every request, one not answered by the model asked counting as never; sw: members
+loaded; vs every: switches / every request's. Like with like: each scheduler row is judged
+against the policies on the same group (exclusive: every request, manual+fallback; a {gib:g}
+GiB budget: lru without residency); manual+fallback never holds a request, so its p95 (0) is
+left out of the p95 verdict — its diverted requests count in goodput and p95all."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,16 +471,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a serving member stays loaded (the scheduler's)")
     args = ap.parse_args(argv)
     print(HEADER)
+    verdicts, summary, objectives = [], [], {}
     for name, make in TRACES.items():
         trace = make(args.seed, MODELS[name])
+        behind = []
         for profile in (STUB, GPU):
-            for line in rows(name, profile, compare(trace, MODELS[name], profile,
-                                                    args.min_residency)):
-                print(line)
+            objective = objectives.setdefault((name, profile.name), slo(profile, trace))
+            results = compare(trace, MODELS[name], profile, args.min_residency)
+            print("\n".join(rows(name, profile, results, objective)))
+            verdicts += verdict(name, profile, results, objective)
+            behind += [f"{profile.name} {ours.split(', ')[1]} {what}"
+                       for ours, v in ahead(results, objective).items()
+                       for what in ("goodput", "p95") if not v[what]]
+        summary.append(f"{name}: the scheduler ahead on goodput and p95 at both profiles: "
+                       f"{YES[not behind]}" + (f" (not ahead: {'; '.join(behind)})"
+                                               if behind else ""))
         print()
-    print("asked%: answered by the model asked; rej: 429 past the queue cap (10 per model); "
-          "fail: never answered; p50/p95: seconds added before the model answers; sw: "
-          "members loaded; vs every: switches / every request's")
+    print(LEGEND.format(stub=objectives["steady", "stub"], gpu=objectives["steady", "gpu"],
+                        gib=GPU_GIB))
+    print()
+    print("\n".join(verdicts))
+    print()
+    print("\n".join(summary))
     return 0
 
 

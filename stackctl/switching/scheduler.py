@@ -6,10 +6,12 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
   budget is exclusive (one loaded member).
 - Requests for a loaded member go to it; the others are held. All of a member's held
   requests go the moment it is loaded: a round, not a switch per request.
-- The next member to load is the one of the first held request, by priority then arrival.
+- The next member to load: by priority; then a member whose first held request has waited
+  `min_residency` or more (overdue: the longest one round holds the others up), oldest
+  first; then the longest queue (the most requests answered for one load), then the oldest.
 - To make room, evict the least recently used loaded members that are not pinned and not
-  protected (serving requests — in flight, or arriving since it was loaded — and loaded less
-  than `min_residency` ago); if that is not enough, wait until the first protection ends
+  protected (requests in flight, and loaded less than `min_residency` ago: between requests
+  a member is idle and may go); if that is not enough, wait until the first protection ends
   (`next_at`). A member loaded for its held requests alone leaves once they are answered.
 - The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
   actions, effects and rollback as `stackctl switch`.
@@ -135,7 +137,7 @@ def schedule(spec: GroupSpec, now: Snapshot) -> Decision:
     for h in now.held:
         if state[h.member] not in SERVABLE:
             queued.setdefault(h.member, []).append(h)
-    order = sorted(queued, key=lambda m: (-spec.members[m].priority, queued[m][0].arrived))
+    order = _rounds(spec, now, queued)
     reject, ahead = [], 0.0
     for m in order:  # the rounds before this member's, then its own load
         ahead += spec.members[m].load_s
@@ -154,12 +156,26 @@ def schedule(spec: GroupSpec, now: Snapshot) -> Decision:
     return Decision(release, tuple(reject), put_away=put_away, next_at=next_at)
 
 
+def _rounds(spec: GroupSpec, now: Snapshot, queued: dict[str, list[Held]]) -> list[str]:
+    """The members with held requests, the next to load first: by priority; then the
+    overdue (first held request waiting `min_residency` or more), oldest first, so that a
+    long queue does not starve a short one; then the longest queue — more requests per
+    load, fewer switches —, then the oldest. With no `min_residency` every queue is
+    overdue: first come first served."""
+    def key(m: str) -> tuple[int, bool, int, float]:
+        first = queued[m][0].arrived
+        overdue = now.now - first >= spec.min_residency
+        return (-spec.members[m].priority, not overdue, 0 if overdue else -len(queued[m]),
+                first)
+    return sorted(queued, key=key)
+
+
 def _protected(spec: GroupSpec, now: Snapshot, member: str) -> bool:
-    """Serving: requests in flight, or arriving since it was loaded (not only the round it
-    was loaded for, whose requests arrived before): its round lasts min_residency."""
+    """Serving — requests in flight — and loaded less than `min_residency` ago (the
+    registry's: a member serving requests is not evicted before it was loaded this long).
+    Between requests it is idle: evicting it drains nothing, and it may go."""
     r = now.of(member)
-    return r.state in SERVABLE and now.now - r.since < spec.min_residency and \
-        (r.serving > 0 or r.last_used > r.since)
+    return r.state in SERVABLE and r.serving > 0 and now.now - r.since < spec.min_residency
 
 
 def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | None, float | None]:

@@ -142,20 +142,53 @@ def test_a_round_releases_every_held_request_of_the_loaded_member_then_waits():
     assert schedule(EXCLUSIVE, done).switch.target == "c"  # type: ignore[union-attr]
 
 
-def test_requests_arriving_for_a_loaded_member_keep_it_for_min_residency():
-    # answered as they come (none in flight now), but they keep coming: its round goes on
-    busy = Snapshot({"b": awake(since=200, used=210, serving=0)}, held("c"), now=215)
+def test_only_requests_in_flight_keep_a_member_for_min_residency():
+    # requests for b keep coming, each answered: while one is in flight b stays ...
+    busy = Snapshot({"b": awake(since=200, used=214, serving=1)}, held("c"), now=215)
     d = schedule(EXCLUSIVE, busy)
     assert d.switch is None and d.waiting_for == "c" and d.next_at == 230
+    # ... between two of them it is idle: c's request need not wait for min_residency
+    idle = Snapshot({"b": awake(since=200, used=214, serving=0)}, held("c"), now=216)
+    assert schedule(EXCLUSIVE, idle).evict == ["b"]
     later = Snapshot({"b": awake(since=200, used=229, serving=1)}, held("c"), now=230)
     assert schedule(EXCLUSIVE, later).evict == ["b"]
 
 
+def test_the_idle_member_goes_and_the_one_serving_stays_in_a_budget():
+    # the LRU member a is serving: b, more recently used but idle, makes room instead
+    now = Snapshot({"a": awake(since=190, used=150, serving=1), "b": awake(since=190, used=195),
+                    "c": ASLEEP}, held("c", at=199), now=200)
+    d = schedule(group(20, a=10, b=10, c=10), now)
+    assert d.evict == ["b"] and d.switch is not None and d.switch.keep == ["a"]
+
+
 # -- priorities and the queue cap -------------------------------------------------------------
 
-def test_first_come_first_served_among_equal_priorities():
+def test_first_come_first_served_among_equal_priorities_once_they_waited_min_residency():
     now = Snapshot({"a": awake()}, (Held("x", "c", 101), Held("y", "b", 102)), now=200)
     assert schedule(EXCLUSIVE, now).switch.target == "c"  # type: ignore[union-attr]
+
+
+def test_the_longest_queue_goes_first_while_none_waited_min_residency():
+    # one load answers b's three requests: c's one waits a round (it is not overdue)
+    now = Snapshot({"a": awake()}, (Held("x", "c", 190), *held("b", "b", "b", at=191)),
+                   now=200)
+    d = schedule(EXCLUSIVE, now)
+    assert d.switch is not None and d.switch.target == "b"
+
+
+def test_a_queue_that_waited_min_residency_goes_before_a_longer_one():
+    # fairness: a long queue does not starve a short one past min_residency (30 s)
+    now = Snapshot({"a": awake()}, (Held("x", "c", 169), *held("b", "b", "b", at=191)),
+                   now=200)
+    assert schedule(EXCLUSIVE, now).switch.target == "c"  # type: ignore[union-attr]
+
+
+def test_without_min_residency_the_queues_are_served_first_come_first_served():
+    spec = GroupSpec("gpu0", {m: MemberSpec() for m in "abc"})
+    now = Snapshot({"a": awake()}, (Held("x", "c", 199), *held("b", "b", "b", at=199.5)),
+                   now=200)
+    assert schedule(spec, now).switch.target == "c"  # type: ignore[union-attr]
 
 
 def test_a_higher_priority_member_is_served_before_older_requests():
