@@ -1,4 +1,5 @@
-"""stackctl's LiteLLM routing callback: holds or diverts requests while a GPU is being switched.
+"""stackctl's LiteLLM routing callback: holds or diverts requests while a GPU is being switched,
+and asks the on-demand scheduler about the models of on-demand GPU groups.
 
 `stackctl generate` copies this file verbatim to `compose/litellm/stackctl_routing.py`, beside
 the gateway's config.yaml, whose `litellm_settings.callbacks` names `stackctl_routing.callback`:
@@ -17,30 +18,69 @@ see the old or the new content, never half of it:
 
     {"v": 1,
      "divert": {"<model name or alias>": "<model that answers instead>", ...},
-     "hold": {"<model name or alias>": {"seconds": 15.0, "fallback": "<model>" | null}, ...}}
+     "hold": {"<model name or alias>": {"seconds": 15.0, "fallback": "<model>" | null}, ...},
+     "scheduler": "stackctl-scheduler.sock",
+     "ask": {"<model name or alias>": {"seconds": 10.0, "fallback": "<model>" | null,
+                                      "awake": true | false}, ...}}
+
+`scheduler` and `ask` are optional (a file without them is read as before them): `scheduler`
+is the file name (no '/') of the on-demand scheduler's unix socket in the state file's own
+folder; `ask` lists the models of on-demand GPU groups, with how long a request waits at most
+for the scheduler's reply (`seconds`, finite >= 0), where it goes then (`fallback`), and
+whether the model's member is awake now (`awake`, a boolean: how to fail open). Without
+`scheduler`, `ask` is inert. Any other value of these keys makes the file invalid.
 
 For a chat or text completion (streaming or not) whose `data["model"]` is M (the name the
 client sent; an alias is matched as written, before the router resolves it):
-  * M in `hold`: the request waits (an `asyncio.sleep` poll every 50 ms: the worker keeps
-    serving other requests) until a newer version of the file no longer holds M, then is
-    decided again from the top (diverted if M is now in `divert`, else sent on unchanged).
+  * M in `hold` (a switch is running): the request waits (an `asyncio.sleep` poll every 50 ms:
+    the worker keeps serving other requests) until a newer version of the file no longer
+    holds M, then is decided again from the top (asked, diverted or sent on unchanged).
     When `seconds` have passed since the request arrived and M is still held, it goes to the
     hold's `fallback` (`data["model"] = fallback`), or on unchanged when that is null.
-  * M in `divert` (and not held): `data["model"] = divert[M]` at once. Not chained: the
-    target is not looked up in the maps again.
+  * M in `ask` (and `scheduler` set): the hook connects to the socket
+    (`asyncio.open_unix_connection`), sends one line
+        {"v": 1, "model": M, "id": "<32 hex digits>", "stream": true | false}
+    and reads one reply line, a JSON object:
+        {"go": true}                    on unchanged;
+        {"divert": "X"}                 `data["model"] = X` (not looked up in the maps again);
+        {"divert": null}                on unchanged;
+        {"reject": true, "retry_after": N, "message": "..."}
+                                        the client gets HTTP 429, header `Retry-After: N`
+                                        (N rounded up to whole seconds) and the message.
+    No reply within the entry's `seconds` (counted from when the hook starts asking):
+    `fallback`, or on unchanged when null. The scheduler cannot be asked (no socket file,
+    connection refused, EOF or a line that is none of the above, any OSError): as before
+    the scheduler existed, `awake` sends it on unchanged, else to `fallback` (on unchanged
+    when null), with one warning line per distinct problem. One connection per request,
+    closed as soon as the hook is done with it, also when the client went away (the hook
+    is cancelled): the scheduler sees EOF and drops the request. The socket is connected to
+    by the gateway's user: it needs write permission on it (mode 0666 when that is not root
+    or the socket's owner).
+  * M in `divert` (and neither held nor asked): `data["model"] = divert[M]` at once. Not
+    chained: the target is not looked up in the maps again.
   * otherwise: untouched, and nothing is recorded.
 The router then routes the rewritten name (its deployments, retries, fallbacks and cooldowns);
 `x-litellm-model-id` names the deployment that answered. What happened is recorded in the
 request's metadata, `metadata.stackctl_routing = {"asked": M, "action": "held" | "diverted" |
-"hold_expired", "held_ms": int}` ("held": released to M itself; "diverted" after a hold has
-held_ms > 0), never content nor keys. A missing, unreadable or invalid file counts as empty
-(fail open), with one warning line on stderr per distinct problem, not one per request; any
-error inside the hook lets the request through unchanged.
+"hold_expired" | "rejected", "held_ms": int}` ("held": released to M itself after waiting
+for the file or more than 50 ms for the scheduler; "diverted" after a wait has held_ms > 0),
+never content nor keys; a request the scheduler lets through at once records nothing. A
+missing, unreadable or invalid file counts as empty (fail open), with one warning line on
+stderr per distinct problem, not one per request; any error inside the hook lets the request
+through unchanged (a rejection is the one exception the hook raises on purpose).
+
+Streams held for longer than a few seconds: a pre-call hook cannot write to the response, but
+the proxy itself can: with `litellm_settings.sse_keepalive_ping_interval_seconds: 3` in the
+gateway's config, a streaming request whose response has not started after 3 s (this hook
+is part of that time) gets its response opened with `: ping` SSE comments every 3 s until the
+model's first chunk. Then a rejection that comes later than that reaches the client as an
+SSE error frame (code 429) under status 200, and the early-opened stream lacks the
+x-litellm-* headers.
 
 Cost for every other request: no file I/O. Each gateway worker (a process of its own, with its
 own instance: no shared state) re-stats the file at most every 50 ms, lazily on a request
-(st_mtime_ns, st_ino, st_size), and parses it only when that changed; the rest is two
-dictionary lookups.
+(st_mtime_ns, st_ino, st_size), and parses it only when that changed; the rest is three
+dictionary lookups (the scheduler is connected to only for a model in `ask`).
 
 Why a file and not Redis: it works with the cache (and so the Redis service) off; it survives a
 Redis restart or flush (a lost key would silently release every hold); and the gateway mounts
@@ -568,9 +608,13 @@ def too_many_requests(rejected: Rejected) -> Exception:
     would instead be retried on the router's fallbacks)."""
     from litellm.proxy._types import ProxyException
 
-    return ProxyException(message=rejected.message, type="rate_limit_error", param=None,
-                          code=429, headers={"Retry-After": str(rejected.retry_after)},
-                          openai_code="rate_limit_exceeded")
+    exc = ProxyException(message=rejected.message, type="rate_limit_error", param=None,
+                         code=429, headers={"Retry-After": str(rejected.retry_after)},
+                         openai_code="rate_limit_exceeded")
+    # a stream whose SSE keep-alive already opened the response gets an error frame instead
+    # (status and headers are on the wire); that frame's message is read from `detail`
+    exc.detail = rejected.message  # type: ignore[attr-defined]
+    return exc
 
 
 def _make_callback() -> Any:
