@@ -564,7 +564,7 @@ def _counter() -> Callable[[str, str, str], None]:
         return lambda asked, to, action: None
     counter = Counter(METRIC, "Requests for the members of exclusive GPU groups that the "
                       "gateway held during a switch or sent to a fallback "
-                      "(action: diverted, held, hold_expired)",
+                      "(action: diverted, held, hold_expired, rejected)",
                       ["requested_model", "fallback_model", "action"])
 
     def count(asked: str, to: str, action: str) -> None:
@@ -589,7 +589,7 @@ def _hold_meters() -> tuple[Callable[[str, int], None], Callable[[str, str, floa
         return (lambda model, delta: None), (lambda model, action, s: None)
     gauge = Gauge(HELD_METRIC, "Requests the gateway holds now for a member being loaded, "
                   "summed over its workers", ["requested_model"], multiprocess_mode="livesum")
-    hist = Histogram(HOLD_METRIC, "Seconds a held request waited, by how it left (held, "
+    hist = Histogram(HOLD_METRIC, "Seconds a held request waited, by how it left (held, rejected, "
                      "hold_expired, diverted)", ["requested_model", "action"],
                      buckets=HOLD_BUCKETS)
 

@@ -349,7 +349,8 @@ class FakeScheduler:
         self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
         self.server.daemon_threads = True
         os.chmod(path, 0o666)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -494,15 +495,31 @@ def assert_keepalives_then_model_a(lines: list[tuple[float, bytes]], held: float
 
 def test_a_stream_held_by_the_scheduler_gets_keepalives(gateway: Gateway,
                                                         scheduler: FakeScheduler) -> None:
-    scheduler.policy = lambda q: (7.0, {"go": True})
+    scheduler.policy = lambda q: (8.0, {"go": True})
     gateway.set_state(ask={"model-a": ask(30)})
     t0 = time.monotonic()
     with chat(requests.Session(), gateway.target("model-a"), stream=True, max_tokens=8) as r:
         assert r.headers.get("content-type", "").startswith("text/event-stream"), r.headers
         lines = read_stream(r, t0)
-    assert_keepalives_then_model_a(lines, 7.0)
+    assert_keepalives_then_model_a(lines, 8.0)
     assert scheduler.requests[-1]["stream"] is True
     assert len([line for t, line in lines if line.startswith(b":")]) >= 2  # ~3 s and ~6 s
+
+
+def test_a_late_reject_of_a_stream_is_an_sse_error_frame(gateway: Gateway,
+                                                         scheduler: FakeScheduler) -> None:
+    """Once a keep-alive has opened the stream (status 200 on the wire), a reject can only
+    reach the client as an error frame: code 429 and the scheduler's message, then [DONE]."""
+    scheduler.policy = lambda q: (4.5, {"reject": True, "retry_after": 9,
+                                        "message": "model-a could not be loaded"})
+    gateway.set_state(ask={"model-a": ask(30)})
+    t0 = time.monotonic()
+    with chat(requests.Session(), gateway.target("model-a"), stream=True, max_tokens=8) as r:
+        lines = read_stream(r, t0)
+    data = [line for _, line in lines if line.startswith(b"data:")]
+    assert lines[0][1].startswith(b":") and data[-1].strip() == b"data: [DONE]", lines
+    error = json.loads(data[0][5:])["error"]
+    assert error["code"] == "429" and error["message"] == "model-a could not be loaded", error
 
 
 def test_a_stream_held_during_a_switch_gets_keepalives(gateway: Gateway) -> None:
