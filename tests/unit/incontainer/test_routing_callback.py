@@ -478,3 +478,392 @@ def test_the_queue_meters_register_with_prometheus_client() -> None:
                                      {"requested_model": "m", "action": "held"}) == 1
     assert registry.get_sample_value(rc.HOLD_METRIC + "_bucket", {
         "requested_model": "m", "action": "held", "le": "0.5"}) == 1
+
+
+# -- the on-demand scheduler (`scheduler` + `ask`) -------------------------------------------
+
+SOCK = "sched.sock"
+
+
+def ask_state(ask: dict[str, Any], scheduler: str | None = SOCK, **more: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"v": 1, "ask": ask, **more}
+    if scheduler is not None:
+        doc["scheduler"] = scheduler
+    return doc
+
+
+def entry(seconds: float = 5, fallback: str | None = "f", awake: bool = False) -> dict[str, Any]:
+    return {"seconds": seconds, "fallback": fallback, "awake": awake}
+
+
+class FakeScheduler:
+    """A unix socket server in the test's loop: reads one request line, answers with what
+    `answer(request)` returns (bytes; None: never), and notes when the gateway's side closed."""
+
+    def __init__(self, path: Path, answer: Any) -> None:
+        self.path, self.answer = path, answer
+        self.requests: list[dict[str, Any]] = []
+        self.closed: list[float] = []  # when each connection saw EOF (monotonic)
+        self.server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> FakeScheduler:
+        self.server = await asyncio.start_unix_server(self._handle, str(self.path))
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if not line:
+            writer.close()
+            return
+        request = json.loads(line)
+        self.requests.append(request)
+
+        async def reply() -> None:
+            out = await self.answer(request)
+            if out is not None:
+                writer.write(out)
+                await writer.drain()
+            await asyncio.Event().wait()  # keep the connection open: the gateway closes it
+
+        replying = asyncio.create_task(reply())
+        await reader.read()  # until EOF: the gateway closed its end
+        self.closed.append(time.monotonic())
+        replying.cancel()
+        writer.close()
+
+
+def answer(doc: Any, after: float = 0.0) -> Any:
+    async def run(request: dict[str, Any]) -> bytes | None:
+        await asyncio.sleep(after)
+        if doc is None:
+            return None
+        return doc if isinstance(doc, bytes) else json.dumps(doc).encode() + b"\n"
+    return run
+
+
+def test_parse_state_reads_the_scheduler_and_ask() -> None:
+    state = parse_state(json.dumps(ask_state(
+        {"a": entry(10, "f", True), "b": entry(2.5, None, False)}, divert={"c": "f"})))
+    assert state.scheduler == SOCK
+    assert state.ask == {"a": rc.Ask(10.0, "f", True), "b": rc.Ask(2.5, None, False)}
+    assert state.divert == {"c": "f"}
+    assert decide(state, "a", 0.0) == (rc.ASK, None)
+    # a file without the keys is read as before
+    old = parse_state('{"v": 1, "divert": {"a": "f"}}')
+    assert old.scheduler is None and old.ask == {} and old == State(divert={"a": "f"})
+    # `ask` without a scheduler: nobody to ask, the entries are inert
+    inert = parse_state(json.dumps(ask_state({"a": entry()}, scheduler=None)))
+    assert not inert.affects("a") and decide(inert, "a", 0.0) == (PASS, None)
+
+
+@pytest.mark.parametrize("doc", [
+    ask_state({}, scheduler=""),
+    ask_state({}, scheduler="run/sched.sock"),          # a '/': not a name in the folder
+    ask_state({}, scheduler="/run/sched.sock"),
+    ask_state({}, scheduler=".."),
+    ask_state({}, scheduler=3),
+    {"v": 1, "scheduler": SOCK, "ask": []},
+    ask_state({"a": 5}),
+    ask_state({"": entry()}),
+    ask_state({"a": {"seconds": 5, "fallback": "f"}}),   # no awake
+    ask_state({"a": entry() | {"awake": "yes"}}),
+    ask_state({"a": entry() | {"seconds": -1}}),
+    ask_state({"a": entry() | {"seconds": True}}),
+    ask_state({"a": entry() | {"fallback": 7}}),
+    ask_state({"a": entry() | {"fallback": ""}}),
+])
+def test_parse_state_refuses_bad_scheduler_keys(doc: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_state(json.dumps(doc))
+
+
+def test_a_bad_ask_key_fails_open_with_one_warning(tmp_path: Path) -> None:
+    path, clock, warnings = tmp_path / "gpu-routing.json", Clock(), []
+    write(path, ask_state({"a": entry() | {"awake": 1}}, divert={"b": "f"}))
+    sf = watcher(path, warnings, clock)
+    for _ in range(5):
+        assert sf.current() is EMPTY
+        clock.now += 0.06
+    assert len(warnings) == 1 and "invalid: ask of 'a': 'awake'" in warnings[0], warnings
+
+
+def scheduled(tmp_path: Path, ask: dict[str, Any], warnings: list[str] | None = None,
+              **kw: Any) -> tuple[Routing, list[tuple[str, int]], list[tuple[str, str, float]],
+                                  list[tuple[str, str, str]]]:
+    path = tmp_path / "gpu-routing.json"
+    write(path, ask_state(ask, **kw))
+    depth: list[tuple[str, int]] = []
+    waits: list[tuple[str, str, float]] = []
+    counted: list[tuple[str, str, str]] = []
+    sf = StateFile(str(path), interval=0.01,
+                   warn=(warnings if warnings is not None else []).append)
+    r = Routing(sf, poll=0.05, holding=lambda m, d: depth.append((m, d)),
+                held_for=lambda m, a, s: waits.append((m, a, s)),
+                count=lambda *c: counted.append(c))
+    return r, depth, waits, counted
+
+
+def test_the_scheduler_says_go_at_once(tmp_path: Path) -> None:
+    r, depth, waits, counted = scheduled(tmp_path, {"a": entry()})
+
+    async def main() -> FakeScheduler:
+        async with FakeScheduler(tmp_path / SOCK, answer({"go": True})) as fake:
+            for stream in (True, False):
+                data = request("a", stream=stream, metadata={"k": 1})
+                await r.pre_call(data, "acompletion")
+                assert data == request("a", stream=stream, metadata={"k": 1})  # untouched
+            await asyncio.sleep(0.05)
+            return fake
+
+    fake = asyncio.run(main())
+    assert [(q["v"], q["model"], q["stream"]) for q in fake.requests] == [
+        (1, "a", True), (1, "a", False)]
+    assert all(len(q["id"]) == 32 and int(q["id"], 16) >= 0 for q in fake.requests)
+    assert fake.requests[0]["id"] != fake.requests[1]["id"]
+    assert sorted(fake.requests[0]) == ["id", "model", "stream", "v"]
+    assert len(fake.closed) == 2  # one connection per request, closed after the reply
+    assert depth == [] and waits == [] and counted == []
+
+
+def test_the_scheduler_says_go_after_a_wait(tmp_path: Path) -> None:
+    r, depth, waits, counted = scheduled(tmp_path, {"a": entry(5, "f")})
+
+    async def main() -> tuple[dict[str, Any], float]:
+        async with FakeScheduler(tmp_path / SOCK, answer({"go": True}, after=0.3)):
+            data = request("a")
+            t0 = time.monotonic()
+            task = asyncio.create_task(r.pre_call(data, "acompletion"))
+            await asyncio.sleep(0.15)
+            assert depth == [("a", 1)]  # waiting beyond the instant answer: held
+            await task
+            return data, time.monotonic() - t0
+
+    data, took = asyncio.run(main())
+    assert 0.3 <= took < 1.0, took
+    assert data["model"] == "a"
+    info = data["metadata"]["stackctl_routing"]
+    assert info["asked"] == "a" and info["action"] == "held" and 280 <= info["held_ms"] < 1000
+    assert depth == [("a", 1), ("a", -1)]
+    assert [(m, a) for m, a, _ in waits] == [("a", "held")] and waits[0][2] >= 0.3
+    assert counted == [("a", "a", "held")]
+
+
+@pytest.mark.parametrize(("reply", "model", "action"), [
+    ({"divert": "g"}, "g", "diverted"),
+    ({"divert": None}, "a", None),          # on unchanged, nothing recorded
+])
+def test_the_scheduler_diverts(tmp_path: Path, reply: Any, model: str, action: str | None
+                               ) -> None:
+    r, depth, _, counted = scheduled(tmp_path, {"a": entry(5, "f")})
+
+    async def main() -> dict[str, Any]:
+        async with FakeScheduler(tmp_path / SOCK, answer(reply)):
+            data = request("a")
+            await r.pre_call(data, "acompletion")
+            return data
+
+    data = asyncio.run(main())
+    assert data["model"] == model
+    if action is None:
+        assert "metadata" not in data and counted == []
+    else:
+        assert data["metadata"]["stackctl_routing"] == {"asked": "a", "action": action,
+                                                        "held_ms": 0}
+        assert counted == [("a", model, action)]
+    assert depth == []
+
+
+@pytest.mark.parametrize(("after", "held"), [(0.0, False), (0.3, True)])
+def test_the_scheduler_rejects(tmp_path: Path, after: float, held: bool) -> None:
+    r, depth, waits, counted = scheduled(tmp_path, {"a": entry(5, "f")})
+
+    async def main() -> tuple[dict[str, Any], rc.Rejected]:
+        reply = {"reject": True, "retry_after": 2.5, "message": "queue full for a"}
+        async with FakeScheduler(tmp_path / SOCK, answer(reply, after=after)):
+            data = request("a")
+            with pytest.raises(rc.Rejected) as caught:
+                await r.pre_call(data, "acompletion")
+            return data, caught.value
+
+    data, exc = asyncio.run(main())
+    assert exc.retry_after == 3 and exc.message == "queue full for a" and exc.model == "a"
+    assert data["model"] == "a"
+    assert data["metadata"]["stackctl_routing"]["action"] == "rejected"
+    assert counted == [("a", "", "rejected")]
+    assert [(m, a) for m, a, _ in waits] == ([("a", "rejected")] if held else [])
+    assert depth == ([("a", 1), ("a", -1)] if held else [])
+
+
+@pytest.mark.parametrize(("fallback", "model"), [("f", "f"), (None, "a")])
+def test_no_reply_within_seconds_goes_to_the_fallback(tmp_path: Path, fallback: str | None,
+                                                      model: str) -> None:
+    r, depth, waits, counted = scheduled(tmp_path, {"a": entry(0.4, fallback)})
+
+    async def main() -> tuple[dict[str, Any], float, FakeScheduler, float]:
+        async with FakeScheduler(tmp_path / SOCK, answer(None)) as fake:
+            data = request("a")
+            t0 = time.monotonic()
+            await r.pre_call(data, "acompletion")
+            done = time.monotonic()
+            for _ in range(100):
+                if fake.closed:
+                    break
+                await asyncio.sleep(0.01)
+            return data, done - t0, fake, done
+
+    data, took, fake, done = asyncio.run(main())
+    assert 0.4 <= took < 1.0, took
+    assert data["model"] == model
+    info = data["metadata"]["stackctl_routing"]
+    assert info["action"] == "hold_expired" and 380 <= info["held_ms"] < 1000, info
+    assert counted == [("a", model, "hold_expired")]
+    assert [(m, a) for m, a, _ in waits] == [("a", "hold_expired")]
+    assert depth == [("a", 1), ("a", -1)]
+    assert len(fake.closed) == 1 and fake.closed[0] - done < 0.5  # it sees EOF at once
+
+
+def test_a_cancelled_request_closes_the_connection_at_once(tmp_path: Path) -> None:
+    r, depth, _, counted = scheduled(tmp_path, {"a": entry(30, "f")})
+
+    async def main() -> tuple[FakeScheduler, float]:
+        async with FakeScheduler(tmp_path / SOCK, answer(None)) as fake:
+            task = asyncio.create_task(r.pre_call(request("a"), "acompletion"))
+            await asyncio.sleep(0.2)
+            assert fake.requests and not fake.closed
+            cancelled = time.monotonic()
+            task.cancel()  # the client went away
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(100):
+                if fake.closed:
+                    break
+                await asyncio.sleep(0.01)
+            return fake, cancelled
+
+    fake, cancelled = asyncio.run(main())
+    assert len(fake.closed) == 1 and fake.closed[0] - cancelled < 0.5
+    assert depth == [("a", 1), ("a", -1)] and counted == []
+
+
+def _refusing_socket(path: Path) -> Any:
+    """A socket file nobody listens on (connection refused)."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    return s
+
+
+@pytest.mark.parametrize("how", ["missing", "refused", "eof", "invalid", "half line",
+                                 "unknown reply"])
+def test_an_unreachable_scheduler_fails_open_by_awake(tmp_path: Path, how: str) -> None:
+    warnings: list[str] = []
+    r, depth, waits, counted = scheduled(
+        tmp_path, {"a": entry(5, "f", awake=True), "b": entry(5, "f", awake=False),
+                   "c": entry(5, None, awake=False)}, warnings)
+    replies = {"eof": None, "invalid": b"{nope\n", "half line": b'{"go": tr',
+               "unknown reply": b'{"go": false}\n'}
+
+    async def run_all() -> list[dict[str, Any]]:
+        out = []
+        for model in ("a", "b", "c") * 3:
+            out.append(request(model))
+            await r.pre_call(out[-1], "acompletion")
+        return out
+
+    async def main() -> list[dict[str, Any]]:
+        if how == "missing":
+            return await run_all()
+        if how == "refused":
+            s = _refusing_socket(tmp_path / SOCK)
+            try:
+                return await run_all()
+            finally:
+                s.close()
+        reply = replies[how]
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            if reply is not None:
+                writer.write(reply)
+            writer.close()  # EOF (after a half or bad line, or none)
+
+        server = await asyncio.start_unix_server(handle, str(tmp_path / SOCK))
+        async with server:
+            return await run_all()
+
+    out = asyncio.run(main())
+    assert [d["model"] for d in out] == ["a", "f", "c"] * 3  # awake: on; asleep: the fallback
+    assert "metadata" not in out[0] and "metadata" not in out[2]
+    assert out[1]["metadata"]["stackctl_routing"] == {"asked": "b", "action": "diverted",
+                                                      "held_ms": 0}
+    assert counted == [("b", "f", "diverted")] * 3
+    assert len(warnings) == 1, warnings  # one per distinct problem, not per request
+    assert str(tmp_path / SOCK) in warnings[0]
+    assert depth == [] and waits == []
+
+
+def test_hold_comes_first_then_the_scheduler_is_asked(tmp_path: Path) -> None:
+    path = tmp_path / "gpu-routing.json"
+    r, depth, waits, _ = scheduled(tmp_path, {"a": entry(5, "f")},
+                                   hold={"a": {"seconds": 30, "fallback": None}})
+
+    async def main() -> tuple[dict[str, Any], FakeScheduler]:
+        async with FakeScheduler(tmp_path / SOCK, answer({"divert": "g"})) as fake:
+            data = request("a")
+            task = asyncio.create_task(r.pre_call(data, "acompletion"))
+            await asyncio.sleep(0.2)
+            assert not fake.requests  # a switch is running: held, not asked yet
+            write(path, ask_state({"a": entry(5, "f")}))
+            await asyncio.wait_for(task, 2)
+            return data, fake
+
+    data, fake = asyncio.run(main())
+    assert [q["model"] for q in fake.requests] == ["a"]
+    assert data["model"] == "g"
+    assert data["metadata"]["stackctl_routing"]["action"] == "diverted"
+    assert depth == [("a", 1), ("a", -1)]  # one held request throughout
+    assert [(m, a) for m, a, _ in waits] == [("a", "diverted")]
+
+
+def test_the_socket_is_in_the_state_files_folder(tmp_path: Path) -> None:
+    r, *_ = scheduled(tmp_path, {"a": entry()})
+    state = r.state_file.current()
+    assert r.scheduler_path(state) == str(tmp_path / SOCK)
+
+
+def test_a_rejection_is_a_429_with_retry_after_in_the_proxy(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The hook raises litellm's ProxyException: code 429 (its exception handler's status)
+    and a Retry-After header (kept by handle_llm_api_exception)."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "true")
+    monkeypatch.setenv(rc.ENV_FILE, str(tmp_path / "gpu-routing.json"))
+    write(tmp_path / "gpu-routing.json", ask_state({"a": entry()}))
+    spec = importlib.util.spec_from_file_location("stackctl_routing", rc.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # its meters are registered once per process (the loader test above did)
+    module._hold_meters = lambda: ((lambda m, d: None), (lambda m, a, s: None))
+    module._counter = lambda: (lambda *c: None)
+    cb = module.callback
+
+    from litellm.proxy._types import ProxyException
+
+    async def main() -> ProxyException:
+        reply = {"reject": True, "retry_after": 7, "message": "a is busy"}
+        async with FakeScheduler(tmp_path / SOCK, answer(reply)):
+            with pytest.raises(ProxyException) as caught:
+                await cb.async_pre_call_hook(user_api_key_dict=None, cache=None,
+                                             data=request("a"), call_type="acompletion")
+            return caught.value
+
+    exc = asyncio.run(main())
+    assert exc.code == "429" and exc.headers == {"Retry-After": "7"}
+    assert exc.message == "a is busy" and exc.type == "rate_limit_error"
