@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackctl.registry.catalog import Deployment, deployments, exclusive_groups, fallbacks
+from stackctl.registry.catalog import (
+    Deployment,
+    deployments,
+    exclusive_groups,
+    fallbacks,
+    group_settings,
+)
 from stackctl.registry.load import Registry
 from stackctl.registry.models import Provider
 from stackctl.registry.vocabulary import CACHE, ROUTING_MODULE, TRACE_MODULE
 
 PREFIX = {"ollama": "ollama_chat", "vllm": "hosted_vllm", "llama_cpp": "openai",
           "openai": "openai", "anthropic": "anthropic", "openai_compatible": "openai"}
+SSE_KEEPALIVE = 3  # seconds: LiteLLM's `: ping` interval for streams not answered yet
 # the callback modules generated beside the config (callbacks.py): the request trace, and
 # what holds or diverts requests for the members of exclusive GPU groups that are not active
 # (the state it reads: switching/routing.py)
@@ -93,6 +100,12 @@ def render_litellm(reg: Registry) -> dict[str, Any]:
     litellm_settings: dict[str, Any] = {
         "drop_params": True, "callbacks": callbacks,
         "prometheus_metrics_config": [{"group": "stackctl", "metrics": list(GATEWAY_METRICS)}]}
+    if any(group_settings(reg, g).hold or group_settings(reg, g).on_demand
+           for g in exclusive_groups(reg)):
+        # a stream the routing callback holds (a switch, a member loading on demand) is
+        # opened after this many seconds and gets `: ping` comments until the model
+        # answers: clients with a read timeout do not give up on it
+        litellm_settings["sse_keepalive_ping_interval_seconds"] = SSE_KEEPALIVE
     cache = reg.stack.cache
     if cache.enabled:
         litellm_settings["cache"] = True

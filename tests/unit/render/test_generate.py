@@ -683,3 +683,25 @@ def test_request_log_callback_is_generated_beside_the_config(generated):
     assert gw["command"][:2] == ["--config", "/app/litellm/config.yaml"]
 
 
+
+
+def test_held_streams_get_keep_alives_only_where_requests_can_be_held(registry_dir, yaml_edit):
+    """A stream held for a member being loaded is opened after 3 s and gets `: ping`
+    comments (LiteLLM's own keep-alive); without a hold or on-demand group, nothing new."""
+    from stackctl.render.litellm import render_litellm
+
+    cfg = registry_dir("offline")
+    held = render_litellm(load_registry(cfg))["litellm_settings"]
+    assert held["sse_keepalive_ping_interval_seconds"] == 3  # the example holds 10 s
+
+    def no_hold(data):  # type: ignore[no-untyped-def]
+        data["gpu_groups"]["gpu0"]["hold"] = 0
+    yaml_edit(cfg / "stack.yaml", no_hold)
+    assert "sse_keepalive_ping_interval_seconds" not in render_litellm(
+        load_registry(cfg))["litellm_settings"]
+
+    def on_demand(data):  # type: ignore[no-untyped-def]
+        data["gpu_groups"]["gpu0"]["on_demand"] = True
+    yaml_edit(cfg / "stack.yaml", on_demand)
+    assert render_litellm(load_registry(cfg))["litellm_settings"][
+        "sse_keepalive_ping_interval_seconds"] == 3
