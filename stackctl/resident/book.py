@@ -69,6 +69,15 @@ class Book:
         self.waiting[rid] = Waiting(Held(rid, member, now), group, model, reply)
         return group
 
+    def recover(self, member: str) -> None:
+        """Requests are inside `member` while it sleeps: hold one for it (answered by
+        nobody) so that `schedule` loads it."""
+        rid = f"stuck-{member}"
+        if rid not in self.waiting:
+            now = self.clock()
+            self.waiting[rid] = Waiting(Held(rid, member, now), self.group_of[member],
+                                        "", lambda doc: None)
+
     def drop(self, rid: str) -> None:
         """The client went away while held."""
         self.waiting.pop(rid, None)

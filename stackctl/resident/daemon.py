@@ -34,6 +34,7 @@ from stackctl.targets.base import SwitchOutcome
 if TYPE_CHECKING:
     from stackctl.docker.adapter import Docker
     from stackctl.residency.client import EffectsMaker
+    from stackctl.switching.effects import Effects
 
 OBSERVE_EVERY = 10.0  # seconds between two looks at the groups (a change made elsewhere)
 LOCK_WAIT = 120.0  # seconds a change waits for a concurrent up/switch to end
@@ -100,10 +101,12 @@ class Daemon:
 
     def __init__(self, reg: Registry, docker: Callable[[], Docker],
                  effects: EffectsMaker | None = None, book: Book | None = None,
-                 observe_every: float = OBSERVE_EVERY):
+                 observe_every: float = OBSERVE_EVERY,
+                 in_flight: Callable[[str], int] | None = None):
         from stackctl.residency.client import compose_effects
 
         self.reg, self._docker = reg, docker
+        self.in_flight = in_flight or self._engine_in_flight
         self.effects = effects or compose_effects
         self.book = book or build_book(reg)
         self.members = members_of(reg)
@@ -172,10 +175,32 @@ class Daemon:
             self._tick()
 
     def _observe(self, group: str) -> dict[str, str]:
+        """The group's states, and which sleeping members hold requests (`stuck`)."""
         opts = SwitchOptions(member=next(iter(self.book.specs[group].members)))
-        return dict(self.effects(self.reg, self.docker(), opts, log).observe(group).members)
+        states = dict(self.effects(self.reg, self.docker(), opts, log).observe(group).members)
+        for member, state in list(states.items()):
+            if state == "asleep":
+                try:
+                    if self.in_flight(member):
+                        states[member] = "stuck"
+                except Exception:  # cannot say: as asleep
+                    pass
+        return states
+
+    def _engine_in_flight(self, member: str) -> int:
+        from stackctl.switching.vllm import VllmEngine
+
+        m = self.members[member]
+        return VllmEngine(m.name, m.url).in_flight() if m.url else 0
 
     def _observed(self, group: str, states: dict[str, Any]) -> None:
+        """A sleeping member that holds requests (one reached it as it fell asleep and
+        the change that would have woken it to answer them was cut short: the scheduler
+        was killed) is loaded as if they were held here: they are answered, not lost."""
+        for member in [m for m, s in states.items() if s == "stuck"]:
+            states[member] = "asleep"
+            log(f"{member} sleeps with requests inside: loading it to answer them")
+            self.book.recover(member)
         self.book.observed(group, states)
 
     async def _gateway_client(self, reader: asyncio.StreamReader,
@@ -275,7 +300,7 @@ class Daemon:
         opts = SwitchOptions(member=member, lock_wait=LOCK_WAIT,
                              cause="idle" if cause == "idle" else "demand",
                              reason=f"scheduler: {cause}")
-        effects = self.effects(self.reg, self.docker(), opts, log)
+        effects = self._told(self.effects(self.reg, self.docker(), opts, log), group)
         ok: bool | None = True
         try:
             if cause == "idle":
@@ -300,6 +325,35 @@ class Daemon:
             log(f"{member}: {type(exc).__name__}: {exc}")
             ok = None
         return ok, dict(effects.observe(group).members)
+
+    def _told(self, effects: Effects, group: str) -> Effects:
+        """`effects`, telling this loop when the change routes members again: from then on
+        their requests go (the change's own confirmation requests among them), while the
+        rest of the change goes on."""
+        if group not in self.book.specs:
+            return effects
+        loop, routed = self.loop, self._routed
+        assert loop is not None
+
+        class Told:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(effects, name)
+
+            def route(self, active: str | None, held: str | None = None,
+                      keep: frozenset[str] = frozenset()) -> None:
+                effects.route(active, held, keep)
+                loop.call_soon_threadsafe(routed, group, active, keep)
+
+        return Told()  # type: ignore[return-value]
+
+    def _routed(self, group: str, active: str | None, keep: frozenset[str]) -> None:
+        serving = {m for m in (active, *keep) if m is not None}
+        if group in self.book.moving:
+            self.book.moving[group] = self.book.moving[group] - serving
+        mode = self.book.specs[group].mode
+        self.book.observed(group, {m: "awake" if mode == "sleep" else "running"
+                                   for m in serving})
+        self._tick()
 
     def _changed(self, group: str, member: str, cause: str, future: Any) -> None:
         self.book.moving.pop(group, None)
@@ -376,7 +430,7 @@ class Daemon:
             loop.call_soon_threadsafe(writer.write, line)
 
         def work() -> tuple[dict, dict[str, str] | None]:
-            effects = self.effects(self.reg, self.docker(), opts, say)
+            effects = self._told(self.effects(self.reg, self.docker(), opts, say), group)
             try:
                 outcome = SwitchOutcome(ensure_active(effects, opts), dry_run=False)
             except SwitchFailed as exc:

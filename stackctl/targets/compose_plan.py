@@ -7,7 +7,13 @@ from pydantic import BaseModel, Field
 from stackctl.docker.models import ContainerState
 from stackctl.errors import PlanError
 from stackctl.hints import did_you_mean
-from stackctl.registry.catalog import deployments, exclusive_groups, profile_of, profiles
+from stackctl.registry.catalog import (
+    deployments,
+    exclusive_groups,
+    on_demand_groups,
+    profile_of,
+    profiles,
+)
 from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
@@ -44,6 +50,12 @@ def plan_up(reg: Registry, requested: list[str], observed: list[ContainerState],
                             + f" (profiles: {', '.join(known)})")
     providers = reg.providers.providers
     running = {s.service for s in observed if s.running}
+    for members in on_demand_groups(reg).values():
+        # the scheduler loads and puts away these members: once one runs (awake or not),
+        # `up` leaves the group as it is
+        if running & set(members):
+            owned = {profile_of(m, providers[m]) for m in members}
+            chosen = [p for p in chosen if p not in owned]
     for group, members in exclusive_groups(reg).items():
         wanted = [m for m in members if profile_of(m, providers[m]) in chosen]
         if len(wanted) > 1:

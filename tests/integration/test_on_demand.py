@@ -109,8 +109,8 @@ def test_killing_the_scheduler_under_load_loses_nothing(stack):
         assert r.returncode == 0, r.stdout + r.stderr
         assert process.running(stack.project) is not None
         back = time.monotonic()
-        assert traffic.wait_answered(QWEN, back, count=4)
-        assert traffic.wait_answered(DOLPHIN, back, count=4)
+        assert traffic.wait_answered(QWEN, back + 5, count=4)
+        assert traffic.wait_answered(DOLPHIN, back + 5, count=4)
     assert traffic.failures() == [], traffic.failures()[:3]
     while_gone = [a for a in traffic.answers if gone <= a.t < back]
     # without a scheduler: the awake member answers its model, the other's goes to the

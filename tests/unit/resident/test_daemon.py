@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,9 @@ class World:
         self.fail: dict[tuple[str, str | None], str] = {}
         self.gate = threading.Event()  # set: changes may proceed
         self.gate.set()
+        self.confirmed: list[dict] = []
+        self.inside: dict[str, int] = {}  # requests an engine holds (its metrics)
+        self.ask: Callable[[str], dict] | None = None  # confirm asks as the gateway would
 
     def effects(self, reg, docker, opts, say):  # type: ignore[no-untyped-def]
         return WorldEffects(self)
@@ -51,6 +54,14 @@ class WorldEffects(FakeEffects):
         out = super().sleep(member)
         self.world.states[member] = "asleep"
         return out
+
+    def confirm(self, member: str) -> None:
+        """As the real one: requests through the gateway, whose callback asks the
+        scheduler about the member's model while the change is still under way."""
+        super().confirm(member)
+        if self.world.ask is not None:
+            model = {QWEN: QWEN_MODEL, DOLPHIN: DOLPHIN_MODEL}[member]
+            self.world.confirmed.append(self.world.ask(model))
 
     def wake(self, member: str):  # type: ignore[no-untyped-def]
         self.world.gate.wait(10)
@@ -73,7 +84,8 @@ def reg(registry_dir, yaml_edit, tmp_path, monkeypatch):  # type: ignore[no-unty
 class Running:
     def __init__(self, reg, world: World):  # type: ignore[no-untyped-def]
         self.reg, self.world = reg, world
-        self.daemon = Daemon(reg, lambda: None, effects=world.effects)  # type: ignore[arg-type,return-value]
+        self.daemon = Daemon(reg, lambda: None, effects=world.effects,  # type: ignore[arg-type,return-value]
+                             observe_every=0.2, in_flight=lambda m: world.inside.get(m, 0))
         self.gateway = gateway_socket(reg.output_dir)
         self.gateway.parent.mkdir(parents=True, exist_ok=True)
         self.loop = asyncio.new_event_loop()
@@ -129,6 +141,20 @@ def test_request_for_a_sleeping_member_is_held_until_it_is_awake(running):
     assert verbs == [("sleep", QWEN), ("wake", DOLPHIN), ("confirm", DOLPHIN)]
 
 
+def test_the_change_own_confirmation_requests_go_through(running):
+    """After the change routes the target, its requests go at once — the confirmation's
+    among them — though the change is not over: no deadlock until routable_timeout."""
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        r.world.ask = lambda model: r.ask(model, "confirm", timeout=5)
+        t = time.monotonic()
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+        assert time.monotonic() - t < 4  # released once routed, before the confirmation
+        deadline = time.monotonic() + 4
+        while not r.world.confirmed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.world.confirmed == [{"go": True}]
+
+
 def test_requests_past_the_queue_cap_get_429_with_retry_after(running):
     world_states = {QWEN: "awake", DOLPHIN: "asleep"}
     with running(**world_states) as r:
@@ -162,6 +188,19 @@ def test_a_member_that_fails_to_load_sends_its_requests_to_the_fallback(running)
         assert r.ask(DOLPHIN_MODEL, "r2") == {"divert": FALLBACK}
         assert len(r.world.calls) == before
         assert r.world.states[QWEN] == "awake"  # rolled back
+
+
+def test_a_member_asleep_with_requests_inside_is_woken_to_answer_them(running):
+    """A request reached qwen as it fell asleep and the scheduler was killed before it
+    could wake it: the next look at the group finds it (its metrics) and loads it."""
+    world = {QWEN: "asleep", DOLPHIN: "awake"}
+    with running(**world) as r:
+        r.world.inside[QWEN] = 1
+        deadline = time.monotonic() + 5
+        while r.world.states[QWEN] != "awake" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert r.world.states == {QWEN: "awake", DOLPHIN: "asleep"}
+        r.world.inside.clear()
 
 
 def test_client_that_goes_away_is_dropped(running):

@@ -427,6 +427,18 @@ def test_awake_wanted_member_beside_a_sleeper_is_fine(sleepy):
     assert DOLPHIN in plan.services and QWEN not in plan.services
 
 
+def test_up_leaves_a_running_on_demand_group_to_the_scheduler(edited):
+    """The scheduler woke dolphin and put qwen to sleep: `up` (default profiles: qwen)
+    neither refuses nor changes the group; on a fresh stack it starts qwen as usual."""
+    def on_demand(data):  # type: ignore[no-untyped-def]
+        data["gpu_groups"]["gpu0"]["on_demand"] = True
+    reg = edited("stack.yaml", on_demand)
+    plan = plan_up(reg, [], [cs(QWEN), cs(DOLPHIN)], {QWEN: True, DOLPHIN: False})
+    assert QWEN not in plan.services and DOLPHIN not in plan.services
+    assert "vllm-qwen" not in plan.profiles
+    assert QWEN in plan_up(reg, [], [], {}).services
+
+
 # -- 6. validate -----------------------------------------------------------------------------
 
 @pytest.fixture
