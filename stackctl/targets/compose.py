@@ -215,6 +215,11 @@ class ComposeStatus(Report):
             asleep = f", asleep: {', '.join(g.asleep)}" if g.asleep else ""
             ui.rich(f"GPU group {group} ({g.mode}): active {g.active or 'none'}{asleep} "
                     f"(members: {', '.join(g.members)})")
+        if st.scheduler is not None:
+            ui.rich(f"scheduler: running, pid {st.scheduler.pid}" if st.scheduler.pid else
+                    "[red]scheduler: not running[/]: nothing is loaded on demand, the "
+                    "models of members not awake go to their fallbacks; `stackctl up` "
+                    "starts it")
         if st.alerts is not None:
             ui.rich(f"alerts firing in Prometheus: {len(st.alerts) or 'none'}")
             colours = {"critical": "red", "warning": "yellow"}

@@ -19,12 +19,14 @@ from stackctl.registry.catalog import (
     exclusive_groups,
     group_settings,
     monitoring_components,
+    on_demand_groups,
     profile_of,
     sleep_members,
 )
 from stackctl.registry.gpu_memory import may_run_together
 from stackctl.registry.load import Registry
 from stackctl.registry.vocabulary import CACHE, GATEWAY, MONITORING
+from stackctl.resident import process
 from stackctl.switching.vllm import EngineError, VllmEngine
 from stackctl.targets.compose_up import gateway_for
 
@@ -89,11 +91,18 @@ class AlertStatus(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class SchedulerStatus(BaseModel):
+    pid: int | None = Field(description="the resident scheduler's supervisor; null: it does "
+                            "not run (`stackctl up` starts it)")
+
+
 class StackStatus(BaseModel):
     project: str
     gateway: GatewayStatus
     services: list[ServiceStatus]
     gpu_groups: dict[str, GroupStatus]
+    scheduler: SchedulerStatus | None = Field(None, description="stacks with an on-demand "
+                                              "GPU group only")
     alerts: list[AlertStatus] | None = Field(None, description="alerts firing in Prometheus, "
                                              "most severe first; null: Prometheus not running")
     healthy: bool = Field(description="gateway up and every present container healthy")
@@ -203,8 +212,13 @@ def collect_status(reg: Registry, docker: Docker, timeout: float = 0.8,
     # several awake only as `load` leaves them within a memory budget
     exclusive = all(may_run_together(reg, name, g.awake) for name, g in groups.items())
     firing = alerts.result() if alerts else None
+    # on demand, the scheduler is part of the stack: without it nothing is loaded on demand
+    scheduler = SchedulerStatus(pid=process.running(reg.stack.project)) \
+        if on_demand_groups(reg) else None
     return StackStatus(project=reg.stack.project, gateway=gateway, services=services,
-                       gpu_groups=groups, healthy=gateway.healthy and present_ok and core_ok and exclusive,
+                       gpu_groups=groups, scheduler=scheduler,
+                       healthy=gateway.healthy and present_ok and core_ok and exclusive
+                       and (scheduler is None or scheduler.pid is not None),
                        alerts=None if firing is None else [
                            AlertStatus(**vars(a)) for a in firing])
 

@@ -393,6 +393,28 @@ def test_stopped_member_is_standby_only_while_another_member_is_active(offline):
     assert not rows["vllm-qwen"].ok
 
 
+def test_status_of_an_on_demand_stack_says_whether_its_scheduler_runs(offline, edited):
+    import fcntl
+
+    from stackctl.resident.paths import pid_file
+    from stackctl.targets.compose_status import collect_status
+
+    docker = FakeDocker(running={"litellm": {}, "redis": {}, "vllm-qwen": GPU})
+    assert collect_status(offline, docker, timeout=0.2).scheduler is None  # not on demand
+
+    def on_demand(data):  # type: ignore[no-untyped-def]
+        data["gpu_groups"]["gpu0"]["on_demand"] = True
+    reg = edited("stack.yaml", on_demand)
+    st = collect_status(reg, docker, timeout=0.2)
+    assert st.scheduler is not None and st.scheduler.pid is None and not st.healthy
+    path = pid_file(reg.stack.project)
+    path.write_text("4242\n")
+    with open(path) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the scheduler's supervisor holds it
+        st = collect_status(reg, docker, timeout=0.2)
+    assert st.scheduler is not None and st.scheduler.pid == 4242
+
+
 def test_member_started_a_moment_ago_is_ready_once_its_healthcheck_passes_from_the_host(offline):
     # a rollback or switch returns as soon as the host-side check passes; Docker's first
     # healthcheck may still be due, and status must not call the stack degraded meanwhile
