@@ -13,6 +13,8 @@ third). The stubs sleep in 1 s and wake in 0.3 s.
 2. The trace: Poisson arrivals at RATE requests/s for MINUTES, each for one of the three
    models drawn from a popularity that rotates every minute (weights 0.85, 0.12, 0.03:
    the most asked model of one minute is the least of the next but one), open loop.
+   The group's max_queue is 32 (a held request is an open connection; llama-swap's 10 is
+   fewer than one second of this load). --weights, --steady and --max-queue change these.
    Every answer's model (`x-litellm-model-id`), status and latency is recorded. Added latency
    = latency - the median latency of that model's answers (most are never held).
    Targets: 0 failed; >= 99 % answered by the model asked; p95 added latency <= sleep + wake
@@ -21,6 +23,7 @@ third). The stubs sleep in 1 s and wake in 0.3 s.
    which a one-model-at-a-time swap on every request must load).
 
 Run: python benchmarks/bench_ondemand.py [--minutes 5] [--rate 5] [--switches 8] [--seed 1]
+         [--weights 0.85,0.12,0.03] [--steady] [--max-queue 32]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ WEIGHTS = (0.85, 0.12, 0.03)
 SLEEP_S, WAKE_S = 1.0, 0.3
 
 
-def build(tmp: Path) -> Stack:
+def build(tmp: Path, max_queue: int) -> Stack:
     stack = make_stack(tmp, "stackctl-bench-od", switch="sleep")
     mistral_port = stack.port("vllm-dolphin") + 1
 
@@ -76,7 +79,7 @@ def build(tmp: Path) -> Stack:
 
     def stack_yaml(data: dict) -> None:
         data["gpu_groups"]["gpu0"].update(on_demand=True, hold=30, memory_gib=24,
-                                          min_residency="10s")
+                                          min_residency="10s", max_queue=max_queue)
     stack.edit("providers.yaml", providers)
     stack.edit("model-mappings.yaml", mappings)
     stack.edit("stack.yaml", stack_yaml)
@@ -85,17 +88,20 @@ def build(tmp: Path) -> Stack:
 
 # -- the trace ---------------------------------------------------------------------------------
 
-def trace(minutes: float, rate: float, seed: int) -> list[tuple[float, str]]:
+def trace(minutes: float, rate: float, seed: int, weights: tuple[float, ...] = WEIGHTS,
+          rotate: bool = True) -> list[tuple[float, str]]:
+    """Exactly rate × seconds requests at uniformly random times (a Poisson process given
+    its count), each for a model drawn from `weights`; with `rotate`, the ranking moves on
+    every minute."""
     rnd = random.Random(seed)
     names = list(MODELS)
-    out, t = [], 0.0
-    while True:
-        t += rnd.expovariate(rate)
-        if t >= minutes * 60:
-            return out
-        shift = int(t // 60) % len(names)  # the popularity rotates every minute
+    span = minutes * 60
+    out = []
+    for t in sorted(rnd.uniform(0, span) for _ in range(round(rate * span))):
+        shift = int(t // 60) % len(names) if rotate else 0
         order = names[shift:] + names[:shift]
-        out.append((t, rnd.choices(order, WEIGHTS)[0]))
+        out.append((t, rnd.choices(order, weights)[0]))
+    return out
 
 
 def every_request_switches(requests_: list[tuple[float, str]]) -> int:
@@ -159,8 +165,14 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5.0)
     ap.add_argument("--switches", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)),
+                    help="popularity of the three models, most asked first")
+    ap.add_argument("--steady", action="store_true", help="no rotation of the popularity")
+    ap.add_argument("--max-queue", type=int, default=32,
+                    help="gpu_groups.gpu0.max_queue (requests held per member)")
     args = ap.parse_args()
-    stack = build(Path(tempfile.mkdtemp(prefix="stackctl-bench-od-")))
+    weights = tuple(float(w) for w in args.weights.split(","))
+    stack = build(Path(tempfile.mkdtemp(prefix="stackctl-bench-od-")), args.max_queue)
     print(f"== up ({stack.project}, gateway :{stack.port('litellm')})", flush=True)
     try:
         r = stack.run("up", "--timeout", "180")
@@ -188,11 +200,13 @@ def main() -> None:
         print(f"  (alone: {median(alone) - budget:.2f}s; ratio scheduler/alone wall "
               f"{median(through) / median(alone):.2f})")
 
-        reqs = trace(args.minutes, args.rate, args.seed)
+        reqs = trace(args.minutes, args.rate, args.seed, weights, not args.steady)
         journal = journal_path(state_dir(), stack.project)
         before = len(journal.read_text().splitlines()) if journal.exists() else 0
         print(f"== trace: {len(reqs)} requests over {args.minutes:g} min "
-              f"({len(reqs) / args.minutes / 60:.2f}/s)", flush=True)
+              f"({len(reqs) / args.minutes / 60:.2f}/s), weights {weights}"
+              f"{'' if args.steady else ', rotating every minute'}, max_queue "
+              f"{args.max_queue}", flush=True)
         answers = replay(stack, reqs)
         time.sleep(1)
         records = [json.loads(line) for line in journal.read_text().splitlines()[before:]]
@@ -223,6 +237,12 @@ def main() -> None:
     print(f"  added latency p50 {added[len(added) // 2]:.2f}s, max {added[-1]:.2f}s; "
           f"median latency by model " + ", ".join(f"{m} {v * 1000:.0f} ms"
                                                    for m, v in medians.items()))
+    slow = budget + 0.5
+    for m in MODELS:
+        mine = [max(0.0, a.latency - medians[m]) for a in answers
+                if a.model == m and a.status == 200]
+        print(f"  {m}: {len(mine)} answered, {sum(x > slow for x in mine)} waited over "
+              f"{slow:g}s, max {max(mine, default=0):.2f}s")
     print(f"members loaded by the scheduler: {len(loads)}; switch on every request: {every}; "
           f"ratio {len(loads) / max(1, every):.2f} (target <= 0.50)  "
           f"{'PASS' if len(loads) <= every / 2 else 'FAIL'}")
