@@ -24,6 +24,8 @@ from stackctl.cli.common import (
     verbosity_options,
 )
 from stackctl.gateway.reload import ReloadFailed, ReloadOptions, list_backups, reload_gateway
+from stackctl.registry.catalog import on_demand_groups
+from stackctl.resident import process
 
 
 @click.command(epilog=exit_codes({
@@ -79,6 +81,12 @@ def reload(config_dir: Path, yes: bool, dry_run: bool, restore: str | None, time
         code = FAILED if exc.restored else UNRESTORED
         raise Failed(str(exc), code, doc={"ok": False, "error": str(exc),
                                           "restored": exc.restored, "exit_code": code}) from None
+    if result.applied and on_demand_groups(reg):
+        # the scheduler decides from the registry: it follows the one now serving
+        with ops_errors():
+            sched = process.ensure(reg)
+        out.progress(f"scheduler: {'restarted on the new registry' if sched.started else 'running'}"
+                     f", pid {sched.pid}")
     if as_json:
         echo_json({"ok": True, **result.model_dump(mode="json")})
     elif not result.changed:

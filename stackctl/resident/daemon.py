@@ -114,7 +114,6 @@ class Daemon:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change")
         self.to_preload = {g: preload(spec) for g, spec in self.book.specs.items()}
         self.changes = 0  # changes performed (switches and put-aways)
-        self.started = time.time()
         self.fingerprint = fingerprint(reg.config_dir)
         self._adapter: Docker | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -54,3 +54,45 @@ def test_help_imports_no_command_module():
     loaded = sorted(m for m in modules if m.startswith("stackctl.") and m != "stackctl.cli")
     assert loaded == [], f"--help loads {loaded}"
     assert not {"pydantic", "ruamel"} & top_level(modules)
+
+
+def test_switch_through_a_running_scheduler_loads_no_registry(tmp_path):
+    """With the scheduler running, `switch` sends it the member and prints its answer: the
+    registry, pydantic and the switching machinery (~250 ms) stay unimported, which is what
+    keeps the command's overhead under the engines' own sleep + wake + 0.5 s."""
+    import json
+    import os
+    import socket
+    import threading
+
+    from stackctl.resident import client
+
+    env = {**os.environ, "STACKCTL_STATE_DIR": str(tmp_path)}
+    os.environ["STACKCTL_STATE_DIR"] = str(tmp_path)
+    try:
+        path = client.control_socket(REPO / "examples/offline/config")
+    finally:
+        del os.environ["STACKCTL_STATE_DIR"]
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    asked: list[dict] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            asked.append(json.loads(conn.makefile("rb").readline()))
+            conn.sendall(json.dumps({"say": "waking vllm-dolphin"}).encode() + b"\n")
+            conn.sendall(json.dumps({"ok": True, "lines": ["switched GPU group 'gpu0'"],
+                                     "document": {"ok": True}}).encode() + b"\n")
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    modules, p = imported_modules("switch", "dolphin", "-C", "examples/offline/config",
+                                  env=env)
+    server.close()
+    assert p.returncode == 0, p.stdout + p.stderr[-2000:]
+    assert asked and asked[0]["op"] == "switch" and asked[0]["member"] == "dolphin"
+    assert "switched GPU group 'gpu0'" in p.stdout and "waking vllm-dolphin" in p.stdout
+    heavy = sorted(m for m in modules if m.split(".")[0] == "pydantic"
+                   or m.startswith(("stackctl.registry", "stackctl.switching", "ruamel")))
+    assert heavy == [], f"`stackctl switch` through the scheduler imports {heavy[:8]}"
