@@ -31,7 +31,13 @@ manual+fallback on the same group; with a 24 GiB budget against LRU without resi
 same budget. manual+fallback never holds a request, so its p95 is left out of the p95
 verdict: its diverted requests count in goodput and p95all. A tie is not ahead.
 
-Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S]
+The policy sees only what the resident process knows: each member's state, since, last_used
+and arrival rate (scheduler.arrived), the held requests; `serving` is 0 (the gateway reports
+no completions; --inflight: read from the engines at decision time), and it is asked when a
+request is held, a change ends or at its next_at — a request for a loaded member goes at
+once, a completion asks nothing. `live` mirrors the live benchmark (bench_ondemand.py).
+
+Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S] [--inflight]
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from stackctl.switching.scheduler import (  # noqa: E402
     Reject,
     Residency,
     Snapshot,
+    arrived,
     schedule,
     state_order,
 )
@@ -134,25 +141,42 @@ def day(seed: int, models: int = 6, minutes: float = 60) -> list[Request]:
             out.append(Request(t, (rank + int(hour // 6)) % models, _service(rng)))
 
 
-TRACES = {"steady": steady, "bursts": bursts, "day": day}
+def live(seed: int, models: int = 3, minutes: float = 5, rate: float = 5.0) -> list[Request]:
+    """The live benchmark on the real stack (benchmarks/bench_ondemand.py against stub vLLM
+    members): Poisson arrivals at 5/s, popularity 0.85/0.12/0.03 that rotates among the
+    three models every minute, requests of ~30–60 ms."""
+    rng, p, t, out = random.Random(seed), [0.85, 0.12, 0.03], 0.0, []
+    while (t := t + rng.expovariate(rate)) < minutes * 60:
+        rank = rng.choices(range(models), p)[0]
+        out.append(Request(t, (rank + int(t // 60)) % models, rng.uniform(0.03, 0.06)))
+    return out
+
+
+TRACES = {"steady": steady, "bursts": bursts, "day": day, "live": live}
 
 
 # -- the group ---------------------------------------------------------------------------------
 
 FOOTPRINTS = [9.0, 7.0, 12.0, 14.0, 5.0, 8.0]  # GiB, by popularity rank
+LIVE_GIB = 10.8  # each stub vLLM member of the live benchmark: two fit in 24 GiB, not three
 GPU_GIB = 24.0
 
 
 def group(models: int, profile: Profile, memory_gib: float | None,
-          min_residency: float) -> GroupSpec:
+          min_residency: float, footprints: list[float] | None = None,
+          max_queue: int = 10) -> GroupSpec:
+    fps = footprints or FOOTPRINTS
     lo, hi = min(FOOTPRINTS), max(FOOTPRINTS)
     members = {}
     for i in range(models):
-        share = (FOOTPRINTS[i] - lo) / (hi - lo)
+        share = (fps[i] - lo) / (hi - lo)
         wake = profile.wake_s[0] + share * (profile.wake_s[1] - profile.wake_s[0])
-        members[f"m{i}"] = MemberSpec(FOOTPRINTS[i] if memory_gib else None, load_s=wake)
+        # what the resident process measures as its last load: the change that loads it,
+        # the largest member's sleep before its wake, warm-up and confirm
+        load = profile.sleep_s[1] + wake + profile.warm_up_s + profile.confirm_s
+        members[f"m{i}"] = MemberSpec(fps[i] if memory_gib else None, load_s=load)
     return GroupSpec("gpu0", members, mode="sleep", memory_gib=memory_gib,
-                     min_residency=min_residency, max_queue=10)
+                     min_residency=min_residency, max_queue=max_queue)
 
 
 def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
@@ -186,13 +210,22 @@ def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
 
 @dataclass
 class Member:
-    state: str = "stopped"
-    since: float = 0.0
-    last_used: float = 0.0
+    seen: Residency = field(default_factory=Residency)  # state, since, last_used, rate
     ends: list[float] = field(default_factory=list)  # its requests in flight: when they end
 
-    def residency(self) -> Residency:
-        return Residency(self.state, self.since, self.last_used, len(self.ends))  # type: ignore[arg-type]
+    @property
+    def state(self) -> str:
+        return self.seen.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.seen = replace(self.seen, state=value)  # type: ignore[arg-type]
+
+    def residency(self, inflight: bool) -> Residency:
+        """What the resident process knows: state, since, last_used, the arrival rate; the
+        requests in flight only when it reads them from the engines at decision time
+        (`inflight`), else 0 — the gateway reports no completions."""
+        return replace(self.seen, serving=len(self.ends) if inflight else 0)
 
 
 @dataclass
@@ -210,8 +243,10 @@ class Result:
 class Sim:
     """One trace through one group under one policy (None: manual + fallback)."""
 
-    def __init__(self, spec: GroupSpec, profile: Profile, policy: Policy | None):
+    def __init__(self, spec: GroupSpec, profile: Profile, policy: Policy | None,
+                 footprints: list[float] | None = None, inflight: bool = False):
         self.spec, self.profile, self.policy = spec, profile, policy
+        self.footprints, self.inflight = footprints or FOOTPRINTS, inflight
         self.members = {m: Member() for m in spec.members}
         first = next(iter(spec.members))  # the most popular is loaded, as after `up`
         self.members[first].state = "awake"
@@ -242,12 +277,15 @@ class Sim:
 
     def arrive(self, data: object) -> None:
         rid, member, service = data  # type: ignore[misc]
-        self.members[member].last_used = self.now
+        m = self.members[member]
+        m.seen = arrived(m.seen, self.now)
+        # a request for a loaded member goes to it at once; the resident process is not
+        # asked (the gateway holds only the others)
+        if m.state in SERVABLE:
+            self.serve(member, service, self.now)
+            return
         if self.policy is None:  # manual: the active member, or the fallback at once
-            if self.members[member].state in SERVABLE:
-                self.serve(member, service, self.now)
-            else:
-                self.result.other += 1
+            self.result.other += 1
             return
         self.held.append(Held(rid, member, self.now))
         self.service[rid] = service
@@ -261,10 +299,8 @@ class Sim:
         self.push(self.now + service, "done", member)
 
     def done(self, member: object) -> None:
-        m = self.members[member]  # type: ignore[index]
-        m.ends.remove(self.now)
-        if self.policy is not None:
-            self.step()
+        self.members[member].ends.remove(self.now)  # type: ignore[index]
+        # the resident process hears of no completion: it is not asked
 
     def timer(self, at: object) -> None:
         self.timers.discard(at)  # type: ignore[arg-type]
@@ -272,7 +308,7 @@ class Sim:
 
     def step(self) -> None:
         assert self.policy is not None
-        snap = Snapshot({n: m.residency() for n, m in self.members.items()},
+        snap = Snapshot({n: m.residency(self.inflight) for n, m in self.members.items()},
                         tuple(self.held), self.now)
         d = self.policy(self.spec, snap)
         by_id = {h.id: h for h in self.held}
@@ -300,8 +336,9 @@ class Sim:
             self.push(d.next_at, "timer", d.next_at)
 
     def _between(self, span: tuple[float, float], member: str) -> float:
-        fp = [FOOTPRINTS[int(m[1:])] for m in self.spec.members]
-        share = (FOOTPRINTS[int(member[1:])] - min(fp)) / ((max(fp) - min(fp)) or 1)
+        fp = [self.footprints[int(m[1:])] for m in self.spec.members]
+        lo, hi = (min(fp), max(fp)) if max(fp) > min(fp) else (min(FOOTPRINTS), max(FOOTPRINTS))
+        share = (self.footprints[int(member[1:])] - lo) / (hi - lo)
         return span[0] + share * (span[1] - span[0])
 
     def switch(self, plan: SwitchPlan) -> None:
@@ -323,7 +360,7 @@ class Sim:
 
     def switched(self, target: object) -> None:
         m = self.members[target]  # type: ignore[index]
-        m.state, m.since = "awake", self.now
+        m.seen = replace(m.seen, state="awake", since=self.now)
         self.settled(None)
 
     def settled(self, _: object) -> None:
@@ -369,9 +406,10 @@ def goodput(r: Result, objective: float) -> float:
 
 
 def compare(trace: list[Request], models: int, profile: Profile,
-            min_residency: float) -> dict[str, Result]:
-    exclusive = group(models, profile, None, min_residency)
-    budget = group(models, profile, GPU_GIB, min_residency)
+            min_residency: float, footprints: list[float] | None = None,
+            inflight: bool = False, max_queue: int = 10) -> dict[str, Result]:
+    exclusive = group(models, profile, None, min_residency, footprints, max_queue)
+    budget = group(models, profile, GPU_GIB, min_residency, footprints, max_queue)
     runs: dict[str, tuple[GroupSpec, Policy | None]] = {
         "every request": (exclusive, every_request),
         "manual+fallback": (exclusive, None),
@@ -379,7 +417,8 @@ def compare(trace: list[Request], models: int, profile: Profile,
         f"lru no resid., {GPU_GIB:g}G": (budget, without_residency),
         BUDGETED: (budget, schedule),
     }
-    return {name: Sim(spec, profile, policy).run(trace) for name, (spec, policy) in runs.items()}
+    return {name: Sim(spec, profile, policy, footprints, inflight).run(trace)
+            for name, (spec, policy) in runs.items()}
 
 
 EXCL, BUDGETED = "scheduler, excl.", f"scheduler, {GPU_GIB:g}G"
@@ -448,7 +487,11 @@ def verdict(trace_name: str, profile: Profile, results: dict[str, Result],
             for ours, v in ahead(results, objective, tight(profile)).items()]
 
 
-MODELS = {"steady": 4, "bursts": 5, "day": 6}
+MODELS = {"steady": 4, "bursts": 5, "day": 6, "live": 3}
+# the live benchmark's group: 3 members of 10.8 GiB, min_residency 10 s, max_queue 32
+FOOTPRINTS_OF = {"live": [LIVE_GIB] * 3}
+RESIDENCY_OF = {"live": 10.0}
+QUEUE_OF = {"live": 32}
 
 LEGEND = """\
 asked%: answered by the model asked; rej: 429 past the queue cap (10 per model); fail: never
@@ -468,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--min-residency", type=float, default=20.0,
-                    help="seconds a serving member stays loaded (the scheduler's)")
+                    help="seconds a serving member stays loaded (the scheduler's; live: 10)")
+    ap.add_argument("--inflight", action="store_true",
+                    help="the resident process reads the requests in flight from the engines "
+                         "at decision time (today: it knows none, serving 0)")
     args = ap.parse_args(argv)
     print(HEADER)
     verdicts, summary, objectives = [], [], {}
@@ -477,7 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         behind = []
         for profile in (STUB, GPU):
             objective = objectives.setdefault((name, profile.name), slo(profile, trace))
-            results = compare(trace, MODELS[name], profile, args.min_residency)
+            results = compare(trace, MODELS[name], profile,
+                              RESIDENCY_OF.get(name, args.min_residency),
+                              FOOTPRINTS_OF.get(name), args.inflight,
+                              QUEUE_OF.get(name, 10))
             print("\n".join(rows(name, profile, results, objective)))
             verdicts += verdict(name, profile, results, objective)
             behind += [f"{profile.name} {ours.split(', ')[1]} {what}"
