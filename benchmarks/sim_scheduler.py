@@ -32,7 +32,7 @@ same budget. manual+fallback never holds a request, so its p95 is left out of th
 verdict: its diverted requests count in goodput and p95all. A tie is not ahead.
 
 The policy sees only what the resident process knows: each member's state, since, last_used
-and arrival rate (scheduler.arrived), the held requests; `serving` is 0 (the gateway reports
+the held requests; `serving` is 0 (the gateway reports
 no completions; --inflight: read from the engines at decision time), and it is asked when a
 request is held, a change ends or at its next_at — a request for a loaded member goes at
 once, a completion asks nothing. `live` mirrors the live benchmark (bench_ondemand.py).
@@ -63,7 +63,6 @@ from stackctl.switching.scheduler import (  # noqa: E402
     Reject,
     Residency,
     Snapshot,
-    arrived,
     schedule,
     state_order,
 )
@@ -210,7 +209,7 @@ def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
 
 @dataclass
 class Member:
-    seen: Residency = field(default_factory=Residency)  # state, since, last_used, rate
+    seen: Residency = field(default_factory=Residency)  # state, since, last_used
     ends: list[float] = field(default_factory=list)  # its requests in flight: when they end
 
     @property
@@ -222,7 +221,7 @@ class Member:
         self.seen = replace(self.seen, state=value)  # type: ignore[arg-type]
 
     def residency(self, inflight: bool) -> Residency:
-        """What the resident process knows: state, since, last_used, the arrival rate; the
+        """What the resident process knows: state, since, last_used; the
         requests in flight only when it reads them from the engines at decision time
         (`inflight`), else 0 — the gateway reports no completions."""
         return replace(self.seen, serving=len(self.ends) if inflight else 0)
@@ -278,7 +277,7 @@ class Sim:
     def arrive(self, data: object) -> None:
         rid, member, service = data  # type: ignore[misc]
         m = self.members[member]
-        m.seen = arrived(m.seen, self.now)
+        m.seen = replace(m.seen, last_used=self.now)
         # a request for a loaded member goes to it at once; the resident process is not
         # asked (the gateway holds only the others)
         if m.state in SERVABLE:

@@ -88,22 +88,6 @@ class Residency:
     since: float = 0.0  # when it was last loaded (woken or started)
     last_used: float = 0.0  # when the latest request for it arrived
     serving: int = 0  # its requests in flight
-    # its requests per second lately as of last_used (`arrived`: an EWMA); no rule reads it
-    # yet — the simulator's candidates did (stackctl/switching/design.md, On demand)
-    rate: float = 0.0
-
-    def rate_at(self, now: float) -> float:
-        """The arrival rate decayed to `now` (no request since last_used)."""
-        return self.rate * math.exp(-max(0.0, now - self.last_used) / RATE_TAU)
-
-
-RATE_TAU = 30.0  # seconds: the time constant of Residency.rate
-
-
-def arrived(r: Residency, now: float) -> Residency:
-    """`r` after a request for it arrived at `now`: last_used and the rate (an exponentially
-    weighted count of arrivals, 1/RATE_TAU each, decaying with RATE_TAU)."""
-    return replace(r, last_used=now, rate=r.rate_at(now) + 1 / RATE_TAU)
 
 
 @dataclass(frozen=True)

@@ -265,11 +265,3 @@ def test_a_group_without_scheduler_settings_is_exclusive_and_never_idles(offline
     assert {m.load_s for m in spec.members.values()} == {60.0}
 
 
-def test_the_arrival_rate_counts_recent_requests_and_decays_without_them():
-    from stackctl.switching.scheduler import RATE_TAU, arrived
-    r = Residency("awake")
-    for t in range(0, 60):  # one request a second for a minute
-        r = arrived(r, float(t))
-    assert r.last_used == 59.0 and 0.8 < r.rate < 1.0  # 1/s, the EWMA still catching up
-    assert r.rate_at(59.0 + RATE_TAU) == pytest.approx(r.rate / 2.718281828, rel=1e-6)
-    assert Residency().rate_at(100.0) == 0.0  # the default: never asked
