@@ -31,13 +31,14 @@ manual+fallback on the same group; with a 24 GiB budget against LRU without resi
 same budget. manual+fallback never holds a request, so its p95 is left out of the p95
 verdict: its diverted requests count in goodput and p95all. A tie is not ahead.
 
-The policy sees only what the resident process knows: each member's state, since, last_used
-the held requests; `serving` is 0 (the gateway reports
-no completions; --inflight: read from the engines at decision time), and it is asked when a
-request is held, a change ends or at its next_at — a request for a loaded member goes at
-once, a completion asks nothing. `live` mirrors the live benchmark (bench_ondemand.py).
+The policy sees only what the resident process knows: each member's state, since, last_used,
+the held requests, and `serving`: the requests in flight, which the resident process reads
+from the engines at decision time when a decision would evict (--no-inflight: 0, as if it
+could not); it is asked when a request is held, a change ends or at its next_at — a request
+for a loaded member goes at once, a completion asks nothing. `live` mirrors the live
+benchmark (bench_ondemand.py).
 
-Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S] [--inflight]
+Run: python benchmarks/sim_scheduler.py [--seed N] [--min-residency S] [--no-inflight]
 """
 
 from __future__ import annotations
@@ -511,9 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--min-residency", type=float, default=20.0,
                     help="seconds a serving member stays loaded (the scheduler's; live: 10)")
-    ap.add_argument("--inflight", action="store_true",
-                    help="the resident process reads the requests in flight from the engines "
-                         "at decision time (today: it knows none, serving 0)")
+    ap.add_argument("--no-inflight", dest="inflight", action="store_false",
+                    help="the policy knows no requests in flight (serving 0), as if the "
+                         "resident process could not read them from the engines")
     args = ap.parse_args(argv)
     print(HEADER)
     verdicts, summary, objectives = [], [], {}

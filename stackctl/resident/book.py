@@ -103,17 +103,21 @@ class Book:
                 w.reply({"divert": self.fallback.get(w.model)})
 
     # -- deciding -------------------------------------------------------------------------
-    def snapshot(self, group: str) -> Snapshot:
+    def snapshot(self, group: str, serving: dict[str, int] | None = None) -> Snapshot:
+        """`serving`: requests in flight per member, read from the engines just now (else
+        0: the gateway does not report completions)."""
         spec, moving = self.specs[group], self.moving.get(group, frozenset())
+        counts = serving or {}
         # a member a change is moving serves no one until it is over
         return Snapshot({m: replace(self.residency[m], state="stopped") if m in moving
-                         else self.residency[m] for m in spec.members},
+                         else replace(self.residency[m], serving=counts.get(m, 0))
+                         for m in spec.members},
                         tuple(w.held for w in self.waiting.values() if w.group == group),
                         self.clock())
 
-    def decide(self, group: str) -> Decision:
+    def decide(self, group: str, serving: dict[str, int] | None = None) -> Decision:
         """`schedule`'s decision for `group`, its releases and rejections already answered."""
-        decision = schedule(self.specs[group], self.snapshot(group))
+        decision = schedule(self.specs[group], self.snapshot(group, serving))
         for rid in decision.release:
             self._answer(rid, GO)
         for rej in decision.reject:

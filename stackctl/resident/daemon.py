@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 OBSERVE_EVERY = 10.0  # seconds between two looks at the groups (a change made elsewhere)
 LOCK_WAIT = 120.0  # seconds a change waits for a concurrent up/switch to end
 READ_TIMEOUT = 5.0  # seconds a client may take to send its one line
+SERVING_FRESH = 0.5  # seconds a reading of the members' requests in flight is used
 
 
 class Lines:
@@ -114,6 +115,9 @@ class Daemon:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change")
         self.to_preload = {g: preload(spec) for g, spec in self.book.specs.items()}
         self.changes = 0  # changes performed (switches and put-aways)
+        self.commands = 0  # `switch` commands waiting for the change under way
+        self.serving: dict[str, tuple[float, dict[str, int]]] = {}  # group → (when, counts)
+        self.reading: set[str] = set()  # groups whose serving counts are being read
         self.fingerprint = fingerprint(reg.config_dir)
         self._adapter: Docker | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -248,12 +252,18 @@ class Daemon:
         self._tick_pending = False
         wake_at: list[float] = []
         for g in self.book.specs:
-            decision = self.book.decide(g)
+            counts = self._serving_now(g)
+            decision = self.book.decide(g, counts)
             if decision.next_at is not None:
                 wake_at.append(decision.next_at)
-            if g in self.book.moving or self.pool_busy:
+            if counts is not None and decision.waiting_for is not None:
+                # kept by requests in flight: look again soon, they end
+                wake_at.append(self.book.clock() + SERVING_FRESH)
+            if g in self.book.moving or self.pool_busy or self.commands or g in self.reading:
                 continue
-            if decision.switch is not None:
+            if decision.switch is not None and decision.evict and counts is None:
+                self._count_serving(g)  # what the members evicted are serving, first
+            elif decision.switch is not None:
                 self._change(g, "demand", decision.switch)
             elif decision.put_away:
                 self._change(g, "idle", decision.put_away[0].member)
@@ -264,6 +274,37 @@ class Daemon:
                 self._timer.cancel()
             delay = max(0.05, min(wake_at) - self.book.clock())
             self._timer = self.loop.call_later(delay, self._tick)
+
+    def _serving_now(self, group: str) -> dict[str, int] | None:
+        read = self.serving.get(group)
+        return read[1] if read and self.book.clock() - read[0] < SERVING_FRESH else None
+
+    def _count_serving(self, group: str) -> None:
+        """Read the loaded members' requests in flight from their engines (min_residency
+        protects a member serving requests), then decide again."""
+        assert self.loop is not None
+        loaded = [m for m in self.book.specs[group].members
+                  if self.book.residency[m].state in LOADED]
+        self.reading.add(group)
+
+        def read() -> dict[str, int]:
+            counts = {}
+            for m in loaded:
+                try:
+                    counts[m] = self.in_flight(m)
+                except Exception:  # cannot say: serving nothing we know of
+                    counts[m] = 0
+            return counts
+
+        def done(future: Any) -> None:
+            self.reading.discard(group)
+            try:
+                self.serving[group] = (self.book.clock(), future.result())
+            except Exception:
+                self.serving[group] = (self.book.clock(), {})
+            self._tick()
+
+        self.loop.run_in_executor(self.pool, read).add_done_callback(done)
 
     @property
     def pool_busy(self) -> bool:
@@ -312,8 +353,12 @@ class Daemon:
                         return plan
                     return load_plan(spec, state, target)
 
+                result = ensure_active(effects, opts, choose=choose)
+                log(f"{member} loaded in {result.timings.get('total', 0.0):.2f}s ("
+                    + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()
+                                if k != "total") + ")")
                 # its held requests go as soon as it is over: no second look first
-                return True, states_after(ensure_active(effects, opts, choose=choose).plan)
+                return True, states_after(result.plan)
         except SwitchFailed as exc:
             log(f"{member}: {exc}")
             ok = False
@@ -417,8 +462,12 @@ class Daemon:
         except (PlanError, ValueError, KeyError) as exc:
             return {"ok": False, "error": str(exc), "restored": True}
         opts.member = member
-        while self.pool_busy:  # after the change under way (its own group's included)
-            await asyncio.sleep(0.02)
+        self.commands += 1  # no new change starts meanwhile: a command is not starved
+        try:
+            while self.pool_busy:  # after the change under way (its own group's included)
+                await asyncio.sleep(0.02)
+        finally:
+            self.commands -= 1
         on_demand = group in self.book.specs
         if on_demand:
             self.book.moving[group] = frozenset(group_members(self.members, group))

@@ -76,7 +76,8 @@ def reg(registry_dir, yaml_edit, tmp_path, monkeypatch):  # type: ignore[no-unty
     cfg = registry_dir("offline")
 
     def on_demand(data):  # type: ignore[no-untyped-def]
-        data["gpu_groups"]["gpu0"].update(on_demand=True, hold=20, max_queue=2)
+        data["gpu_groups"]["gpu0"].update(on_demand=True, hold=20, max_queue=2,
+                                          min_residency="30s")
     yaml_edit(cfg / "stack.yaml", on_demand)
     return load_registry(cfg)
 
@@ -153,6 +154,22 @@ def test_the_change_own_confirmation_requests_go_through(running):
         while not r.world.confirmed and time.monotonic() < deadline:
             time.sleep(0.01)
         assert r.world.confirmed == [{"go": True}]
+
+
+def test_a_member_serving_requests_is_not_evicted_before_min_residency(running):
+    """qwen, loaded just now, has a request in flight (its engine's metrics): dolphin's
+    request waits; once qwen's request ends, dolphin is loaded."""
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        r.world.inside[QWEN] = 1
+        answers: list[dict] = []
+        t = threading.Thread(target=lambda: answers.append(r.ask(DOLPHIN_MODEL)))
+        t.start()
+        time.sleep(1.0)
+        assert answers == [] and r.world.states[QWEN] == "awake"
+        r.world.inside[QWEN] = 0
+        t.join(5)
+        assert answers == [{"go": True}]
+        assert r.world.states == {QWEN: "asleep", DOLPHIN: "awake"}
 
 
 def test_requests_past_the_queue_cap_get_429_with_retry_after(running):
