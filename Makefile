@@ -27,7 +27,8 @@ down: install
 
 # Every test, spread over $(WORKERS) pytest-xdist workers: the modules that share the stack on one,
 # the Swarm's on one, each other contract or integration module on one (its containers start
-# once), unit tests wherever a worker is free; then the tests marked `alone` by themselves.
+# once), unit tests wherever a worker is free; then the modules marked `alone` (timed windows
+# that a machine busy with the whole suite breaks) away from the rest, side by side.
 WORKERS ?= auto
 test: install-dev engine tools images
 	@$(STEP) "validate + generate --check: config" --log $(LOGS)/check-config.log -- bash -c \
@@ -37,7 +38,8 @@ test: install-dev engine tools images
 	@$(STEP) "ruff" --log $(LOGS)/ruff.log -- $(BIN)/ruff check stackctl tests benchmarks scripts
 	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
 	  -n $(WORKERS) --dist loadgroup -m "not alone"
-	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider -m alone
+	STACKCTL_NO_SKIP=1 STACKCTL_REQUIRE_TOOLS=1 $(BIN)/python -m pytest -p no:cacheprovider \
+	  -n 2 --dist loadgroup -m alone
 
 # Unit + contract tests only. Same skip rules as `make test`; no lint, no integration.
 test-fast: install-dev engine tools images
