@@ -6,6 +6,7 @@ decisions with the same run loop and Effects as `stackctl switch`. See design.md
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -161,10 +162,12 @@ class Daemon:
 
     async def _watch(self) -> None:
         """Every few seconds, the groups no change is under way in, as the engine shows them
-        (a `switch` or `up` made elsewhere); then decide again (idle members)."""
+        (a `switch` or `up` made elsewhere), and the pins (`stackctl pin`); then decide
+        again (idle members)."""
         assert self.loop is not None
         while True:
             await asyncio.sleep(self.observe_every)
+            self._read_pins()
             for g in self.book.specs:
                 if g in self.book.moving:
                     continue
@@ -176,6 +179,15 @@ class Daemon:
                 if g not in self.book.moving:
                     self._observed(g, states)
             self._tick()
+
+    def _read_pins(self) -> None:
+        pins = pinned_members(self.reg, read_pins(pins_path(state_dir(), self.reg.stack.project)))
+        for g, spec in self.book.specs.items():
+            if {m for m, ms in spec.members.items() if ms.pinned} != pins & set(spec.members):
+                self.book.specs[g] = dataclasses.replace(spec, members={
+                    m: dataclasses.replace(ms, pinned=m in pins)
+                    for m, ms in spec.members.items()})
+                log(f"pins of group {g}: {', '.join(sorted(pins & set(spec.members))) or 'none'}")
 
     def _observe(self, group: str) -> dict[str, str]:
         """The group's states, and which sleeping members hold requests (`stuck`)."""

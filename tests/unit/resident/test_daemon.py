@@ -220,6 +220,19 @@ def test_a_member_asleep_with_requests_inside_is_woken_to_answer_them(running):
         r.world.inside.clear()
 
 
+def test_pins_made_while_it_runs_are_followed(running):
+    from stackctl.residency.pins import pins_path, set_pinned
+    from stackctl.store.lock import state_dir
+
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        set_pinned(pins_path(state_dir(), r.reg.stack.project), QWEN, True)
+        deadline = time.monotonic() + 5
+        while not r.daemon.book.specs["gpu0"].members[QWEN].pinned:
+            assert time.monotonic() < deadline, "the pin was not read"
+            time.sleep(0.02)
+        assert not r.daemon.book.specs["gpu0"].members[DOLPHIN].pinned
+
+
 def test_client_that_goes_away_is_dropped(running):
     with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
         r.world.gate.clear()
