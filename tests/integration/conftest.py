@@ -178,7 +178,7 @@ _CLAIMED: dict[str, set[int]] = {}
 # side by side (claim_ports only sees its own), with the extra ports test_ports gives its own
 AT_ONCE = {"stackctl-it": (), "stackctl-it-never": (), "stackctl-it-images": (),
            "stackctl-it-ports": (3000, 3100), "stackctl-it-sleep": (),
-           "stackctl-it-ondemand": (), "stackctl-it-crash": ()}
+           "stackctl-it-ondemand": ()}
 
 
 def _host_ports(project: str, extra: tuple[int, ...] = ()) -> set[int]:
@@ -234,7 +234,6 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
 # -- the shared stack ---------------------------------------------------------------------------
 
 SHARED_PROJECT = "stackctl-it"
-FAULTS_PROJECT = "stackctl-it-crash"
 # test_monitoring's settings (they matter only once the monitoring profile runs): Prometheus
 # scrapes every 2 s, Alertmanager sends to a webhook receiver the test starts in the network
 SCRAPE = "2s"
@@ -268,20 +267,6 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
     s.up_output = r.output  # type: ignore[attr-defined]
     yield s
     s.run("down", "--volumes")  # nothing left to do once test_stack's down test has run
-    release_ports(s)
-
-
-@pytest.fixture(scope="session")
-def faults_stack(tmp_path_factory: pytest.TempPathFactory, docker_ready: None
-                 ) -> Iterator[Stack]:
-    """The offline stack (restart mode, default profiles) for the tests that crash, kill
-    and reload its gateway (FAULTS_STACK); each leaves it whole again."""
-    s = make_stack(tmp_path_factory.mktemp("faults"), FAULTS_PROJECT)
-    claim_ports(s)
-    r = s.run("up", "--timeout", "180")
-    assert r.returncode == 0, r.stdout + r.stderr
-    yield s
-    s.run("down", "--volumes")
     release_ports(s)
 
 
@@ -331,13 +316,9 @@ def swarm(docker_ready: None) -> Iterator[object]:
 # the modules that use the shared stack (up at the first of them, down after the last) and
 # those that use the test Swarm
 SHARED_STACK = ("test_stack.py", "test_doctor.py", "test_ports.py", "test_logs.py",
-                "test_cache.py", "test_bench.py", "test_switch.py", "test_top.py",
-                "test_monitoring.py")
-# those that crash, kill and reload the gateway share a stack of their own: beside the
-# shared one, on another worker (together they were the longest path of `make test`)
-FAULTS_STACK = ("test_faults.py", "test_reload.py")
+                "test_cache.py", "test_bench.py", "test_switch.py", "test_top.py", "test_faults.py",
+                "test_reload.py", "test_monitoring.py")
 SWARM = ("test_swarm_cluster.py", "test_swarm.py")
-GROUPS = {"shared-stack": SHARED_STACK, "faults-stack": FAULTS_STACK, "swarm": SWARM}
 
 # the modules of tests/integration in the order they run; "module::test" entries move one
 # test to that place (the shared stack's down test, after every other user of it)
@@ -345,7 +326,6 @@ MODULE_ORDER = (
     "test_images.py",
     *SHARED_STACK,
     "test_stack.py::test_down_with_volumes_leaves_nothing",
-    *FAULTS_STACK,
     # stacks of their own
     "test_plain_compose.py",
     *SWARM,
@@ -374,7 +354,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.parent == here:
             module = item.path.name
-            group = next((g for g, modules in GROUPS.items() if module in modules), None)
+            group = "shared-stack" if module in SHARED_STACK else \
+                "swarm" if module in SWARM else None
             if group:
                 item.add_marker(pytest.mark.xdist_group(group))
     slots = [i for i, item in enumerate(items) if item.path.parent == here]

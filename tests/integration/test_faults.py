@@ -1,7 +1,7 @@
 """Issue 12 on the real engine: faults injected into a running stack, with traffic flowing.
 
-The faults stack (conftest.py: with test_reload) serves every test here, in order; each test
-leaves it whole again (that is part of what it proves). Figures (requests sent and lost during each
+The session's shared stack (conftest.py) serves every test here, in order; each test leaves
+it whole again (that is part of what it proves). Figures (requests sent and lost during each
 fault) are printed with -s and collected in FIGURES.
 
 Docker's own `docker kill` counts as a manual stop (no restart policy applies); a crash is
@@ -32,8 +32,8 @@ FIGURES: dict[str, dict[str, int]] = {}
 
 
 @pytest.fixture(scope="module")
-def stack(faults_stack):
-    s = faults_stack
+def stack(shared_stack):
+    s = shared_stack
     yield s
     for name, f in FIGURES.items():
         print(f"fault {name}: {f['sent']} requests sent, {f['lost']} lost")

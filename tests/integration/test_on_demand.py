@@ -32,7 +32,9 @@ def stack(stack_factory):
     s = stack_factory("stackctl-it-ondemand", switch="sleep")
 
     def on_demand(data: dict) -> None:
-        data["gpu_groups"]["gpu0"].update(on_demand=True, hold=30)
+        # a queue cap this test's traffic never reaches, even on a slow machine: a 429 is
+        # the queue working, not a request lost (the cap itself: tests/unit/resident)
+        data["gpu_groups"]["gpu0"].update(on_demand=True, hold=30, max_queue=100)
     s.edit("stack.yaml", on_demand)
     r = s.run("up", "--timeout", "180")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -22,12 +22,12 @@ QWEN = "qwen-coder-vllm"
 
 
 @pytest.fixture(scope="module")
-def stack(faults_stack):
-    files = {f: (faults_stack.config / f).read_text()
+def stack(shared_stack):
+    files = {f: (shared_stack.config / f).read_text()
              for f in ("model-mappings.yaml", "stack.yaml")}
-    yield faults_stack
+    yield shared_stack
     for f, text in files.items():
-        (faults_stack.config / f).write_text(text)
+        (shared_stack.config / f).write_text(text)
 
 
 def started_at(stack) -> str:  # type: ignore[no-untyped-def]
