@@ -1,12 +1,12 @@
 """The one interface `ps`, `load`, `unload`, `pin` and `unpin` talk to: `ResidencyClient`.
 
-Today `client_for` answers with `LocalClient`, which does the work in the command's own
-process: it reads the stack like `status`/`top`, and changes a group through the switching
+Without a scheduler `client_for` answers with `LocalClient`, which does the work in the
+command's own process: it reads the stack like `status`/`top`, and changes a group through the switching
 run loop (`loop.ensure_active`, `loop.put_away_member`) with the local engine's Effects,
 under the stack lock — the same single owner as `stackctl switch`. Once a resident
-scheduler runs (issue 20), `client_for` returns a client that sends the same options to it
-and gets the same answers back (these pydantic models are the wire format), so the commands
-do not change. The local engine only: a Swarm or Kubernetes stack is switched with
+scheduler runs (issue 20), `client_for` returns `SchedulerClient`, which sends the same
+options to it and gets the same answers back (these pydantic models are the wire format), so
+the commands do not change. The local engine only: a Swarm or Kubernetes stack is switched with
 `stackctl switch`.
 """
 
@@ -28,8 +28,9 @@ from stackctl.residency.pins import (
     set_pinned,
 )
 from stackctl.residency.rows import PsTable
+from stackctl.resident import client as scheduler
 from stackctl.store.lock import state_dir
-from stackctl.switching.loop import SwitchOptions, ensure_active, put_away_member
+from stackctl.switching.loop import SwitchFailed, SwitchOptions, ensure_active, put_away_member
 from stackctl.switching.members import members_of
 from stackctl.switching.scheduler import group_spec, load_plan
 
@@ -194,7 +195,44 @@ class LocalClient:
                          pinned_members=[m for m in self.members if m in every])
 
 
+class SchedulerClient:
+    """`load` and `unload` performed by the stack's running scheduler (stackctl/resident/),
+    which then knows the group as they leave it; `ps` and `pin` read and write here (the
+    scheduler reads the pins again within seconds)."""
+
+    def __init__(self, local: LocalClient, say: Callable[[str], None] = lambda s: None):
+        self.local, self.say = local, say
+
+    def ps(self) -> PsTable:
+        return self.local.ps()
+
+    def pin(self, model: str, pinned: bool) -> PinChange:
+        return self.local.pin(model, pinned)
+
+    def _change(self, op: str, opts: ChangeOptions) -> Change:
+        answer = scheduler.command(self.local.reg.config_dir,
+                                   {"op": op, "options": opts.model_dump(mode="json")},
+                                   self.say)
+        if answer is None:  # it stopped meanwhile: as without one
+            return getattr(self.local, op)(opts)
+        if answer.get("ok"):
+            return Change.model_validate(answer["change"])
+        if answer.get("kind") == "plan":
+            raise PlanError(str(answer.get("error")))
+        raise SwitchFailed(str(answer.get("error")), bool(answer.get("restored")))
+
+    def load(self, opts: ChangeOptions) -> Change:
+        return self.local.load(opts) if opts.dry_run else self._change("load", opts)
+
+    def unload(self, opts: ChangeOptions) -> Change:
+        return self.local.unload(opts) if opts.dry_run else self._change("unload", opts)
+
+
 def client_for(reg: Registry, docker: Callable[[], Docker],
                say: Callable[[str], None] = lambda s: None) -> ResidencyClient:
-    """The client the commands use: the local one until a resident scheduler answers."""
-    return LocalClient(reg, docker, say)
+    """The client the commands use: through the stack's scheduler when one runs (it must
+    know what a load or an unload changed: it routes requests by it), else the local one."""
+    local = LocalClient(reg, docker, say)
+    if scheduler.control_socket(reg.config_dir).exists():
+        return SchedulerClient(local, say)
+    return local

@@ -41,10 +41,9 @@ def connect(path: Path, timeout: float | None) -> socket.socket | None:
         return None
 
 
-def switch(config_dir: Path, member: str, timeout: float, lock_wait: float | None,
-           say: Callable[[str], None]) -> dict | None:
-    """The scheduler's answer (`ok`, then `result` or `error` and `restored`), its progress
-    lines passed to `say`; None when none runs for this config folder."""
+def command(config_dir: Path, message: dict, say: Callable[[str], None]) -> dict | None:
+    """One command for the scheduler of `config_dir`: its answer (`ok`, then the result or
+    `error` and `restored`), its progress lines passed to `say`; None when none runs."""
     path = control_socket(config_dir)
     if not path.exists():
         return None
@@ -52,11 +51,9 @@ def switch(config_dir: Path, member: str, timeout: float, lock_wait: float | Non
     if s is None:
         return None
     with s:
-        message = {"op": "switch", "member": member, "timeout": timeout,
-                   "lock_wait": lock_wait}
         try:
             s.sendall(json.dumps(message).encode() + b"\n")
-            s.settimeout(None)  # a switch takes as long as its timeouts allow
+            s.settimeout(None)  # a change takes as long as its timeouts allow
             reader = s.makefile("rb")
             for line in reader:
                 doc = json.loads(line)
@@ -67,5 +64,12 @@ def switch(config_dir: Path, member: str, timeout: float, lock_wait: float | Non
         except (OSError, ValueError):
             pass
     return {"ok": False, "restored": False,
-            "error": "the scheduler stopped answering during the switch; `stackctl status` "
+            "error": "the scheduler stopped answering during the change; `stackctl status` "
                      "shows the group"}
+
+
+def switch(config_dir: Path, member: str, timeout: float, lock_wait: float | None,
+           say: Callable[[str], None]) -> dict | None:
+    """`stackctl switch` by the scheduler; None when none runs for this config folder."""
+    return command(config_dir, {"op": "switch", "member": member, "timeout": timeout,
+                                "lock_wait": lock_wait}, say)

@@ -20,6 +20,8 @@ from stackctl.errors import PlanError
 from stackctl.registry.catalog import deployments, on_demand_groups
 from stackctl.registry.load import Registry
 from stackctl.render.litellm import gateway_aliases
+from stackctl.residency.client import ChangeOptions, LocalClient, compose_effects
+from stackctl.residency.names import resolve
 from stackctl.residency.pins import pinned_members, pins_path, read_pins
 from stackctl.resident.book import Book
 from stackctl.resident.paths import short
@@ -105,8 +107,6 @@ class Daemon:
                  effects: EffectsMaker | None = None, book: Book | None = None,
                  observe_every: float = OBSERVE_EVERY,
                  in_flight: Callable[[str], int] | None = None):
-        from stackctl.residency.client import compose_effects
-
         self.reg, self._docker = reg, docker
         self.in_flight = in_flight or self._engine_in_flight
         self.effects = effects or compose_effects
@@ -442,8 +442,8 @@ class Daemon:
                           "fingerprint": self.fingerprint}
             elif op == "state":
                 answer = {"ok": True, "members": self.state()}
-            elif op == "switch":
-                answer = await self._switch(msg, writer)
+            elif op in ("switch", "load", "unload"):
+                answer = await self._command(op, msg, writer)
             else:
                 answer = {"ok": False, "error": f"unknown op {op!r}"}
             writer.write(json.dumps(answer).encode() + b"\n")
@@ -462,18 +462,23 @@ class Daemon:
                 for m, g in self.book.group_of.items()
                 for r in [self.book.residency[m]]}
 
-    async def _switch(self, msg: dict, writer: asyncio.StreamWriter) -> dict:
-        """`stackctl switch` through the scheduler: the run loop it would run itself,
-        performed here (no start-up of its own), after the change under way."""
+    async def _command(self, op: str, msg: dict, writer: asyncio.StreamWriter) -> dict:
+        """`stackctl switch`, `load` or `unload` through the scheduler: what the command
+        would run itself, performed here (no start-up of its own; and the scheduler knows
+        the group as it leaves it), after the change under way."""
         assert self.loop is not None
         try:
-            opts = SwitchOptions(member=str(msg["member"]), lock_wait=msg.get("lock_wait"),
-                                 timeout=float(msg.get("timeout", 300)),
-                                 routable_timeout=float(msg.get("routable_timeout", 30)))
-            group, member = resolve_member(self.members, opts.member)
-        except (PlanError, ValueError, KeyError) as exc:
-            return {"ok": False, "error": str(exc), "restored": True}
-        opts.member = member
+            if op == "switch":
+                opts = SwitchOptions(member=str(msg["member"]), lock_wait=msg.get("lock_wait"),
+                                     timeout=float(msg.get("timeout", 300)),
+                                     routable_timeout=float(msg.get("routable_timeout", 30)))
+                group, member = resolve_member(self.members, opts.member)
+                opts.member = member
+            else:
+                change = ChangeOptions.model_validate(msg["options"])
+                group, member = resolve(self.reg, self.members, change.model)
+        except (PlanError, ValueError, KeyError, TypeError) as exc:
+            return {"ok": False, "error": str(exc), "restored": True, "kind": "plan"}
         self.commands += 1  # no new change starts meanwhile: a command is not starved
         try:
             while self.pool_busy:  # after the change under way (its own group's included)
@@ -489,14 +494,34 @@ class Daemon:
             line = json.dumps({"say": text}).encode() + b"\n"
             loop.call_soon_threadsafe(writer.write, line)
 
+        def told(reg: Registry, docker: Docker, opts: SwitchOptions,
+                 say: Callable[[str], None]) -> Effects:
+            return self._told(self.effects(reg, docker, opts, say), group)
+
+        def residency() -> tuple[dict, dict[str, str] | None]:
+            client = LocalClient(self.reg, self.docker, say, effects=told)
+            try:
+                done = getattr(client, op)(change)
+            except SwitchFailed as exc:
+                answer = {"ok": False, "error": str(exc), "restored": exc.restored}
+            except (Busy, PlanError) as exc:
+                answer = {"ok": False, "error": str(exc), "restored": True, "kind": "plan"}
+            else:
+                answer = {"ok": True, "change": done.model_dump(mode="json")}
+            opts = SwitchOptions(member=member)
+            return answer, dict(told(self.reg, self.docker(), opts, log).observe(group).members) \
+                if on_demand else None
+
         def work() -> tuple[dict, dict[str, str] | None]:
-            effects = self._told(self.effects(self.reg, self.docker(), opts, say), group)
+            if op != "switch":
+                return residency()
+            effects = told(self.reg, self.docker(), opts, say)
             try:
                 outcome = SwitchOutcome(ensure_active(effects, opts), dry_run=False)
             except SwitchFailed as exc:
                 answer = {"ok": False, "error": str(exc), "restored": exc.restored}
             except (Busy, PlanError) as exc:
-                answer = {"ok": False, "error": str(exc), "restored": True}
+                answer = {"ok": False, "error": str(exc), "restored": True, "kind": "plan"}
             else:
                 lines = Lines()
                 outcome.show(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stackctl.errors import PlanError
 from stackctl.registry.load import load_registry
 from stackctl.resident import client
 from stackctl.resident.daemon import Daemon
@@ -264,6 +265,27 @@ def test_switch_command_runs_in_the_scheduler(running):
         assert r.ask(DOLPHIN_MODEL) == {"go": True}
         bad = client.switch(r.reg.config_dir, "nosuch", 60, None, said.append)
         assert bad is not None and not bad["ok"] and "nosuch" in bad["error"]
+
+
+def test_load_and_unload_run_in_the_scheduler_which_then_knows_the_group(running):
+    """`stackctl unload` of the awake member while the scheduler runs: it sleeps, and a
+    request for it is held and loads it again — never sent to an engine asleep."""
+    from stackctl.residency.client import ChangeOptions, SchedulerClient, client_for
+
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        c = client_for(r.reg, lambda: None)  # type: ignore[arg-type,return-value]
+        assert isinstance(c, SchedulerClient)
+        gone = c.unload(ChangeOptions(model="qwen"))
+        assert gone.action == "unload" and not gone.noop and gone.plan["verb"] == "sleep"
+        assert r.world.states[QWEN] == "asleep"
+        assert r.daemon.book.residency[QWEN].state == "asleep"
+        loaded = c.load(ChangeOptions(model="dolphin"))
+        assert loaded.member == DOLPHIN and r.world.states[DOLPHIN] == "awake"
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+        assert r.ask(QWEN_MODEL, "r2") == {"go": True}  # held, then loaded on demand
+        assert r.world.states == {QWEN: "awake", DOLPHIN: "asleep"}
+        with pytest.raises(PlanError, match="nosuch"):
+            c.load(ChangeOptions(model="nosuch"))
 
 
 def test_no_scheduler_no_answer(reg):
