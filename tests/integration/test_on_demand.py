@@ -87,6 +87,20 @@ def test_switch_goes_through_the_scheduler(stack):
     assert "scheduler of" in log
 
 
+def test_an_unloaded_member_is_loaded_again_by_its_next_request(stack):
+    r = stack.run("unload", "qwen")  # through the scheduler: it knows qwen sleeps now
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "unloaded vllm-qwen (sleep)" in r.stdout
+    state = process.ask(stack.config, {"op": "state"})
+    assert state is not None and state["members"]["vllm-qwen"]["state"] == "asleep", state
+    t = time.monotonic()
+    r = ask(stack, QWEN, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-litellm-model-id"] == DEPLOYMENT[QWEN]
+    # not left in the sleeping engine until the next look at the group finds it (10 s)
+    assert time.monotonic() - t < 6
+
+
 def test_killing_the_scheduler_under_load_loses_nothing(stack):
     supervisor = process.running(stack.project)
     assert supervisor is not None
