@@ -91,6 +91,7 @@ def start(reg: Registry) -> Running:
     pid = running(project)
     if pid is not None:
         return Running(pid, log, started=False)
+    _rotate(log)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "stackctl.resident", str(reg.config_dir),
@@ -120,6 +121,17 @@ def ensure(reg: Registry) -> Running:
             return Running(pid, log_file(reg.stack.project), started=False)
         stop(reg)
     return start(reg)
+
+
+LOG_KEEP = 5 << 20  # bytes: a longer log is moved to LOG.1 when the scheduler starts
+
+
+def _rotate(log: Path) -> None:
+    try:
+        if log.stat().st_size > LOG_KEEP:
+            log.replace(log.with_name(log.name + ".1"))
+    except OSError:
+        pass
 
 
 def stop(reg: Registry, timeout: float = 15.0) -> bool:

@@ -31,3 +31,13 @@ def test_fingerprint_follows_the_registry_files(tmp_path):
     assert process.fingerprint(tmp_path) != before
     os.remove(tmp_path / "stack.yaml")  # stack.yaml is optional
     assert process.fingerprint(tmp_path) not in (before, "")
+
+
+def test_a_long_log_is_moved_aside_when_it_starts_again(tmp_path):
+    log = tmp_path / "p.scheduler.log"
+    log.write_bytes(b"x" * (process.LOG_KEEP + 1))
+    process._rotate(log)
+    assert not log.exists() and (tmp_path / "p.scheduler.log.1").stat().st_size > 0
+    log.write_text("short\n")
+    process._rotate(log)
+    assert log.read_text() == "short\n"
