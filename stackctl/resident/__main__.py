@@ -33,13 +33,25 @@ def worker(config_dir: Path) -> int:
         log(f"cannot start: {exc}")
         return CONFIG_ERROR
 
+    supervisor = os.getppid()
+
+    async def orphaned(stop: asyncio.Event) -> None:
+        """A worker whose supervisor died exits: `up` starts a new pair, and two schedulers
+        must never act on one stack."""
+        while os.getppid() == supervisor:
+            await asyncio.sleep(1.0)
+        log("the supervisor is gone: stopping")
+        stop.set()
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        watch = asyncio.ensure_future(orphaned(stop))
         daemon = Daemon(reg, lambda: docker)
         await daemon.run(gateway_socket(reg.output_dir), control_socket(config_dir), stop)
+        watch.cancel()
 
     asyncio.run(main())
     return 0
