@@ -23,7 +23,7 @@ third). The stubs sleep in 1 s and wake in 0.3 s.
    which a one-model-at-a-time swap on every request must load).
 
 Run: python benchmarks/bench_ondemand.py [--minutes 5] [--rate 5] [--switches 8] [--seed 1]
-         [--weights 0.85,0.12,0.03] [--steady] [--max-queue 32]
+         [--weights 0.85,0.12,0.03] [--steady] [--max-queue 32] [--min-residency 10s]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ WEIGHTS = (0.85, 0.12, 0.03)
 SLEEP_S, WAKE_S = 1.0, 0.3
 
 
-def build(tmp: Path, max_queue: int) -> Stack:
+def build(tmp: Path, max_queue: int, min_residency: str = "10s") -> Stack:
     stack = make_stack(tmp, "stackctl-bench-od", switch="sleep")
     mistral_port = stack.port("vllm-dolphin") + 1
 
@@ -79,7 +79,7 @@ def build(tmp: Path, max_queue: int) -> Stack:
 
     def stack_yaml(data: dict) -> None:
         data["gpu_groups"]["gpu0"].update(on_demand=True, hold=30, memory_gib=24,
-                                          min_residency="10s", max_queue=max_queue)
+                                          min_residency=min_residency, max_queue=max_queue)
     stack.edit("providers.yaml", providers)
     stack.edit("model-mappings.yaml", mappings)
     stack.edit("stack.yaml", stack_yaml)
@@ -168,11 +168,14 @@ def main() -> None:
     ap.add_argument("--weights", default=",".join(map(str, WEIGHTS)),
                     help="popularity of the three models, most asked first")
     ap.add_argument("--steady", action="store_true", help="no rotation of the popularity")
+    ap.add_argument("--min-residency", default="10s",
+                    help="gpu_groups.gpu0.min_residency (0s: evict by least recent request only)")
     ap.add_argument("--max-queue", type=int, default=32,
                     help="gpu_groups.gpu0.max_queue (requests held per member)")
     args = ap.parse_args()
     weights = tuple(float(w) for w in args.weights.split(","))
-    stack = build(Path(tempfile.mkdtemp(prefix="stackctl-bench-od-")), args.max_queue)
+    stack = build(Path(tempfile.mkdtemp(prefix="stackctl-bench-od-")), args.max_queue,
+                  args.min_residency)
     print(f"== up ({stack.project}, gateway :{stack.port('litellm')})", flush=True)
     try:
         r = stack.run("up", "--timeout", "180")
@@ -206,7 +209,7 @@ def main() -> None:
         print(f"== trace: {len(reqs)} requests over {args.minutes:g} min "
               f"({len(reqs) / args.minutes / 60:.2f}/s), weights {weights}"
               f"{'' if args.steady else ', rotating every minute'}, max_queue "
-              f"{args.max_queue}", flush=True)
+              f"{args.max_queue}, min_residency {args.min_residency}", flush=True)
         answers = replay(stack, reqs)
         time.sleep(1)
         records = [json.loads(line) for line in journal.read_text().splitlines()[before:]]

@@ -31,7 +31,17 @@ from stackctl.switching import routing
 from stackctl.switching.loop import SwitchFailed, SwitchOptions, ensure_active, put_away_member
 from stackctl.switching.members import group_members, members_of, resolve_member
 from stackctl.switching.policy import GroupState, SwitchPlan
-from stackctl.switching.scheduler import LOADED, GroupSpec, group_spec, load_plan, preload
+from stackctl.switching.scheduler import (
+    LOADED,
+    GroupSpec,
+    Held,
+    Residency,
+    Snapshot,
+    group_spec,
+    load_plan,
+    preload,
+    schedule,
+)
 from stackctl.targets.base import SwitchOutcome
 
 if TYPE_CHECKING:
@@ -340,14 +350,14 @@ class Daemon:
         else:
             plan, member, moving = None, what, frozenset(spec.members)
         self.book.moving[group] = moving
-        expected = {m: self.book.residency[m].state for m in spec.members}
+        known = {m: self.book.residency[m] for m in spec.members}
         log(f"{cause}: {'putting away' if cause == 'idle' else 'loading'} {member}")
         future = self.loop.run_in_executor(
-            self.pool, self._perform, group, spec, cause, member, plan, expected)
+            self.pool, self._perform, group, spec, cause, member, plan, known)
         future.add_done_callback(lambda f: self._changed(group, member, cause, f))
 
     def _perform(self, group: str, spec: GroupSpec, cause: str, member: str,
-                 plan: SwitchPlan | None, expected: dict[str, str]
+                 plan: SwitchPlan | None, known: dict[str, Residency]
                  ) -> tuple[bool | None, dict[str, str]]:
         opts = SwitchOptions(member=member, lock_wait=LOCK_WAIT,
                              cause="idle" if cause == "idle" else "demand",
@@ -360,9 +370,20 @@ class Daemon:
                 return True, {done.member: "asleep" if done.verb == "sleep" else "stopped"}
             else:
                 def choose(state: GroupState, target: str) -> SwitchPlan:
-                    # the plan decided on, unless the group changed since
-                    if plan is not None and dict(state.members) == expected:
+                    """The plan decided on, unless the engine shows the group otherwise:
+                    then decided again on what it shows, with what the scheduler knows of
+                    each member's use (least recently used first out)."""
+                    if plan is not None and dict(state.members) == {
+                            m: r.state for m, r in known.items()}:
                         return plan
+                    log(f"group {group} is not as expected: "
+                        + ", ".join(f"{m} {s}" for m, s in state.members.items()))
+                    now = Snapshot({m: dataclasses.replace(
+                        r, state=state.members.get(m, "stopped")) for m, r in known.items()},
+                        (Held("command", target, 0.0),), self.book.clock())
+                    again = schedule(spec, now).switch
+                    if again is not None and again.target == target:
+                        return again
                     return load_plan(spec, state, target)
 
                 result = ensure_active(effects, opts, choose=choose)

@@ -184,9 +184,10 @@ def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | Non
     loaded = [m for m in spec.members if now.of(m).state in LOADED and m != target]
     evictable = [m for m in loaded if not spec.members[m].pinned
                  and not _protected(spec, now, m)]
-    # one that cannot say whether it sleeps goes first, then the least recently used
-    evictable.sort(key=lambda m: (now.of(m).state != "unknown",
-                                  max(now.of(m).since, now.of(m).last_used)))
+    # one that cannot say whether it sleeps goes first, then the least recently used: by
+    # its latest request, not its load — one loaded for the requests it held is no more
+    # wanted than they were, and goes before a member asked all along
+    evictable.sort(key=lambda m: (now.of(m).state != "unknown", now.of(m).last_used))
     evict: list[str] = []
     for m in evictable:
         if spec.fits([*[k for k in loaded if k not in evict], target]):

@@ -92,6 +92,15 @@ def test_the_least_recently_used_member_makes_room():
     assert schedule(BUDGET, now).evict == ["c"]
 
 
+def test_a_member_loaded_for_its_held_requests_goes_before_one_asked_all_along():
+    """b was loaded a moment ago for requests that arrived before (now answered); a is asked
+    every fraction of a second: a request for c evicts b, not a."""
+    now = Snapshot({"a": awake(since=10, used=199.9), "b": awake(since=199.95, used=197),
+                    "c": ASLEEP}, held("c", at=199.96), now=200)
+    d = schedule(BUDGET, now)
+    assert d.switch is not None and d.evict == ["b"]
+
+
 def test_no_more_is_evicted_than_the_target_needs():
     # LRU order evicts small 'a' first, then 'b'; 'a' may stay beside the target after all
     spec = group(24, a=4, b=14, c=20)
