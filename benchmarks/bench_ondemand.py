@@ -57,7 +57,7 @@ WEIGHTS = (0.85, 0.12, 0.03)
 SLEEP_S, WAKE_S = 1.0, 0.3
 
 
-def build(tmp: Path, max_queue: int, min_residency: str = "10s") -> Stack:
+def build(tmp: Path, max_queue: int, min_residency: str | None = "10s") -> Stack:
     stack = make_stack(tmp, "stackctl-bench-od", switch="sleep")
     mistral_port = stack.port("vllm-dolphin") + 1
 
@@ -79,7 +79,8 @@ def build(tmp: Path, max_queue: int, min_residency: str = "10s") -> Stack:
 
     def stack_yaml(data: dict) -> None:
         data["gpu_groups"]["gpu0"].update(on_demand=True, hold=30, memory_gib=24,
-                                          min_residency=min_residency, max_queue=max_queue)
+                                          max_queue=max_queue,
+                                          min_residency=min_residency or None)
     stack.edit("providers.yaml", providers)
     stack.edit("model-mappings.yaml", mappings)
     stack.edit("stack.yaml", stack_yaml)
@@ -169,7 +170,8 @@ def main() -> None:
                     help="popularity of the three models, most asked first")
     ap.add_argument("--steady", action="store_true", help="no rotation of the popularity")
     ap.add_argument("--min-residency", default="10s",
-                    help="gpu_groups.gpu0.min_residency (0s: evict by least recent request only)")
+                    help="gpu_groups.gpu0.min_residency ('': none, eviction by the least "
+                         "recent request only)")
     ap.add_argument("--max-queue", type=int, default=32,
                     help="gpu_groups.gpu0.max_queue (requests held per member)")
     args = ap.parse_args()
