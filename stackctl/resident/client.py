@@ -9,7 +9,8 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stackctl.store.lock import state_dir
@@ -21,20 +22,27 @@ def control_socket(config_dir: Path) -> Path:
     return state_dir() / f"scheduler-{digest}.sock"
 
 
+@contextmanager
+def short(path: Path) -> Iterator[str]:
+    """A path to `path` that fits a unix socket address (108 bytes): through an open
+    descriptor of its folder, for the folders of deep checkouts and test runs."""
+    if len(str(path)) < 100:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
 def connect(path: Path, timeout: float | None) -> socket.socket | None:
-    """A connection to the socket at `path` (also past the 108 bytes of an address, through
-    its folder's descriptor); None when nothing listens."""
+    """A connection to the socket at `path`; None when nothing listens."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        if len(str(path)) < 100:
-            s.connect(str(path))
-        else:
-            fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-            try:
-                s.connect(f"/proc/self/fd/{fd}/{path.name}")
-            finally:
-                os.close(fd)
+        with short(path) as where:
+            s.connect(where)
         return s
     except OSError:
         s.close()

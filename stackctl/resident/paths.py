@@ -8,13 +8,10 @@ folder, so that `stackctl switch` finds it without reading the registry.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from stackctl.registry.vocabulary import LITELLM_FILE, SCHEDULER_SOCKET
-from stackctl.resident.client import control_socket
+from stackctl.resident.client import control_socket, short
 from stackctl.store.lock import state_dir
 
 __all__ = ["control_socket", "gateway_socket", "log_file", "pid_file", "short"]
@@ -30,17 +27,3 @@ def pid_file(project: str) -> Path:
 
 def log_file(project: str) -> Path:
     return state_dir() / f"{project}.scheduler.log"
-
-
-@contextmanager
-def short(path: Path) -> Iterator[str]:
-    """A path to `path` that fits a unix socket address (108 bytes): through an open
-    descriptor of its folder, for the folders of deep checkouts and test runs."""
-    if len(str(path)) < 100:
-        yield str(path)
-        return
-    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 
 from stackctl.errors import PlanError
 from stackctl.registry.load import Registry
-from stackctl.resident.paths import control_socket, gateway_socket, log_file, pid_file, short
+from stackctl.resident.client import connect
+from stackctl.resident.paths import control_socket, gateway_socket, log_file, pid_file
 
 START_TIMEOUT = 30.0  # seconds until it answers (it reads the groups first)
 
@@ -66,20 +66,13 @@ def running(project: str) -> int | None:
 def ask(config_dir: Path, message: dict, timeout: float = 2.0) -> dict | None:
     """One question on the control socket; None when no scheduler answers."""
     path = control_socket(config_dir)
-    if not path.exists():
+    s = connect(path, timeout) if path.exists() else None
+    if s is None:
         return None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s, short(path) as where:
-            s.settimeout(timeout)
-            s.connect(where)
+        with s:
             s.sendall(json.dumps(message).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+            return json.loads(s.makefile("rb").readline())
     except (OSError, ValueError):
         return None
 
