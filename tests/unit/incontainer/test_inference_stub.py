@@ -1052,8 +1052,8 @@ def test_partial_wake_and_level_2_garbage_until_reload(start_stub):
     assert chat_text(post(stub, url, json=chat_body("m", "hello"))).startswith(NORMAL_TEXT)
 
 
-def stream_events(stub, text, max_tokens=None):
-    """Stream a chat completion; returns [(arrival time, event)]."""
+def stream_events(stub, text, max_tokens=None, first_token=None):
+    """Stream a chat completion; returns [(arrival time, event)]; sets first_token on its first content."""
     body = chat_body("m", text, stream=True, stream_options={"include_usage": True})
     if max_tokens:
         body["max_tokens"] = max_tokens
@@ -1065,6 +1065,9 @@ def stream_events(stub, text, max_tokens=None):
             if line:
                 payload = line[len("data: "):]
                 out.append((time.monotonic(), payload if payload == "[DONE]" else json.loads(payload)))
+                if first_token and payload != "[DONE]" and out[-1][1]["choices"] and \
+                        out[-1][1]["choices"][0]["delta"].get("content"):  # fmt: skip
+                    first_token.set()
     return out
 
 
@@ -1078,9 +1081,11 @@ LONG = "one two three four five six seven eight nine ten eleven twelve"
 
 def test_sleep_mode_abort_ends_running_and_held_requests(start_stub):
     stub = start_stub(args=SLEEP_MODE, STUB_TOKEN_DELAY_MS="100", **SLEEP_ENV)
+    first_token = threading.Event()
     with ThreadPoolExecutor(2) as pool:
-        stream = pool.submit(stream_events, stub, LONG)
-        wait_scrape(stub, "m", lambda s: s("vllm:num_requests_running") == 1)
+        stream = pool.submit(stream_events, stub, LONG, first_token=first_token)
+        # past its first token, so the abort visibly cuts it short (running counts it earlier)
+        assert first_token.wait(5)
         assert post(stub, "/sleep?mode=abort").status_code == 200
         events = stream.result(timeout=10)
         # while asleep, a held request is aborted by the next /sleep (mode abort)
