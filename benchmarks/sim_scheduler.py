@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stackctl.resident.daemon import SERVING_FRESH  # noqa: E402
 from stackctl.switching.policy import Activate, GroupState, SwitchPlan, decide  # noqa: E402
 from stackctl.switching.scheduler import (  # noqa: E402
     SERVABLE,
@@ -334,6 +335,12 @@ class Sim:
         elif d.next_at is not None and d.next_at > self.now and d.next_at not in self.timers:
             self.timers.add(d.next_at)
             self.push(d.next_at, "timer", d.next_at)
+        if d.switch is None and d.waiting_for is not None and self.inflight:
+            # kept by requests in flight: the resident process reads them again soon
+            again = self.now + SERVING_FRESH
+            if again not in self.timers:
+                self.timers.add(again)
+                self.push(again, "timer", again)
 
     def _between(self, span: tuple[float, float], member: str) -> float:
         fp = [self.footprints[int(m[1:])] for m in self.spec.members]

@@ -9,10 +9,11 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
 - The next member to load: by priority; then a member whose first held request has waited
   `min_residency` or more (overdue: the longest one round holds the others up), oldest
   first; then the longest queue (the most requests answered for one load), then the oldest.
-- To make room, evict the least recently used loaded members that are not pinned and not
-  protected (requests in flight, and loaded less than `min_residency` ago: between requests
-  a member is idle and may go); if that is not enough, wait until the first protection ends
-  (`next_at`). A member loaded for its held requests alone leaves once they are answered.
+- To make room, evict the least recently used loaded members that are not pinned. When the
+  next to go is protected (requests in flight, and loaded less than `min_residency` ago:
+  between requests a member is idle and may go), wait for it (`next_at`, or its requests
+  ending): a more recently used member never goes in its place. A member loaded for its
+  held requests alone leaves once they are answered.
 - The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
   actions, effects and rollback as `stackctl switch`.
 - Past `max_queue` held requests for a member, the newest are rejected with a Retry-After;
@@ -182,8 +183,7 @@ def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | Non
     """The plan loading `target`, evicting as little as it can; else (None, when the first
     protection in the way ends)."""
     loaded = [m for m in spec.members if now.of(m).state in LOADED and m != target]
-    evictable = [m for m in loaded if not spec.members[m].pinned
-                 and not _protected(spec, now, m)]
+    evictable = [m for m in loaded if not spec.members[m].pinned]
     # one that cannot say whether it sleeps goes first, then the least recently used: by
     # its latest request, not its load — one loaded for the requests it held is no more
     # wanted than they were, and goes before a member asked all along
@@ -192,6 +192,8 @@ def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | Non
     for m in evictable:
         if spec.fits([*[k for k in loaded if k not in evict], target]):
             break
+        if _protected(spec, now, m):
+            break  # the next to go is serving: wait for it; a busier member never goes instead
         evict.append(m)
     keep = [k for k in loaded if k not in evict]
     if not spec.fits([*keep, target]):

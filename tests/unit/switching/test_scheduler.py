@@ -163,12 +163,27 @@ def test_only_requests_in_flight_keep_a_member_for_min_residency():
     assert schedule(EXCLUSIVE, later).evict == ["b"]
 
 
-def test_the_idle_member_goes_and_the_one_serving_stays_in_a_budget():
-    # the LRU member a is serving: b, more recently used but idle, makes room instead
-    now = Snapshot({"a": awake(since=190, used=150, serving=1), "b": awake(since=190, used=195),
+def test_a_serving_member_next_to_go_is_waited_for_not_replaced_by_a_busier_one():
+    # the least recently used member a is serving and protected: c waits for it; b, asked
+    # more recently (idle between two of its requests), is not evicted instead — live, that
+    # was the busiest member going for one freshly loaded
+    spec = group(20, a=10, b=10, c=10)
+    now = Snapshot({"a": awake(since=190, used=150, serving=1), "b": awake(since=100, used=199),
+                    "c": ASLEEP}, held("c", at=199), now=200)
+    d = schedule(spec, now)
+    assert d.switch is None and d.waiting_for == "c" and d.next_at == 220
+    # a's request answered: a goes, b stays
+    done = Snapshot({**now.members, "a": awake(since=190, used=150)}, now.held, now=201)
+    d = schedule(spec, done)
+    assert d.evict == ["a"] and d.switch is not None and d.switch.keep == ["b"]
+
+
+def test_a_protected_member_that_is_not_next_to_go_stays_while_the_least_recent_goes():
+    # b is serving and protected, but a is the least recently used: a goes, no wait
+    now = Snapshot({"a": awake(since=100, used=150), "b": awake(since=190, used=198, serving=2),
                     "c": ASLEEP}, held("c", at=199), now=200)
     d = schedule(group(20, a=10, b=10, c=10), now)
-    assert d.evict == ["b"] and d.switch is not None and d.switch.keep == ["a"]
+    assert d.evict == ["a"] and d.switch is not None and d.switch.keep == ["b"]
 
 
 # -- priorities and the queue cap -------------------------------------------------------------
