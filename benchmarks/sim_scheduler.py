@@ -10,7 +10,8 @@ will call, and its switches are policy.decide's plans. Measured in the same run:
                   strictly first come first served (llama-swap's default)
   manual+fallback one member stays active (`stackctl switch`, today); the others' requests
                   are answered at once by the fallback: not by the model asked
-  lru, no resid.  the scheduler with min_residency 0: co-residence and LRU eviction only
+  lru, no resid.  the scheduler with min_residency 0, blind to how often a member is asked
+                  (every heat 0): co-residence and least-recently-used eviction only
   scheduler       the scheduler as configured (min_residency, rounds)
 
 Profiles: the inference stub of the offline example (STUB_SLEEP_SECONDS 1,
@@ -204,7 +205,10 @@ def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
 
 
 def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
-    return schedule(replace(spec, min_residency=0.0), now)
+    """Co-residence and least-recently-used eviction, nothing else: the scheduler with no
+    min_residency, blind to how often a member is asked (every heat 0)."""
+    cold = replace(now, members={m: replace(r, heat=0.0) for m, r in now.members.items()})
+    return schedule(replace(spec, min_residency=0.0), cold)
 
 
 # -- the simulation ----------------------------------------------------------------------------
@@ -279,7 +283,7 @@ class Sim:
     def arrive(self, data: object) -> None:
         rid, member, service = data  # type: ignore[misc]
         m = self.members[member]
-        m.seen = replace(m.seen, last_used=self.now)
+        m.seen = m.seen.asked(self.now)
         # a request for a loaded member goes to it at once; the resident process is not
         # asked (the gateway holds only the others)
         if m.state in SERVABLE:

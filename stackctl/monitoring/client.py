@@ -94,8 +94,20 @@ def push_switch(url: str, group: str, body: str, timeout: float = 0.5,
                              timeout=timeout,
                              headers={"Content-Type": "text/plain; version=0.0.4"})
     except requests.RequestException as exc:
+        if _refused(exc):
+            return f"the Pushgateway at {url} {REFUSED}"
         return f"the Pushgateway at {url} did not answer ({type(exc).__name__})"
     return None if r.ok else f"the Pushgateway at {url} answered {r.status_code}"
+
+
+REFUSED = "refused the connection (nothing listens: it does not run)"
+
+
+def _refused(exc: BaseException) -> bool:
+    """requests' ConnectionError → urllib3's MaxRetryError → its reason, raised while
+    handling the socket's ConnectionRefusedError."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(getattr(reason, "__context__", None), ConnectionRefusedError)
 
 
 class SwitchReport:
@@ -108,6 +120,11 @@ class SwitchReport:
         self.url, self.group, self.members, self.timeout = url, group, members, timeout
         self._start: threading.Thread | None = None
         self.problem: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Not pushed because nothing listens at the address: the Pushgateway does not run."""
+        return self.problem is not None and self.problem.endswith(REFUSED)
 
     def started(self) -> None:
         if self.url is None:

@@ -58,7 +58,7 @@ class Book:
             return None
         now, group = self.clock(), self.group_of[member]
         r = self.residency[member]
-        self.residency[member] = replace(r, last_used=now)
+        self.residency[member] = r.asked(now)
         if r.state in SERVABLE and member not in self.moving.get(group, ()):
             self.served += 1
             reply(GO)

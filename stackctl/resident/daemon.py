@@ -84,7 +84,9 @@ def states_after(plan: SwitchPlan) -> dict[str, str]:
 
 
 def log(text: str) -> None:
-    sys.stderr.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + text + "\n")
+    now = time.time()  # milliseconds: the log times changes of a second or two
+    sys.stderr.write(time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+                     + f".{int(now % 1 * 1000):03d} " + text + "\n")
     sys.stderr.flush()
 
 
@@ -351,7 +353,17 @@ class Daemon:
             plan, member, moving = None, what, frozenset(spec.members)
         self.book.moving[group] = moving
         known = {m: self.book.residency[m] for m in spec.members}
-        log(f"{cause}: {'putting away' if cause == 'idle' else 'loading'} {member}")
+        held = [w.held.arrived for w in self.book.waiting.values() if w.held.member == member]
+        now = self.book.clock()
+
+        def asked(m: str) -> str:
+            r = self.book.residency[m]
+            return f"{m} asked {now - r.last_used:.1f}s ago" if r.last_used else f"{m} never asked"
+        log(f"{cause}: {'putting away' if cause == 'idle' else 'loading'} {member}"
+            + (f" ({len(held)} held, the first for {now - min(held):.2f}s)" if held else "")
+            + (f"; evicting {', '.join(map(asked, plan.sleep + plan.stop))}"
+               f"{'; keeping ' + ', '.join(map(asked, plan.keep)) if plan.keep else ''}"
+               if plan is not None and (plan.sleep or plan.stop) else ""))
         future = self.loop.run_in_executor(
             self.pool, self._perform, group, spec, cause, member, plan, known)
         future.add_done_callback(lambda f: self._changed(group, member, cause, f))
@@ -430,6 +442,10 @@ class Daemon:
         mode = self.book.specs[group].mode
         self.book.observed(group, {m: "awake" if mode == "sleep" else "running"
                                    for m in serving})
+        held = [w.held for w in self.book.waiting.values() if w.held.member in serving]
+        if held:
+            log(f"{len(held)} held request(s) go, the first after "
+                f"{self.book.clock() - min(h.arrived for h in held):.2f}s")
         self._tick()
 
     def _changed(self, group: str, member: str, cause: str, future: Any) -> None:

@@ -9,11 +9,14 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
 - The next member to load: by priority; then a member whose first held request has waited
   `min_residency` or more (overdue: the longest one round holds the others up), oldest
   first; then the longest queue (the most requests answered for one load), then the oldest.
-- To make room, evict the least recently used loaded members that are not pinned. When the
-  next to go is protected (requests in flight, and loaded less than `min_residency` ago:
-  between requests a member is idle and may go), wait for it (`next_at`, or its requests
-  ending): a more recently used member never goes in its place. A member loaded for its
-  held requests alone leaves once they are answered.
+- To make room, evict the loaded members asked least lately that are not pinned: each
+  request counts for its member, fading by half every HEAT_HALF_LIFE seconds (`heat`), then
+  the latest request breaks ties — by its latest request alone, a member asked every
+  quarter second went for one asked once a moment later. When the next to go is
+  protected (requests in flight, and loaded less than `min_residency` ago: between
+  requests a member is idle and may go), wait for it (`next_at`, or its requests ending):
+  a member asked more never goes in its place. A member loaded for its held requests alone
+  leaves once they are answered.
 - The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
   actions, effects and rollback as `stackctl switch`.
 - Past `max_queue` held requests for a member, the newest are rejected with a Retry-After;
@@ -40,6 +43,9 @@ from stackctl.switching.policy import (
     decide,
 )
 
+# seconds: how fast a member's past requests stop counting for it — short, so that a model
+# whose popularity moved on goes within seconds (measured live: bench_ondemand.py)
+HEAT_HALF_LIFE = 5.0
 SERVABLE: tuple[MemberState, ...] = ("running", "awake")
 # on the GPU: "unknown" is running but cannot say whether it sleeps (it may hold the memory)
 LOADED: tuple[MemberState, ...] = ("running", "awake", "unknown")
@@ -89,6 +95,14 @@ class Residency:
     since: float = 0.0  # when it was last loaded (woken or started)
     last_used: float = 0.0  # when the latest request for it arrived
     serving: int = 0  # its requests in flight
+    heat: float = 0.0  # its requests, each fading by half every HEAT_HALF_LIFE: at last_used
+
+    def asked(self, now: float) -> Residency:
+        """After a request for it arrived at `now`."""
+        return replace(self, last_used=now, heat=self.heat_at(now) + 1.0)
+
+    def heat_at(self, now: float) -> float:
+        return self.heat * 0.5 ** (max(0.0, now - self.last_used) / HEAT_HALF_LIFE)
 
 
 @dataclass(frozen=True)
@@ -184,16 +198,17 @@ def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | Non
     protection in the way ends)."""
     loaded = [m for m in spec.members if now.of(m).state in LOADED and m != target]
     evictable = [m for m in loaded if not spec.members[m].pinned]
-    # one that cannot say whether it sleeps goes first, then the least recently used: by
-    # its latest request, not its load — one loaded for the requests it held is no more
-    # wanted than they were, and goes before a member asked all along
-    evictable.sort(key=lambda m: (now.of(m).state != "unknown", now.of(m).last_used))
+    # one that cannot say whether it sleeps goes first, then the least asked lately, then
+    # the least recently used — by its requests, not its load: one loaded for the requests
+    # it held is no more wanted than they were, and goes before a member asked all along
+    evictable.sort(key=lambda m: (now.of(m).state != "unknown", now.of(m).heat_at(now.now),
+                                  now.of(m).last_used))
     evict: list[str] = []
     for m in evictable:
         if spec.fits([*[k for k in loaded if k not in evict], target]):
             break
         if _protected(spec, now, m):
-            break  # the next to go is serving: wait for it; a busier member never goes instead
+            break  # the next to go is serving: wait for it; a member asked more never goes instead
         evict.append(m)
     keep = [k for k in loaded if k not in evict]
     if not spec.fits([*keep, target]):

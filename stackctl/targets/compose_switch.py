@@ -338,7 +338,9 @@ class ComposeEffects:
                                      reason=self.opts.reason))
             if problem:
                 self.say(problem)
-        if success and self.report.problem and self._pushgateway_runs():
+        # refused: nothing listens, so it does not run (no engine round trip to see that)
+        if success and self.report.problem and not self.report.refused \
+                and self._pushgateway_runs():
             self.say(f"switch record not pushed: {self.report.problem}")
 
     def _pushgateway_runs(self) -> bool:

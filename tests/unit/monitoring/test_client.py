@@ -53,6 +53,26 @@ def test_a_pushgateway_that_never_answers_costs_a_switch_at_most_a_second():
     assert report.problem is not None and "did not answer" in report.problem
 
 
+def test_a_refused_push_is_told_apart_from_one_that_failed():
+    import socket
+
+    from stackctl.monitoring.client import SwitchReport
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: refused
+        report = SwitchReport(f"http://127.0.0.1:{port}", "gpu0", ["a"], timeout=0.3)
+        report.finished("a", {"total": 1.0}, success=True, rolled_back=False)
+    assert report.problem is not None and report.refused
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        report = SwitchReport(f"http://127.0.0.1:{silent.getsockname()[1]}", "gpu0", ["a"],
+                              timeout=0.3)
+        report.finished("a", {"total": 1.0}, success=True, rolled_back=False)
+    assert report.problem is not None and not report.refused
+
+
 def test_no_pushgateway_configured_is_a_silent_no_op():
     from stackctl.monitoring.client import SwitchReport
 

@@ -101,6 +101,31 @@ def test_a_member_loaded_for_its_held_requests_goes_before_one_asked_all_along()
     assert d.switch is not None and d.evict == ["b"]
 
 
+def test_the_member_asked_most_lately_stays_though_its_latest_request_is_older():
+    """Live, at 4 requests/s for a and 0.6/s for b: a request for c came 0.4 s after a's
+    latest and 0.2 s after b's; by the latest request alone a, the busiest, went (and eight
+    requests for it waited for two changes). Its requests of the last seconds count."""
+    a, b = Residency("awake", 0.0), Residency("awake", 0.0)
+    for i in range(40):  # a: every 0.25 s over the last 10 s
+        a = a.asked(190.0 + i * 0.25)
+    for t in (192.0, 195.0, 199.8):
+        b = b.asked(t)
+    assert a.last_used < b.last_used and a.heat_at(200) > 3 * b.heat_at(200)
+    d = schedule(BUDGET, Snapshot({"a": a, "b": b, "c": ASLEEP}, held("c", at=199.9), now=200))
+    assert d.switch is not None and d.evict == ["b"] and d.switch.keep == ["a"]
+
+
+def test_requests_long_past_fade_and_no_longer_keep_a_member():
+    # a was busy a minute ago; b is asked now and then, lately: a goes
+    a = Residency("awake", 0.0)
+    for i in range(100):
+        a = a.asked(130.0 + i * 0.1)
+    b = Residency("awake", 0.0).asked(195.0).asked(198.0)
+    assert a.heat_at(200) < b.heat_at(200) < 2
+    now = Snapshot({"a": a, "b": b, "c": ASLEEP}, held("c", at=199.9), now=200)
+    assert schedule(BUDGET, now).evict == ["a"]
+
+
 def test_no_more_is_evicted_than_the_target_needs():
     # LRU order evicts small 'a' first, then 'b'; 'a' may stay beside the target after all
     spec = group(24, a=4, b=14, c=20)

@@ -300,15 +300,37 @@ def closed_port() -> int:
 
 def test_switch_without_monitoring_says_nothing_about_the_pushgateway(offline, monkeypatch,
                                                                       closed_port):
-    # the monitoring profile is not up: no Pushgateway listens, and that is no news
+    # the monitoring profile is not up: no Pushgateway listens, and that is no news; the
+    # refused connection says so, without another look at the engine
     monkeypatch.setattr("stackctl.targets.compose_switch.pushgateway_url",
                         lambda reg: f"http://127.0.0.1:{closed_port}")
-    for running, warned in (({}, False), ({"pushgateway": {}}, True)):
-        docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU, **running})
-        said: list[str] = []
-        switch_compose(offline, docker, SwitchOptions(member="dolphin"), say=said.append,
-                       ready=lambda s: False, routable=lambda m, d: True)
-        assert any("switch record not pushed" in line for line in said) is warned, said
+    docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU})
+    looked: list[str | None] = []
+    listing = docker.containers
+    monkeypatch.setattr(docker, "containers", lambda service=None, group=None: (
+        looked.append(service), listing(service, group))[1])
+    said: list[str] = []
+    switch_compose(offline, docker, SwitchOptions(member="dolphin"), say=said.append,
+                   ready=lambda s: False, routable=lambda m, d: True)
+    assert not any("switch record not pushed" in line for line in said), said
+    assert "pushgateway" not in looked
+
+
+def test_a_pushgateway_that_runs_and_fails_the_push_is_reported(offline, monkeypatch):
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setattr("stackctl.targets.compose_switch.pushgateway_url",
+                            lambda reg: f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setattr("stackctl.monitoring.client.SwitchReport.__init__.__defaults__",
+                            (0.2,))
+        # something else on the port while no Pushgateway runs: no news either
+        for running, warned in (({}, False), ({"pushgateway": {}}, True)):
+            docker = FakeDocker(running={"litellm": {}, "vllm-qwen": GPU, **running})
+            said: list[str] = []
+            switch_compose(offline, docker, SwitchOptions(member="dolphin"), say=said.append,
+                           ready=lambda s: False, routable=lambda m, d: True)
+            assert any("switch record not pushed" in line for line in said) is warned, said
 
 
 def test_host_probe_sees_readiness_before_dockers_next_healthcheck():
