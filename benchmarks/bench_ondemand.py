@@ -120,17 +120,20 @@ class Answer:
 def replay(stack: Stack, requests_: list[tuple[float, str]]) -> list[Answer]:
     answers: list[Answer] = []
     lock = threading.Lock()
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
 
     def one(model: str) -> None:
         t = time.monotonic()
         try:
-            r = session.post(f"{stack.url}/v1/chat/completions", timeout=120,
-                             headers={"Authorization": f"Bearer {stack.key}"},
-                             json={"model": model, "max_tokens": 8,
-                                   "cache": {"no-cache": True},
-                                   "messages": [{"role": "user", "content": "hi"}]})
+            # one connection per request: the gateway (LiteLLM under gunicorn, keep-alive 2 s)
+            # closes an idle connection at 2.000 s, and a request sent on it at that moment
+            # fails with RemoteDisconnected (reproduced: 10 of 90 within ±4 ms) — a client's
+            # race, not the scheduler's; OpenAI's SDK retries it, requests does not
+            r = requests.post(f"{stack.url}/v1/chat/completions", timeout=120,
+                              headers={"Authorization": f"Bearer {stack.key}",
+                                       "Connection": "close"},
+                              json={"model": model, "max_tokens": 8,
+                                    "cache": {"no-cache": True},
+                                    "messages": [{"role": "user", "content": "hi"}]})
             a = Answer(model, r.status_code, r.headers.get("x-litellm-model-id", ""),
                        time.monotonic() - t)
         except requests.RequestException as exc:

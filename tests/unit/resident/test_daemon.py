@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -171,6 +172,22 @@ def test_a_member_serving_requests_is_not_evicted_before_min_residency(running):
         t.join(5)
         assert answers == [{"go": True}]
         assert r.world.states == {QWEN: "asleep", DOLPHIN: "awake"}
+
+
+def test_its_log_says_why_a_request_waited(running, capfd):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        for i in range(3):
+            assert r.ask(QWEN_MODEL, f"q{i}") == {"go": True}
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+    log = capfd.readouterr().err
+    load = next(line for line in log.splitlines() if "demand: loading" in line)
+    # "2026-12-06T23:01:49.765 demand: loading vllm-dolphin (1 held, the first for 0.01s);
+    #  evicting vllm-qwen (asked 0.0s ago, 3.0 lately)": times in ms, the eviction's why
+    assert load[19] == "." and load[20:23].isdigit()
+    assert f"loading {DOLPHIN} (1 held, the first for " in load
+    # its three requests of a moment ago, barely faded
+    assert re.search(rf"evicting {QWEN} \(asked \d+\.\ds ago, (2\.[5-9]|3\.0) lately\)", load)
+    assert "1 held request(s) go, the first after " in log
 
 
 def test_requests_past_the_queue_cap_get_429_with_retry_after(running):
