@@ -210,14 +210,15 @@ def main() -> None:
 
         reqs = trace(args.minutes, args.rate, args.seed, weights, not args.steady)
         journal = journal_path(state_dir(), stack.project)
-        before = len(journal.read_text().splitlines()) if journal.exists() else 0
+        began = time.time()  # the journal is trimmed now and then: its records by time
         print(f"== trace: {len(reqs)} requests over {args.minutes:g} min "
               f"({len(reqs) / args.minutes / 60:.2f}/s), weights {weights}"
               f"{'' if args.steady else ', rotating every minute'}, max_queue "
               f"{args.max_queue}, min_residency {args.min_residency}", flush=True)
         answers = replay(stack, reqs)
         time.sleep(1)
-        records = [json.loads(line) for line in journal.read_text().splitlines()[before:]]
+        records = [r for r in map(json.loads, journal.read_text().splitlines())
+                   if r.get("at", 0) >= began]
     finally:
         r = stack.run("down", "--volumes")
         if r.returncode:
