@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackctl.images import specs
 from stackctl.images.specs import CONTENT_HASH_LABEL, IMAGE_NAME_LABEL, ImageSpec
-from stackctl.incontainer import INFERENCE_STUB, VERIFY_IMAGE
+from stackctl.incontainer import GRACEFUL_SHUTDOWN, INFERENCE_STUB, VERIFY_IMAGE
 
 if TYPE_CHECKING:
     from stackctl.docker.images import ImageOps
@@ -122,9 +122,11 @@ def find_stub_package(explicit: Path | None = None) -> Path | None:
 
 def extra_files(options: BuildOptions) -> dict[str, dict[str, Path]]:
     """Files copied into a context from stackctl's in-container code, by their path in the
-    context: LiteLLM's build check, and the stub package's modules (``*.py``, under
-    :data:`STUB_CONTEXT_DIR`; part of the image's content hash like any context file)."""
-    extra = {"litellm": {"verify_image.py": VERIFY_IMAGE}}
+    context: LiteLLM's build check and its workers' graceful shutdown, and the stub
+    package's modules (``*.py``, under :data:`STUB_CONTEXT_DIR`; part of the image's content
+    hash like any context file)."""
+    extra = {"litellm": {"verify_image.py": VERIFY_IMAGE,
+                         "graceful_shutdown.py": GRACEFUL_SHUTDOWN}}
     stub = find_stub_package(options.stub_package)
     if stub is None:
         return extra

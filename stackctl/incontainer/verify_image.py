@@ -22,4 +22,10 @@ for module in (
     "prisma.errors",
 ):
     importlib.import_module(module)
+# graceful_shutdown.py's hook patches uvicorn's protocol as it is imported (h11: the image
+# has no httptools)
+from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: E402
+
+if not hasattr(H11Protocol.shutdown, "stackctl_grace"):
+    sys.exit("uvicorn's H11Protocol.shutdown is its own: graceful_shutdown.py was not loaded")
 print(f"litellm {have} OK on Python {sys.version.split()[0]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -220,6 +221,46 @@ def test_litellm_image_imports_litellm(first_build: list[BuildResult], docker: A
     code = "import litellm, prometheus_client, redis; print(litellm.__name__)"
     out = docker.run(specs.LITELLM_TAG, ["-c", code], entrypoint="python3", remove=True, networks=["none"])
     assert out.strip().endswith("litellm")
+
+
+_ASGI_APP = """
+import uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"8")]})
+        await send({"type": "http.response.body", "body": b"answered"})
+
+uvicorn.run(app, host="0.0.0.0", port=8000)
+"""
+
+
+def test_a_gateway_worker_shutting_down_answers_a_request_already_on_its_way(
+    first_build: list[BuildResult], docker: Any, containers: list[str]
+) -> None:
+    # `reload` stops the old workers under traffic: uvicorn's own shutdown closed a connection
+    # it had just accepted, before reading its request (RemoteDisconnected for the client)
+    name = _run(docker, containers, specs.LITELLM_TAG, "shutdown", port=8000,
+                entrypoint="python3", command=["-c", _ASGI_APP])
+    base = f"http://127.0.0.1:{_host_port(docker, name, 8000)}"
+    _wait_http(docker, name, base, timeout=30)
+    on_its_way = socket.create_connection(("127.0.0.1", _host_port(docker, name, 8000)))
+    silent = socket.create_connection(("127.0.0.1", _host_port(docker, name, 8000)))
+    time.sleep(0.3)  # both accepted by the server
+    docker.kill(name, signal="SIGTERM")
+    time.sleep(0.2)  # the shutdown has begun
+    on_its_way.sendall(b"GET / HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    for sock in (on_its_way, silent):
+        sock.settimeout(5)
+    reply = b"".join(iter(lambda: on_its_way.recv(4096), b""))  # until the server closes
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"answered"), reply
+    # a connection that brings no request is closed, so the worker does not wait for it
+    assert silent.recv(4096) == b""
+    end = time.monotonic() + 10
+    while docker.container.inspect(name).state.running and time.monotonic() < end:
+        time.sleep(0.1)
+    assert docker.container.inspect(name).state.exit_code == 0
 
 
 def test_inference_stub_serves(first_build: list[BuildResult], docker: Any, containers: list[str]) -> None:

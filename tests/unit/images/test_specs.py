@@ -175,6 +175,7 @@ def test_the_shipped_stub_package_is_copied_into_the_stub_context() -> None:
     assert all(rel.startswith("inference_stub/") and rel.endswith(".py") for rel in stub)
     assert all(path.is_file() for path in stub.values())
     assert extra["litellm"]["verify_image.py"].is_file()
+    assert extra["litellm"]["graceful_shutdown.py"].is_file()
     dockerfile = (specs.CONTEXTS_DIR / "inference-stub" / "Dockerfile").read_text()
     assert "COPY inference_stub /stub/inference_stub" in dockerfile
     assert 'ENTRYPOINT ["python3", "-m", "inference_stub"]' in dockerfile

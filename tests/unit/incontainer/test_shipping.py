@@ -28,7 +28,7 @@ def test_the_in_container_code_is_in_the_packages_the_wheel_ships() -> None:
 
 def test_the_paths_point_into_the_package() -> None:
     assert incontainer.HERE == REPO / "stackctl" / "incontainer"
-    for path in (incontainer.VERIFY_IMAGE, incontainer.GATEWAY_CHECK):
+    for path in (incontainer.VERIFY_IMAGE, incontainer.GATEWAY_CHECK, incontainer.GRACEFUL_SHUTDOWN):
         assert path.is_file(), path
     assert (incontainer.INFERENCE_STUB / "__main__.py").is_file()
 
