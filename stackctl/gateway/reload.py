@@ -2,7 +2,9 @@
 
 The gateway runs LiteLLM under gunicorn. On SIGHUP gunicorn starts new workers, which read
 the config folder again, and lets the old ones finish their requests; connections that
-arrive meanwhile wait in the listen queue instead of being refused. So a reload is:
+arrive meanwhile wait in the listen queue instead of being refused, and a request already
+on its way to a worker that shuts down is still answered by it (stackctl's gateway image
+patches uvicorn for that: stackctl.incontainer.graceful_shutdown). So a reload is:
 render → check with the real LiteLLM inside the gateway image → back up what is on disk →
 write atomically → HUP → wait for the new workers → verify the model list. Any failure
 after the write puts the backup back the same way (restart instead of HUP if the gateway
