@@ -223,16 +223,17 @@ class Swarm:
             self._cli("docker secret rm", "secret", "rm", *mine)
 
     def leftovers(self) -> dict[str, list[str]]:
-        """What of the stack is still there: services, secrets, networks."""
-        label = [("label", f"com.docker.stack.namespace={self.project}")]
-        names = set(swarm_secrets(self.reg))
-        return {
-            "services": [s.spec.name for s in self._call(
-                "docker service ls", lambda: self.client.service.list(filters=label))],
-            "secrets": sorted(names & self.secret_names()),
-            "networks": [n.name for n in self._call(
-                "docker network ls", lambda: self.client.network.list(filters=label))],
-        }
+        """What of the stack is still there: services, secrets, networks. Names from the
+        CLI's listing: a python-on-whales object inspects itself on access, and fails once
+        the Swarm has removed it since the listing (`down` met a network that went so)."""
+        def listed(kind: str) -> list[str]:
+            return self._cli(f"docker {kind} ls", kind, "ls", "--filter",
+                             f"label=com.docker.stack.namespace={self.project}",
+                             "--format", "{{.Name}}").split()
+
+        return {"services": listed("service"),
+                "secrets": sorted(set(swarm_secrets(self.reg)) & self.secret_names()),
+                "networks": listed("network")}
 
 
 def push_images(reg: Registry, stack: dict[str, Any], say: Callable[[str], None]) -> list[str]:

@@ -123,6 +123,30 @@ def test_services_and_tasks_are_read_from_the_cli_json(reg, monkeypatch):
 
 
 
+def test_what_down_leaves_is_read_from_the_cli_listing(reg, monkeypatch):
+    """Names as listed: a python-on-whales object inspected itself on access, and `down`
+    failed with a traceback once the Swarm removed a network between listing and reading."""
+    from stackctl.docker.swarm import Swarm
+    from stackctl.render.swarm import swarm_secrets
+
+    secret = sorted(swarm_secrets(reg))[0]
+    calls = []
+
+    def cli(what, *args):
+        calls.append(args)
+        listed = {"service": "", "network": "stackctl-offline_default\n",
+                  "secret": f"{secret}\nsomeone-elses\n"}
+        return listed[args[0]]
+
+    sw = Swarm.__new__(Swarm)  # no client: nothing else may ask the engine
+    sw.reg, sw.project = reg, "stackctl-offline"
+    monkeypatch.setattr(sw, "_cli", cli, raising=False)
+    assert sw.leftovers() == {"services": [], "secrets": [secret],
+                              "networks": ["stackctl-offline_default"]}
+    assert ("network", "ls", "--filter", "label=com.docker.stack.namespace=stackctl-offline",
+            "--format", "{{.Name}}") in calls
+
+
 def _info(state: str | None = None, manager: bool = False, stderr: str | None = None,
           missing: bool = False):
     """A python-on-whales client whose `system.info()` reports a Swarm node state, or fails
