@@ -88,9 +88,20 @@ def test_the_verdict_is_computed_and_can_say_no(sim):
     trace = sim.steady(SEED, MODELS, minutes=MINUTES)
     results = sim.compare(trace, MODELS, sim.STUB, RESIDENCY)
     objective = sim.slo(sim.STUB, trace)
-    assert sim.ahead(results, objective)[sim.EXCL]["p95"]
+    lead = sim.margins(results, objective)[sim.EXCL]
+    assert lead["p95"] > 0 and sim.ahead([sim.margins(results, objective)])[sim.EXCL]["p95"]
     # the exclusive scheduler's row swapped for switching on every request's: behind
     worse = {**results, sim.EXCL: results["every request"]}
-    verdict = sim.ahead(worse, objective)[sim.EXCL]
-    assert not verdict["goodput"] and not verdict["p95"]
-    assert "ahead on goodput NO" in sim.verdict("steady", sim.STUB, worse, objective)[0]
+    behind = sim.margins(worse, objective, sim.tight(sim.STUB))
+    assert behind[sim.EXCL]["goodput"] < 0 and behind[sim.EXCL]["p95"] == 0  # even: a tie
+    assert sim.ahead([behind])[sim.EXCL] == {"goodput": False, "p95": False,
+                                             "p95 all": False, "tight": False}
+    assert "ahead on goodput NO" in sim.verdict("steady", sim.STUB, [behind])[0]
+
+
+def test_the_verdict_goes_by_the_median_lead_over_seeds_and_a_tie_is_not_ahead(sim):
+    runs = [{sim.EXCL: {"goodput": g, "p95": p}} for g, p in ((0.1, -1.0), (-0.01, 2.0),
+                                                              (0.02, 0.5))]
+    assert sim.ahead(runs)[sim.EXCL] == {"goodput": True, "p95": True}
+    tie = [{sim.EXCL: {"goodput": 0.0, "p95": 0.0}}] * 3
+    assert sim.ahead(tie)[sim.EXCL] == {"goodput": False, "p95": False}
