@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from stackctl.incontainer.routing_callback import PROBE_KEY
+
 
 @dataclass(frozen=True)
 class Gateway:
@@ -32,9 +34,11 @@ class Gateway:
 
     def answered_by(self, model: str, timeout: float = 30.0) -> str | None:
         """The deployment id (`model@provider`) that answers a one-token request for `model`,
-        bypassing the response cache; None when the request fails."""
+        bypassing the response cache; None when the request fails. Marked as stackctl's own:
+        the on-demand scheduler does not count it as demand for the model."""
         body: dict[str, Any] = {"model": model, "max_tokens": 1, "cache": {"no-cache": True},
-                                "messages": [{"role": "user", "content": "ping"}]}
+                                "messages": [{"role": "user", "content": "ping"}],
+                                "metadata": {PROBE_KEY: True}}
         try:
             r = requests.post(f"{self.url}/v1/chat/completions", json=body,
                               headers=self._headers(), timeout=timeout)

@@ -46,21 +46,25 @@ class Book:
         self.waiting: dict[str, Waiting] = {}  # by request id, in arrival order
         self.moving: dict[str, frozenset[str]] = {}  # group → members a running change moves
         self.failed_until: dict[str, float] = {}  # member → no new load before then
-        self.served = 0  # answered at once (its member was loaded)
+        self.served = 0  # requests answered at once (their member was loaded), not probes
 
     # -- events ---------------------------------------------------------------------------
-    def want(self, model: str, rid: str, reply: Reply) -> str | None:
-        """A request for `model` arrived: answered now (its member is loaded, or it is not
-        the scheduler's), or held; returns the group to decide about, if any."""
+    def want(self, model: str, rid: str, reply: Reply, waited: float = 0.0,
+             demand: bool = True) -> str | None:
+        """A request for `model` arrived `waited` seconds ago (held at the gateway by a
+        switch before it asked): answered now (its member is loaded, or it is not the
+        scheduler's), or held; returns the group to decide about, if any. Only `demand`
+        counts as its member asked (not a switch's confirmation requests)."""
         member = self.models.get(model)
         if member is None:
             reply(GO)
             return None
         now, group = self.clock(), self.group_of[member]
         r = self.residency[member]
-        self.residency[member] = r.asked(now)
+        if demand:
+            self.residency[member] = r.asked(now - waited)
         if r.state in SERVABLE and member not in self.moving.get(group, ()):
-            self.served += 1
+            self.served += demand
             reply(GO)
             return None
         if self.failed_until.get(member, 0.0) > now:

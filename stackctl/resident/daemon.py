@@ -232,7 +232,8 @@ class Daemon:
 
     async def _gateway_client(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
-        """One request's question: `{"v": 1, "model", "id", "stream"}` → one answer line,
+        """One request's question: `{"v": 1, "model", "id", "stream", "waited", "probe"}` →
+        one answer line,
         when its member is loaded (go), it cannot be (divert) or past the queue (reject).
         The gateway closes the connection when it stops waiting: the request is dropped."""
         assert self.loop is not None
@@ -240,13 +241,18 @@ class Daemon:
         try:
             msg = json.loads(await asyncio.wait_for(reader.readline(), READ_TIMEOUT))
             model, rid = str(msg["model"]), str(msg["id"])
+            # seconds held by a switch before asking (none from a hook older than `waited`)
+            waited = float(msg.get("waited", 0.0))
+            if not 0.0 <= waited <= 3600.0:  # NaN included
+                waited = 0.0
+            demand = msg.get("probe") is not True  # a switch's confirmation is not
             answer: asyncio.Future[dict] = self.loop.create_future()
 
             def reply(doc: dict) -> None:
                 if not answer.done():
                     answer.set_result(doc)
 
-            if self.book.want(model, rid, reply) is not None:
+            if self.book.want(model, rid, reply, waited, demand) is not None:
                 self._tick_soon()
             if not answer.done():
                 gone = asyncio.ensure_future(reader.read(1))

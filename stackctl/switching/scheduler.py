@@ -98,9 +98,13 @@ class Residency:
     serving: int = 0  # its requests in flight
     heat: float = 0.0  # its requests, each fading by half every HEAT_HALF_LIFE: at last_used
 
-    def asked(self, now: float) -> Residency:
-        """After a request for it arrived at `now`."""
-        return replace(self, last_used=now, heat=self.heat_at(now) + 1.0)
+    def asked(self, at: float) -> Residency:
+        """After a request for it arrived at `at` — maybe before the latest one: held at the
+        gateway while a switch ran, it asks once the switch is over, with others held with
+        it; counted at its arrival, such a burst weighs what the requests did as they came."""
+        if at >= self.last_used:
+            return replace(self, last_used=at, heat=self.heat_at(at) + 1.0)
+        return replace(self, heat=self.heat + 0.5 ** ((self.last_used - at) / HEAT_HALF_LIFE))
 
     def heat_at(self, now: float) -> float:
         return self.heat * 0.5 ** (max(0.0, now - self.last_used) / HEAT_HALF_LIFE)

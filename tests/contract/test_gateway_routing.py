@@ -389,6 +389,20 @@ def test_the_scheduler_holds_a_request_until_it_says_go(gateway: Gateway,
     assert answered_by(r) == "stub-b" and len(scheduler.requests) == 2
 
 
+def test_a_switch_confirmation_reaches_the_scheduler_as_a_probe(gateway: Gateway,
+                                                                scheduler: FakeScheduler) -> None:
+    """The requests a switch confirms its route with are stackctl's own: counted as demand,
+    they made the member just loaded look as busy as the busiest (live, the scheduler's log)."""
+    from stackctl.gateway.client import Gateway as Client
+
+    scheduler.policy = lambda q: (0, {"go": True})
+    gateway.set_state(ask={"model-a": ask(10)})
+    assert Client(gateway.url, gateway.key).answered_by("model-a") == deployment("model-a")
+    gateway.ask(requests.Session(), "model-a")  # a client's
+    assert [(q["model"], q["probe"]) for q in scheduler.requests] == [
+        ("model-a", True), ("model-a", False)]
+    assert all(0 <= q["waited"] < 1 for q in scheduler.requests)
+
 def test_a_reject_is_a_429_with_retry_after(gateway: Gateway, scheduler: FakeScheduler) -> None:
     scheduler.policy = lambda q: (0, {"reject": True, "retry_after": 5,
                                       "message": "model-a's queue is full"})

@@ -625,10 +625,25 @@ def test_the_scheduler_says_go_at_once(tmp_path: Path) -> None:
         (1, "a", True), (1, "a", False)]
     assert all(len(q["id"]) == 32 and int(q["id"], 16) >= 0 for q in fake.requests)
     assert fake.requests[0]["id"] != fake.requests[1]["id"]
-    assert sorted(fake.requests[0]) == ["id", "model", "stream", "v"]
+    assert sorted(fake.requests[0]) == ["id", "model", "probe", "stream", "v", "waited"]
+    assert all(0 <= q["waited"] < 0.05 for q in fake.requests)  # asked as it arrived
+    assert [q["probe"] for q in fake.requests] == [False, False]
     assert len(fake.closed) == 2  # one connection per request, closed after the reply
     assert depth == [] and waits == [] and counted == []
 
+
+def test_stackctl_own_requests_are_asked_about_as_probes(tmp_path: Path) -> None:
+    r, *_ = scheduled(tmp_path, {"a": entry()})
+
+    async def main() -> FakeScheduler:
+        async with FakeScheduler(tmp_path / SOCK, answer({"go": True})) as fake:
+            for meta in ({rc.PROBE_KEY: True}, {rc.PROBE_KEY: "yes"}, None):
+                await r.pre_call(request("a", metadata=meta) if meta else request("a"),
+                                 "acompletion")
+            return fake
+
+    # only the exact marker: anything else is a client's request, and demand
+    assert [q["probe"] for q in asyncio.run(main()).requests] == [True, False, False]
 
 def test_the_scheduler_says_go_after_a_wait(tmp_path: Path) -> None:
     r, depth, waits, counted = scheduled(tmp_path, {"a": entry(5, "f")})
@@ -825,6 +840,8 @@ def test_hold_comes_first_then_the_scheduler_is_asked(tmp_path: Path) -> None:
 
     data, fake = asyncio.run(main())
     assert [q["model"] for q in fake.requests] == ["a"]
+    # it says how long the switch held it: the scheduler counts it as asked then
+    assert 0.2 <= fake.requests[0]["waited"] < 2
     assert data["model"] == "g"
     assert data["metadata"]["stackctl_routing"]["action"] == "diverted"
     assert depth == [("a", 1), ("a", -1)]  # one held request throughout

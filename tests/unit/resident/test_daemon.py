@@ -20,6 +20,7 @@ from stackctl.resident import client
 from stackctl.resident.daemon import Daemon
 from stackctl.resident.paths import gateway_socket
 from stackctl.switching.policy import GroupState
+from stackctl.switching.scheduler import HEAT_HALF_LIFE
 from tests.fakes.effects import FakeEffects
 
 QWEN, DOLPHIN = "vllm-qwen", "vllm-dolphin"
@@ -111,13 +112,14 @@ class Running:
         self.loop.call_soon_threadsafe(self.stop.set)
         self.thread.join(10)
 
-    def ask(self, model: str, rid: str = "r1", timeout: float = 10):  # type: ignore[no-untyped-def]
+    def ask(self, model: str, rid: str = "r1", timeout: float = 10,  # type: ignore[no-untyped-def]
+            waited: float = 0.0, probe: bool = False):
         """What the gateway's callback does: one line out, one answer back."""
         s = client.connect(self.gateway, timeout)
         assert s is not None, "nothing listens on the gateway's socket"
         with s:
-            s.sendall(json.dumps({"v": 1, "model": model, "id": rid, "stream": False})
-                      .encode() + b"\n")
+            s.sendall(json.dumps({"v": 1, "model": model, "id": rid, "stream": False,
+                                  "waited": waited, "probe": probe}).encode() + b"\n")
             return json.loads(s.makefile("rb").readline())
 
 
@@ -189,6 +191,27 @@ def test_its_log_says_why_a_request_waited(running, capfd):
     assert re.search(rf"evicting {QWEN} \(asked \d+\.\ds ago, (2\.[5-9]|3\.0) lately\)", load)
     assert "1 held request(s) go, the first after " in log
 
+
+def test_a_request_held_by_a_switch_counts_from_when_it_arrived(running, capfd):
+    """Requests held at the gateway while a switch runs ask together once it ends: counted
+    then, a moment's burst outweighed a member asked all along (live, hl 1 s)."""
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        assert r.ask(QWEN_MODEL, "q0", waited=3 * HEAT_HALF_LIFE) == {"go": True}
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+    load = next(line for line in capfd.readouterr().err.splitlines()
+                if "demand: loading" in line)
+    # asked 3 half-lives ago: 1/8 of a request now
+    assert re.search(rf"evicting {QWEN} \(asked {3 * HEAT_HALF_LIFE:.1f}s ago, 0\.1 lately\)",
+                     load), load
+
+def test_a_switch_confirmation_is_answered_but_not_counted_as_demand(running, capfd):
+    with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:
+        for i in range(6):  # a switch's confirmation: 3 requests per gateway worker
+            assert r.ask(QWEN_MODEL, f"c{i}", probe=True) == {"go": True}
+        assert r.ask(DOLPHIN_MODEL) == {"go": True}
+    load = next(line for line in capfd.readouterr().err.splitlines()
+                if "demand: loading" in line)
+    assert f"evicting {QWEN} (never asked)" in load, load
 
 def test_requests_past_the_queue_cap_get_429_with_retry_after(running):
     world_states = {QWEN: "awake", DOLPHIN: "asleep"}

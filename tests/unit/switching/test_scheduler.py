@@ -115,6 +115,19 @@ def test_the_member_asked_most_lately_stays_though_its_latest_request_is_older()
     assert d.switch is not None and d.evict == ["b"] and d.switch.keep == ["a"]
 
 
+def test_a_request_counts_from_when_it_arrived_however_late_it_is_told():
+    # held at the gateway by a switch, requests ask together once it is over
+    times = [100.0, 100.4, 101.1, 102.5]
+    as_they_came = Residency("awake")
+    for t in times:
+        as_they_came = as_they_came.asked(t)
+    told_late = Residency("awake").asked(times[-1])
+    for t in times[:-1]:
+        told_late = told_late.asked(t)
+    assert told_late.last_used == as_they_came.last_used == 102.5
+    assert told_late.heat_at(103.0) == pytest.approx(as_they_came.heat_at(103.0))
+    assert told_late.heat_at(103.0) < len(times) - 1  # not a burst of four
+
 def test_requests_long_past_fade_and_no_longer_keep_a_member():
     # a was busy a minute ago; b is asked now and then, lately: a goes
     a = Residency("awake", 0.0)

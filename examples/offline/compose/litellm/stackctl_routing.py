@@ -41,7 +41,12 @@ client sent; an alias is matched as written, before the router resolves it):
     hold's `fallback` (`data["model"] = fallback`), or on unchanged when that is null.
   * M in `ask` (and `scheduler` set): the hook connects to the socket
     (`asyncio.open_unix_connection`), sends one line
-        {"v": 1, "model": M, "id": "<32 hex digits>", "stream": true | false}
+        {"v": 1, "model": M, "id": "<32 hex digits>", "stream": true | false, "waited": S,
+         "probe": true | false}
+    (`waited`: the seconds the request had waited in the hook before it asked, held by a
+    switch under way; the scheduler counts it as asked when it arrived, not in the burst of
+    requests released when the switch ends. `probe`: the request's metadata has
+    `stackctl_probe: true` — stackctl's own, a switch confirming the route: not demand)
     and reads one reply line, a JSON object:
         {"go": true}                    on unchanged;
         {"divert": "X"}                 `data["model"] = X` (not looked up in the maps again);
@@ -108,6 +113,8 @@ VERSION = 1
 STAT_INTERVAL = 0.05  # seconds between two stats of the state file, per worker
 POLL_INTERVAL = 0.05  # seconds between two looks at the state while a request is held
 METADATA_KEY = "stackctl_routing"
+# in a request's metadata: stackctl's own request (a switch confirming the route), no demand
+PROBE_KEY = "stackctl_probe"
 WARNING_PREFIX = "stackctl-routing warning: "
 # the proxy's call types of /chat/completions and /completions (streaming or not)
 CALL_TYPES = frozenset({"acompletion", "atext_completion", "completion", "text_completion"})
@@ -116,6 +123,11 @@ CALL_TYPES = frozenset({"acompletion", "atext_completion", "completion", "text_c
 PASS, WAIT, DIVERT, EXPIRED, ASK = "pass", "wait", "divert", "hold_expired", "ask"
 PROTOCOL = 1  # the scheduler protocol's version ("v" of the request line)
 REPLY_LIMIT = 1 << 16  # bytes: the longest reply line read from the scheduler
+
+
+def _probe(data: dict[str, Any]) -> bool:
+    meta = data.get("metadata")
+    return isinstance(meta, dict) and meta.get(PROBE_KEY) is True
 
 
 # Plain classes, not dataclasses: the proxy executes this file without putting it in
@@ -464,7 +476,7 @@ class Routing:
                 await asyncio.sleep(self.poll)
                 state = self.state_file.current()
             if action == ASK:
-                action, target = await self._ask(data, model, state, held)
+                action, target = await self._ask(data, model, state, held, arrived)
                 waited = waited or held.on
             elapsed = self.clock() - arrived
         finally:  # also when the client goes away (cancelled): it waits no more
@@ -501,8 +513,8 @@ class Routing:
         meta[METADATA_KEY] = {"asked": model, "action": action,
                               "held_ms": int(round(elapsed * 1000))}
 
-    async def _ask(self, data: dict[str, Any], model: str, state: State, held: _Held
-                   ) -> tuple[str, Any]:
+    async def _ask(self, data: dict[str, Any], model: str, state: State, held: _Held,
+                   arrived: float) -> tuple[str, Any]:
         """Ask the scheduler about `model`: (PASS, None), (DIVERT, target), (EXPIRED,
         fallback) or ("reject", (retry_after, message)). Fails open by `awake` when it cannot
         be asked; the connection is closed however this ends (cancelled included), so the
@@ -518,7 +530,10 @@ class Routing:
                     asyncio.open_unix_connection(path, limit=REPLY_LIMIT),
                     max(deadline - self.clock(), 0.001))
                 writer.write(json.dumps({"v": PROTOCOL, "model": model, "id": uuid.uuid4().hex,
-                                         "stream": bool(data.get("stream"))}).encode() + b"\n")
+                                         "stream": bool(data.get("stream")),
+                                         "waited": round(self.clock() - arrived, 3),
+                                         "probe": _probe(data)}
+                                        ).encode() + b"\n")
                 reading = asyncio.ensure_future(reader.readline())
                 # an answer within one poll is instant; beyond it, the request is held
                 await asyncio.wait((reading,), timeout=max(
