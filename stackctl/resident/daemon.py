@@ -233,8 +233,8 @@ class Daemon:
     async def _gateway_client(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
         """One request's question: `{"v": 1, "model", "id", "stream", "waited", "probe"}` →
-        one answer line,
-        when its member is loaded (go), it cannot be (divert) or past the queue (reject).
+        one answer line, when its member is loaded (go), it cannot be (divert) or past the
+        queue (reject).
         The gateway closes the connection when it stops waiting: the request is dropped."""
         assert self.loop is not None
         rid = None

@@ -12,8 +12,10 @@ it, the last module to use it before its down test.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 import requests
@@ -82,6 +84,15 @@ def wait_for(what: str, check, timeout: float = 90, every: float = 1.0):
     pytest.fail(f"{what}: not within {timeout:g}s")
 
 
+def scraped_at(target: dict) -> float:
+    """When Prometheus last started scraping `target` (its RFC 3339 `lastScrape`, with
+    nanoseconds), as a Unix time."""
+    m = re.fullmatch(r"(.*?:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", target["lastScrape"])
+    assert m, target["lastScrape"]
+    head, frac, zone = m.groups()
+    when = datetime.fromisoformat(head + ("+00:00" if zone == "Z" else zone))
+    return when.timestamp() + float(frac or 0)
+
 def chat(stack, model: str, content: str, key: str | None = None) -> requests.Response:
     return requests.post(f"{stack.url}/v1/chat/completions", timeout=60,
                          headers={"Authorization": f"Bearer {key or stack.key}"},
@@ -117,7 +128,11 @@ def traffic(stack):
         # dolphin's model while dolphin is switched out: diverted to its fallback
         fallback = chat(stack, "dolphin-uncensored-vllm", f"hi {uuid.uuid4()}")
         assert fallback.ok
-    time.sleep(5)  # two scrapes at SCRAPE
+    # two scrapes of every target since: a loaded machine delays a scrape, and a target's
+    # health is its last scrape's (dolphin read "up", scraped before the switch stopped it)
+    after = time.time()
+    wait_for("every target scraped twice since the switches", lambda: all(
+        scraped_at(t) > after + 2.0 for t in prom(stack, "/api/v1/targets")["activeTargets"]))
 
 
 def test_every_target_is_scraped_with_provider_labels(stack, traffic):
