@@ -11,7 +11,7 @@ will call, and its switches are policy.decide's plans. Measured in the same run:
   manual+fallback one member stays active (`stackctl switch`, today); the others' requests
                   are answered at once by the fallback: not by the model asked
   lru, no resid.  the scheduler with min_residency 0, blind to how often a member is asked
-                  (every heat 0): co-residence and least-recently-used eviction only
+                  (every heat and fame 0): co-residence and least-recently-used eviction only
   scheduler       the scheduler as configured (min_residency, rounds)
 
 Profiles: the inference stub of the offline example (STUB_SLEEP_SECONDS 1,
@@ -209,8 +209,9 @@ def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
 
 def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
     """Co-residence and least-recently-used eviction, nothing else: the scheduler with no
-    min_residency, blind to how often a member is asked (every heat 0)."""
-    cold = replace(now, members={m: replace(r, heat=0.0) for m, r in now.members.items()})
+    min_residency, blind to how often a member is asked (every heat and fame 0)."""
+    cold = replace(now, members={m: replace(r, heat=0.0, fame=0.0)
+                                 for m, r in now.members.items()})
     return schedule(replace(spec, min_residency=0.0), cold)
 
 
@@ -472,7 +473,8 @@ def margins(results: dict[str, Result], objective: float,
     with another model instead, which goodput and p95 all count); the same for p95 all
     (never against never: 0); with `strict`, goodput at that objective too."""
     def lead(ours: float, best: float) -> float:
-        return 0.0 if ours == best else best - ours  # inf - inf is a tie, not nan
+        # inf - inf is a tie, not nan; the same wait summed in another order is a tie too
+        return 0.0 if math.isclose(ours, best, abs_tol=1e-9) else best - ours
     out = {}
     for ours, rivals in RIVALS.items():
         r = results[ours]
@@ -543,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20, help="the table's traces")
     ap.add_argument("--seeds", type=int, default=5,
                     help="the verdict: median leads over the traces of seeds SEED..SEED+N-1")
-    ap.add_argument("--min-residency", type=float, default=20.0,
-                    help="seconds a serving member stays loaded (the scheduler's; live: 10)")
+    ap.add_argument("--min-residency", type=float, default=30.0,
+                    help="seconds a serving member stays loaded (the scheduler's; live: 10; "
+                         "stackctl/switching/design.md gives 20-60)")
     ap.add_argument("--no-inflight", dest="inflight", action="store_false",
                     help="the policy knows no requests in flight (serving 0), as if the "
                          "resident process could not read them from the engines")

@@ -364,7 +364,8 @@ class Daemon:
 
         def asked(m: str) -> str:
             r = self.book.residency[m]
-            return (f"{m} (asked {now - r.last_used:.1f}s ago, {r.heat_at(now):.1f} lately)"
+            return (f"{m} (asked {now - r.last_used:.1f}s ago, {r.heat_at(now):.1f} lately, "
+                    f"{r.fame_at(now):.1f} over minutes)"
                     if r.last_used else f"{m} (never asked)")
         log(f"{cause}: {'putting away' if cause == 'idle' else 'loading'} {member}"
             + (f" ({len(held)} held, the first for {now - min(held):.2f}s)" if held else "")

@@ -10,13 +10,15 @@ process performs the decisions, benchmarks/sim_scheduler.py replays traces throu
   `min_residency` or more (overdue: the longest one round holds the others up), oldest
   first; then the longest queue (the most requests answered for one load), then the oldest.
 - To make room, evict the loaded members asked least lately that are not pinned: each
-  request counts for its member, fading by half every HEAT_HALF_LIFE seconds (`heat`), then
-  the latest request breaks ties — by its latest request alone, a member asked every
-  quarter second went for one asked once a moment later. When the next to go is
-  protected (requests in flight, and loaded less than `min_residency` ago: between
-  requests a member is idle and may go), wait for it (`next_at`, or its requests ending):
-  a member asked more never goes in its place. A member loaded for its held requests alone
-  leaves once they are answered.
+  request counts for its member, fading by half every HEAT_HALF_LIFE seconds (`heat`) —
+  by its latest request alone, a member asked every quarter second went for one asked once
+  a moment later; among members not asked for some seconds, the one asked least over the
+  last minutes (`fame`, fading by half every FAME_HALF_LIFE) — by recency alone, the
+  most popular model went for one asked once since; then the latest request breaks ties.
+  When the next to go is protected (requests in flight, and loaded less than
+  `min_residency` ago: between requests a member is idle and may go), wait for it
+  (`next_at`, or its requests ending): a member asked more never goes in its place. A
+  member loaded for its held requests alone leaves once they are answered.
 - The transition itself is `policy.decide`'s plan, with the co-residents kept: the same
   actions, effects and rollback as `stackctl switch`.
 - Past `max_queue` held requests for a member, the newest are rejected with a Retry-After;
@@ -47,6 +49,12 @@ from stackctl.switching.policy import (
 # asked several times a second from one asked once, and forgets a popularity that moved on
 # within seconds (simulated, design.md: ahead of LRU in 19 of 32 runs at 1 s, 8 at 5 s)
 HEAT_HALF_LIFE = 1.0
+# seconds: the long memory, which keeps the models asked most over the last minutes when none
+# was asked lately (simulated, design.md: ahead of LRU on bursts, where recency alone tied)
+FAME_HALF_LIFE = 300.0
+# what a request in the long memory weighs against one in the short: a request 10 half-lives
+# (10 s) old weighs as much, so fame decides only among members not asked for seconds
+FAME_WEIGHT = 2.0 ** -10
 SERVABLE: tuple[MemberState, ...] = ("running", "awake")
 # on the GPU: "unknown" is running but cannot say whether it sleeps (it may hold the memory)
 LOADED: tuple[MemberState, ...] = ("running", "awake", "unknown")
@@ -97,17 +105,27 @@ class Residency:
     last_used: float = 0.0  # when the latest request for it arrived
     serving: int = 0  # its requests in flight
     heat: float = 0.0  # its requests, each fading by half every HEAT_HALF_LIFE: at last_used
+    fame: float = 0.0  # the same, fading by half every FAME_HALF_LIFE: at last_used
 
     def asked(self, at: float) -> Residency:
         """After a request for it arrived at `at` — maybe before the latest one: held at the
         gateway while a switch ran, it asks once the switch is over, with others held with
         it; counted at its arrival, such a burst weighs what the requests did as they came."""
         if at >= self.last_used:
-            return replace(self, last_used=at, heat=self.heat_at(at) + 1.0)
-        return replace(self, heat=self.heat + 0.5 ** ((self.last_used - at) / HEAT_HALF_LIFE))
+            return replace(self, last_used=at, heat=self.heat_at(at) + 1.0,
+                           fame=self.fame_at(at) + 1.0)
+        return replace(self, heat=self.heat + 0.5 ** ((self.last_used - at) / HEAT_HALF_LIFE),
+                       fame=self.fame + 0.5 ** ((self.last_used - at) / FAME_HALF_LIFE))
 
     def heat_at(self, now: float) -> float:
         return self.heat * 0.5 ** (max(0.0, now - self.last_used) / HEAT_HALF_LIFE)
+
+    def fame_at(self, now: float) -> float:
+        return self.fame * 0.5 ** (max(0.0, now - self.last_used) / FAME_HALF_LIFE)
+
+    def wanted(self, now: float) -> float:
+        """How much it is asked: lately, or else over the last minutes."""
+        return self.heat_at(now) + FAME_WEIGHT * self.fame_at(now)
 
 
 @dataclass(frozen=True)
@@ -203,10 +221,10 @@ def _load(spec: GroupSpec, now: Snapshot, target: str) -> tuple[SwitchPlan | Non
     protection in the way ends)."""
     loaded = [m for m in spec.members if now.of(m).state in LOADED and m != target]
     evictable = [m for m in loaded if not spec.members[m].pinned]
-    # one that cannot say whether it sleeps goes first, then the least asked lately, then
-    # the least recently used — by its requests, not its load: one loaded for the requests
-    # it held is no more wanted than they were, and goes before a member asked all along
-    evictable.sort(key=lambda m: (now.of(m).state != "unknown", now.of(m).heat_at(now.now),
+    # one that cannot say whether it sleeps goes first, then the least wanted, then the
+    # least recently used — by its requests, not its load: one loaded for the requests it
+    # held is no more wanted than they were, and goes before a member asked all along
+    evictable.sort(key=lambda m: (now.of(m).state != "unknown", now.of(m).wanted(now.now),
                                   now.of(m).last_used))
     evict: list[str] = []
     for m in evictable:

@@ -184,11 +184,13 @@ def test_its_log_says_why_a_request_waited(running, capfd):
     log = capfd.readouterr().err
     load = next(line for line in log.splitlines() if "demand: loading" in line)
     # "2026-12-06T23:01:49.765 demand: loading vllm-dolphin (1 held, the first for 0.01s);
-    #  evicting vllm-qwen (asked 0.0s ago, 3.0 lately)": times in ms, the eviction's why
+    #  evicting vllm-qwen (asked 0.0s ago, 3.0 lately, 3.0 over minutes)": times in ms, the
+    #  eviction's why
     assert load[19] == "." and load[20:23].isdigit()
     assert f"loading {DOLPHIN} (1 held, the first for " in load
     # its three requests of a moment ago, barely faded
-    assert re.search(rf"evicting {QWEN} \(asked \d+\.\ds ago, (2\.[5-9]|3\.0) lately\)", load)
+    assert re.search(rf"evicting {QWEN} \(asked \d+\.\ds ago, (2\.[5-9]|3\.0) lately, "
+                     r"3\.0 over minutes\)", load)
     assert "1 held request(s) go, the first after " in log
 
 
@@ -200,9 +202,9 @@ def test_a_request_held_by_a_switch_counts_from_when_it_arrived(running, capfd):
         assert r.ask(DOLPHIN_MODEL) == {"go": True}
     load = next(line for line in capfd.readouterr().err.splitlines()
                 if "demand: loading" in line)
-    # asked 3 half-lives ago: 1/8 of a request now
-    assert re.search(rf"evicting {QWEN} \(asked {3 * HEAT_HALF_LIFE:.1f}s ago, 0\.1 lately\)",
-                     load), load
+    # asked 3 half-lives ago: 1/8 of a request now, and still one over the last minutes
+    assert re.search(rf"evicting {QWEN} \(asked {3 * HEAT_HALF_LIFE:.1f}s ago, 0\.1 lately, "
+                     r"1\.0 over minutes\)", load), load
 
 def test_a_switch_confirmation_is_answered_but_not_counted_as_demand(running, capfd):
     with running(**{QWEN: "awake", DOLPHIN: "asleep"}) as r:

@@ -115,6 +115,24 @@ def test_the_member_asked_most_lately_stays_though_its_latest_request_is_older()
     assert d.switch is not None and d.evict == ["b"] and d.switch.keep == ["a"]
 
 
+def test_among_members_not_asked_lately_the_one_asked_most_in_the_last_minutes_stays():
+    """Bursts: a, the most popular, had 20 requests a minute ago; b one 10 s ago. By recency
+    alone a went, and its next burst waited for a change; its long memory keeps it."""
+    a = Residency("awake", 0.0)
+    for i in range(20):
+        a = a.asked(130.0 + i * 0.2)
+    b = Residency("awake", 0.0).asked(190.0)
+    assert a.last_used < b.last_used and a.heat_at(200) < b.heat_at(200)
+    assert a.wanted(200) > b.wanted(200)
+    d = schedule(BUDGET, Snapshot({"a": a, "b": b, "c": ASLEEP}, held("c", at=199.9), now=200))
+    assert d.switch is not None and d.evict == ["b"] and d.switch.keep == ["a"]
+
+
+def test_the_long_memory_fades_in_minutes():
+    a = Residency("awake").asked(0.0)
+    assert a.fame_at(300.0) == pytest.approx(0.5) and a.fame_at(3000.0) < 0.001
+
+
 def test_a_request_counts_from_when_it_arrived_however_late_it_is_told():
     # held at the gateway by a switch, requests ask together once it is over
     times = [100.0, 100.4, 101.1, 102.5]
@@ -126,6 +144,7 @@ def test_a_request_counts_from_when_it_arrived_however_late_it_is_told():
         told_late = told_late.asked(t)
     assert told_late.last_used == as_they_came.last_used == 102.5
     assert told_late.heat_at(103.0) == pytest.approx(as_they_came.heat_at(103.0))
+    assert told_late.fame_at(103.0) == pytest.approx(as_they_came.fame_at(103.0))
     assert told_late.heat_at(103.0) < len(times) - 1  # not a burst of four
 
 def test_requests_long_past_fade_and_no_longer_keep_a_member():
