@@ -52,8 +52,9 @@ HEAT_HALF_LIFE = 1.0
 # seconds: the long memory, which keeps the models asked most over the last minutes when none
 # was asked lately (simulated, design.md: ahead of LRU on bursts, where recency alone tied)
 FAME_HALF_LIFE = 300.0
-# what a request in the long memory weighs against one in the short: a request 10 half-lives
-# (10 s) old weighs as much, so fame decides only among members not asked for seconds
+# what a request in the long memory weighs against one just now: what it weighs in the short
+# one 10 s later. Minutes of demand outweigh a moment's only when large: 5 requests/s over
+# the last quarter hour weigh as 2 requests of the last second
 FAME_WEIGHT = 2.0 ** -10
 SERVABLE: tuple[MemberState, ...] = ("running", "awake")
 # on the GPU: "unknown" is running but cannot say whether it sleeps (it may hold the memory)

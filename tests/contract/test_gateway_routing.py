@@ -206,9 +206,10 @@ def test_a_held_request_is_answered_by_a_once_released(gateway: Gateway,
         r, took = held.result(timeout=30)
     assert answered_by(r) == "stub-a"
     assert r.headers.get("x-litellm-model-id") == deployment("model-a"), r.headers
-    # ~ the time until the release (the worker sees it within a 50 ms stat + 50 ms poll)
-    assert released_at - 0.15 <= took < released_at + 0.6, (took, released_at)
-    assert took < 2.5, took
+    # held until the release, answered before the hold's 3 s would have sent it to the
+    # fallback; how soon after the release is the unit tests' (with no gateway to load the
+    # machine: in CI beside another test, 0.9 s here once)
+    assert released_at - 0.15 <= took < 2.5, (took, released_at)
 
 
 def test_a_held_request_expires_to_the_fallback(gateway: Gateway,
