@@ -169,7 +169,7 @@ GPU_GIB = 24.0
 
 def group(models: int, profile: Profile, memory_gib: float | None,
           min_residency: float, footprints: list[float] | None = None,
-          max_queue: int = 10) -> GroupSpec:
+          max_queue: int = 10, idle_sleep: float | None = None) -> GroupSpec:
     fps = footprints or FOOTPRINTS
     lo, hi = min(FOOTPRINTS), max(FOOTPRINTS)
     members = {}
@@ -181,7 +181,7 @@ def group(models: int, profile: Profile, memory_gib: float | None,
         load = profile.sleep_s[1] + wake + profile.warm_up_s + profile.confirm_s
         members[f"m{i}"] = MemberSpec(fps[i] if memory_gib else None, load_s=load)
     return GroupSpec("gpu0", members, mode="sleep", memory_gib=memory_gib,
-                     min_residency=min_residency, max_queue=max_queue)
+                     min_residency=min_residency, max_queue=max_queue, idle_sleep=idle_sleep)
 
 
 def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
@@ -209,10 +209,11 @@ def every_request(spec: GroupSpec, now: Snapshot) -> Decision:
 
 def without_residency(spec: GroupSpec, now: Snapshot) -> Decision:
     """Co-residence and least-recently-used eviction, nothing else: the scheduler with no
-    min_residency, blind to how often a member is asked (every heat and fame 0)."""
+    min_residency and no idle_sleep (it evicts on demand only), blind to how often a member
+    is asked (every heat and fame 0)."""
     cold = replace(now, members={m: replace(r, heat=0.0, fame=0.0)
                                  for m, r in now.members.items()})
-    return schedule(replace(spec, min_residency=0.0), cold)
+    return schedule(replace(spec, min_residency=0.0, idle_sleep=None), cold)
 
 
 # -- the simulation ----------------------------------------------------------------------------
@@ -253,10 +254,13 @@ class Sim:
     """One trace through one group under one policy (None: manual + fallback)."""
 
     def __init__(self, spec: GroupSpec, profile: Profile, policy: Policy | None,
-                 footprints: list[float] | None = None, inflight: bool = False):
+                 footprints: list[float] | None = None, inflight: bool = False,
+                 started: bool = False):
         self.spec, self.profile, self.policy = spec, profile, policy
         self.footprints, self.inflight = footprints or FOOTPRINTS, inflight
         self.members = {m: Member() for m in spec.members}
+        for m in self.members.values():  # `started`: each started once, then put to sleep
+            m.state = "asleep" if started else "stopped"
         first = next(iter(spec.members))  # the most popular is loaded, as after `up`
         self.members[first].state = "awake"
         self.held: list[Held] = []
@@ -339,7 +343,8 @@ class Sim:
             for a in d.put_away:
                 self.members[a.member].state = "asleep" if a.verb == "sleep" else "stopped"  # type: ignore[index]
             self.busy = True
-            self.push(self.now + self.profile.sleep_s[1], "settled", None)
+            self.push(self.now + sum(self._between(self.profile.sleep_s, a.member)
+                                     for a in d.put_away), "settled", None)
         elif d.next_at is not None and d.next_at > self.now and d.next_at not in self.timers:
             self.timers.add(d.next_at)
             self.push(d.next_at, "timer", d.next_at)
@@ -422,9 +427,10 @@ def goodput(r: Result, objective: float) -> float:
 
 def compare(trace: list[Request], models: int, profile: Profile,
             min_residency: float, footprints: list[float] | None = None,
-            inflight: bool = False, max_queue: int = 10) -> dict[str, Result]:
-    exclusive = group(models, profile, None, min_residency, footprints, max_queue)
-    budget = group(models, profile, GPU_GIB, min_residency, footprints, max_queue)
+            inflight: bool = False, max_queue: int = 10,
+            started: bool = False, idle_sleep: float | None = None) -> dict[str, Result]:
+    exclusive = group(models, profile, None, min_residency, footprints, max_queue, idle_sleep)
+    budget = group(models, profile, GPU_GIB, min_residency, footprints, max_queue, idle_sleep)
     runs: dict[str, tuple[GroupSpec, Policy | None]] = {
         "every request": (exclusive, every_request),
         "manual+fallback": (exclusive, None),
@@ -432,7 +438,7 @@ def compare(trace: list[Request], models: int, profile: Profile,
         f"lru no resid., {GPU_GIB:g}G": (budget, without_residency),
         BUDGETED: (budget, schedule),
     }
-    return {name: Sim(spec, profile, policy, footprints, inflight).run(trace)
+    return {name: Sim(spec, profile, policy, footprints, inflight, started).run(trace)
             for name, (spec, policy) in runs.items()}
 
 
@@ -523,6 +529,10 @@ MODELS = {"steady": 4, "bursts": 5, "day": 6, "live": 3}
 FOOTPRINTS_OF = {"live": [LIVE_GIB] * 3}
 RESIDENCY_OF = {"live": 10.0}
 QUEUE_OF = {"live": 32}
+IDLE_OF: dict[str, float | None] = {"live": None}
+# every member started once and put to sleep before the trace, as bench_ondemand.py does (a
+# cold start is not what it measures); the other traces begin as after `up`: the others stopped
+STARTED = {"live"}
 
 LEGEND = """\
 asked%: answered by the model asked; rej: 429 past the queue cap (10 per model); fail: never
@@ -548,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-residency", type=float, default=30.0,
                     help="seconds a serving member stays loaded (the scheduler's; live: 10; "
                          "stackctl/switching/design.md gives 20-60)")
+    ap.add_argument("--idle-sleep", type=float, default=10.0,
+                    help="seconds idle before the scheduler puts a member to sleep (live: "
+                         "none, as the live benchmark's group; 0: never)")
     ap.add_argument("--no-inflight", dest="inflight", action="store_false",
                     help="the policy knows no requests in flight (serving 0), as if the "
                          "resident process could not read them from the engines")
@@ -564,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = compare(trace, MODELS[name], profile,
                                   RESIDENCY_OF.get(name, args.min_residency),
                                   FOOTPRINTS_OF.get(name), args.inflight,
-                                  QUEUE_OF.get(name, 10))
+                                  QUEUE_OF.get(name, 10), name in STARTED,
+                                  IDLE_OF.get(name, args.idle_sleep or None))
                 if seed == args.seed:
                     objectives[name, profile.name] = objective
                     print("\n".join(rows(name, profile, results, objective)))

@@ -5,6 +5,8 @@ them than the manual switch with fallbacks does."""
 
 from __future__ import annotations
 
+import pytest
+
 SEED, MODELS, MINUTES, RESIDENCY = 3, 3, 10, 20.0
 
 
@@ -116,3 +118,19 @@ def test_the_same_wait_summed_in_another_order_is_a_tie(sim):
     results[sim.BUDGETED] = sim.replace(lru, waits=[w + 1e-13 for w in lru.waits])
     assert sim.percentile(results[sim.BUDGETED].waits, 95) != sim.percentile(lru.waits, 95)
     assert sim.margins(results, sim.slo(sim.STUB, trace))[sim.BUDGETED]["p95"] == 0
+
+
+def test_idle_sleep_makes_room_before_the_next_request(sim):
+    """A member idle for `idle_sleep` is put to sleep: a later request for another member
+    that would have had to evict it waits for a wake alone, not for a sleep and a wake as
+    under LRU, which evicts on demand only (the same group, idle_sleep ignored)."""
+    trace = [sim.Request(1.0, 1, 0.5), sim.Request(60.0, 2, 0.5)]  # 7 GiB, then 12 GiB
+    spec = sim.group(3, sim.STUB, sim.GPU_GIB, RESIDENCY, idle_sleep=10.0)  # 9 GiB awake
+    ours = sim.Sim(spec, sim.STUB, sim.schedule, started=True).run(trace)
+    lru = sim.Sim(spec, sim.STUB, sim.without_residency, started=True).run(trace)
+    wake = 0.3 + 0.05 + 0.1  # the stub's wake, warm-up, confirm
+    assert ours.waits == pytest.approx([wake, wake])
+    assert lru.waits == pytest.approx([wake, 1.0 + wake])  # 9 + 7 + 12 > 24: one sleeps first
+    # before the trace every member was started once: asleep, not stopped (no cold start)
+    cold = sim.Sim(spec, sim.STUB, sim.schedule).run(trace)
+    assert cold.waits[0] == pytest.approx(3.0 + 0.05 + 0.1)
