@@ -10,9 +10,10 @@ will call, and its switches are policy.decide's plans. Measured in the same run:
                   strictly first come first served (llama-swap's default)
   manual+fallback one member stays active (`stackctl switch`, today); the others' requests
                   are answered at once by the fallback: not by the model asked
-  lru, no resid.  the scheduler with min_residency 0, blind to how often a member is asked
-                  (every heat and fame 0): co-residence and least-recently-used eviction only
-  scheduler       the scheduler as configured (min_residency, rounds)
+  lru, no resid.  the scheduler with min_residency 0 and no idle_sleep, blind to how often a
+                  member is asked (every heat and fame 0): co-residence and
+                  least-recently-used eviction on demand only
+  scheduler       the scheduler as configured (min_residency 30 s, idle_sleep 10 s, rounds)
 
 Profiles: the inference stub of the offline example (STUB_SLEEP_SECONDS 1,
 STUB_WAKE_SECONDS 0.3, STUB_STARTUP_DELAY 3), and a real GPU from the vLLM sleep-mode
@@ -39,10 +40,12 @@ the held requests, and `serving`: the requests in flight, which the resident pro
 from the engines at decision time when a decision would evict (--no-inflight: 0, as if it
 could not); it is asked when a request is held, a change ends or at its next_at — a request
 for a loaded member goes at once, a completion asks nothing. `live` mirrors the live
-benchmark (bench_ondemand.py).
+benchmark (bench_ondemand.py): its group's settings (min_residency 10 s, no idle_sleep,
+max_queue 32), and every member started once and asleep before the trace; the other traces
+begin as after `up`, the members other than the most popular stopped.
 
 Run: python benchmarks/sim_scheduler.py [--seed N] [--seeds N] [--min-residency S]
-     [--no-inflight]
+     [--idle-sleep S] [--no-inflight]
 """
 
 from __future__ import annotations
