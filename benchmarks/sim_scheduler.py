@@ -262,8 +262,9 @@ class Sim:
         self.spec, self.profile, self.policy = spec, profile, policy
         self.footprints, self.inflight = footprints or FOOTPRINTS, inflight
         self.members = {m: Member() for m in spec.members}
-        for m in self.members.values():  # `started`: each started once, then put to sleep
-            m.state = "asleep" if started else "stopped"
+        if started:  # each started once, then put to sleep (else stopped, as after `up`)
+            for m in self.members.values():
+                m.state = "asleep"
         first = next(iter(spec.members))  # the most popular is loaded, as after `up`
         self.members[first].state = "awake"
         self.held: list[Held] = []
