@@ -97,6 +97,11 @@ class GroupSpec:
         return fits(sizes, list(members), self.memory_gib)
 
 
+def _faded(value: float, after: float, half_life: float) -> float:
+    """`value` `after` seconds later, halving every `half_life` (not before: after < 0 is 0)."""
+    return value * 0.5 ** (max(0.0, after) / half_life)
+
+
 @dataclass(frozen=True)
 class Residency:
     """One member now, as the resident process saw it."""
@@ -115,14 +120,15 @@ class Residency:
         if at >= self.last_used:
             return replace(self, last_used=at, heat=self.heat_at(at) + 1.0,
                            fame=self.fame_at(at) + 1.0)
-        return replace(self, heat=self.heat + 0.5 ** ((self.last_used - at) / HEAT_HALF_LIFE),
-                       fame=self.fame + 0.5 ** ((self.last_used - at) / FAME_HALF_LIFE))
+        late = self.last_used - at
+        return replace(self, heat=self.heat + _faded(1.0, late, HEAT_HALF_LIFE),
+                       fame=self.fame + _faded(1.0, late, FAME_HALF_LIFE))
 
     def heat_at(self, now: float) -> float:
-        return self.heat * 0.5 ** (max(0.0, now - self.last_used) / HEAT_HALF_LIFE)
+        return _faded(self.heat, now - self.last_used, HEAT_HALF_LIFE)
 
     def fame_at(self, now: float) -> float:
-        return self.fame * 0.5 ** (max(0.0, now - self.last_used) / FAME_HALF_LIFE)
+        return _faded(self.fame, now - self.last_used, FAME_HALF_LIFE)
 
     def wanted(self, now: float) -> float:
         """How much it is asked: lately, or else over the last minutes."""
